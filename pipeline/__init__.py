@@ -1,0 +1,1 @@
+"""Shared library code for the pipeline's command-line scripts."""
