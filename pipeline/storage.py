@@ -1,0 +1,161 @@
+"""Put, get and list objects by ``s3://bucket/key`` URI on either target.
+
+``LocalStorage`` mirrors S3 in a lake folder (``s3://bucket/key`` <-> ``<lake>/bucket/key``);
+``S3Storage`` talks to S3 (or moto / LocalStack) through a boto3 client. Callers only
+ever see URIs, so the same code uploads raw files or lists partitions on both targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline.config import (
+    CUSTOMERS_FILENAME,
+    SALES_FILENAME,
+    PipelineConfig,
+    split_s3_uri,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its URI and size in bytes."""
+
+    uri: str
+    size: int
+
+
+class Storage(Protocol):
+    def put_file(self, path: Path, uri: str) -> None: ...
+    def put_bytes(self, data: bytes, uri: str) -> None: ...
+    def get_bytes(self, uri: str) -> bytes: ...
+    def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
+    def delete_prefix(self, prefix_uri: str) -> int: ...
+
+
+class LocalStorage:
+    """Objects as files under ``lake``: ``s3://bucket/key`` is ``<lake>/bucket/key``."""
+
+    def __init__(self, lake: Path) -> None:
+        self.lake = Path(lake)
+
+    def path(self, uri: str) -> Path:
+        """Return the lake file path for ``uri``."""
+        bucket, key = split_s3_uri(uri)
+        return self.lake / bucket / key
+
+    def put_file(self, path: Path, uri: str) -> None:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def get_bytes(self, uri: str) -> bytes:
+        try:
+            return self.path(uri).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise FileNotFoundError(f"no such object: {uri}") from exc
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        bucket, key = split_s3_uri(prefix_uri)
+        root = self.lake / bucket
+        if not root.is_dir():
+            return []
+        # S3 prefixes are string prefixes, not folders: walk the deepest existing
+        # folder of the prefix and keep keys that start with it.
+        start = root / key.rpartition("/")[0] if "/" in key else root
+        if not start.is_dir():
+            return []
+        found = []
+        for file in start.rglob("*"):
+            if file.is_file():
+                rel = file.relative_to(root).as_posix()
+                if rel.startswith(key):
+                    found.append(ObjectInfo(f"s3://{bucket}/{rel}", file.stat().st_size))
+        return sorted(found, key=lambda o: o.uri)
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        objects = self.list(prefix_uri)
+        for obj in objects:
+            self.path(obj.uri).unlink()
+        return len(objects)
+
+
+class S3Storage:
+    """Objects in S3 through a boto3 ``s3`` client."""
+
+    def __init__(self, s3_client: Any) -> None:
+        self.s3 = s3_client
+
+    def put_file(self, path: Path, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self.s3.upload_file(str(path), bucket, key)
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(f"no such object: {uri}") from exc
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        bucket, key = split_s3_uri(prefix_uri)
+        found = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                found.append(ObjectInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"]))
+        return sorted(found, key=lambda o: o.uri)
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        bucket, _ = split_s3_uri(prefix_uri)
+        objects = self.list(prefix_uri)
+        for start in range(0, len(objects), 1000):
+            batch = objects[start : start + 1000]
+            self.s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": split_s3_uri(o.uri)[1]} for o in batch], "Quiet": True},
+            )
+        return len(objects)
+
+
+def make_storage(config: PipelineConfig) -> Storage:
+    """Return the storage for the config's target: the lake folder or S3."""
+    if config.target == "local":
+        return LocalStorage(config.lake)
+    from pipeline.aws import client
+
+    return S3Storage(client(config, "s3"))
+
+
+def upload_raw(
+    storage: Storage, config: PipelineConfig, sales_file: Path, customers_file: Path
+) -> list[str]:
+    """Put the generated raw files under the raw bucket, one prefix per source.
+
+    Returns the URIs written: ``raw_sales_uri + SALES_FILENAME`` and
+    ``raw_customers_uri + CUSTOMERS_FILENAME``.
+    """
+    uploads = [
+        (Path(sales_file), config.raw_sales_uri + SALES_FILENAME),
+        (Path(customers_file), config.raw_customers_uri + CUSTOMERS_FILENAME),
+    ]
+    for path, uri in uploads:
+        if not path.is_file():
+            raise FileNotFoundError(f"raw input not found: {path}")
+        storage.put_file(path, uri)
+        log.info("uploaded %s -> %s (%d bytes)", path, uri, path.stat().st_size)
+    return [uri for _, uri in uploads]
