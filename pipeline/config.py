@@ -59,7 +59,11 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {self.target!r}")
-        if not self.prefix or not self.prefix.replace("-", "").isalnum() or self.prefix != self.prefix.lower():
+        if (
+            not self.prefix
+            or not self.prefix.replace("-", "").isalnum()
+            or self.prefix != self.prefix.lower()
+        ):
             raise ValueError(
                 f"prefix {self.prefix!r} must be lowercase letters, digits and hyphens "
                 "(it becomes part of S3 bucket names)"
