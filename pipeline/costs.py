@@ -1,0 +1,46 @@
+"""List-price cost estimates for the ``aws`` target (us-east-1, stated as estimates).
+
+Prices: AWS Glue $0.44 per DPU-hour, billed per second with a 1-minute minimum on
+Glue 5.x; a G.1X worker is 1 DPU. Athena $5.00 per TB scanned, with a 10 MB minimum
+per query. S3 Standard $0.023 per GB-month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+GLUE_USD_PER_DPU_HOUR = 0.44
+GLUE_MIN_SECONDS = 60
+DPU_PER_G1X_WORKER = 1
+ATHENA_USD_PER_TB = 5.00
+ATHENA_MIN_BYTES = 10 * 1024**2
+S3_USD_PER_GB_MONTH = 0.023
+TB = 1024**4
+GB = 1024**3
+
+
+def glue_dpu_hours(
+    seconds: float, workers: int = 2, dpu_per_worker: int = DPU_PER_G1X_WORKER
+) -> float:
+    """DPU-hours billed for one job run of ``seconds`` on ``workers`` workers."""
+    return workers * dpu_per_worker * max(seconds, GLUE_MIN_SECONDS) / 3600
+
+
+def glue_usd(seconds: float, workers: int = 2) -> float:
+    """Estimated Glue cost of one job run."""
+    return glue_dpu_hours(seconds, workers) * GLUE_USD_PER_DPU_HOUR
+
+
+def athena_billed_bytes(scanned: Iterable[int]) -> int:
+    """Bytes Athena bills for queries that scanned ``scanned`` bytes each."""
+    return sum(max(int(b), ATHENA_MIN_BYTES) for b in scanned)
+
+
+def athena_usd(scanned: Iterable[int]) -> float:
+    """Estimated Athena cost of queries that scanned ``scanned`` bytes each."""
+    return athena_billed_bytes(scanned) / TB * ATHENA_USD_PER_TB
+
+
+def s3_usd_per_month(stored_bytes: int) -> float:
+    """Estimated monthly S3 Standard storage cost."""
+    return stored_bytes / GB * S3_USD_PER_GB_MONTH

@@ -1,0 +1,323 @@
+"""Every stage of the pipeline, in order, for either target.
+
+generate -> upload -> crawl -> etl -> tables -> queries -> charts. Each stage is
+timed and logged; the first failure stops the run with the stage's name and one
+reason (:class:`StageFailed`). The summary's figures are the job's own metrics file
+plus what is read back from storage and the query engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import costs
+from pipeline.config import CUSTOMERS_FILENAME, SALES_FILENAME, PipelineConfig
+from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB_SCRIPT = ROOT / "glue_etl_job.py"
+
+
+class StageFailed(RuntimeError):
+    """A stage failed; ``str()`` is one line naming the stage and the reason."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"stage '{stage}' failed: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass
+class RunOptions:
+    rows: int = 10_000
+    customers: int = 500
+    seed: int = 42
+    dirty_rate: float = 0.0
+    charts_dir: Path = ROOT / "screenshots"
+    run_id: str = field(
+        default_factory=lambda: (
+            "run-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        )
+    )
+
+
+@dataclass
+class RunReport:
+    """What a run did: stage timings, the job's metrics and the query statistics."""
+
+    run_id: str
+    target: str
+    stages: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    charts: list[Path] = field(default_factory=list)
+    raw_bytes: int = 0
+    parquet_bytes: int = 0
+    partitions: list[str] = field(default_factory=list)
+    aws: dict[str, Any] = field(default_factory=dict)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+@contextmanager
+def stage(report: RunReport, name: str) -> Iterator[None]:
+    """Time one stage, log its start and end, and turn any error into StageFailed."""
+    log.info("[%s] starting", name)
+    started = time.perf_counter()
+    try:
+        yield
+    except StageFailed:
+        raise
+    except Exception as exc:  # every stage failure ends the run with one readable line
+        log.debug("stage %s failed", name, exc_info=True)
+        raise StageFailed(name, _one_line(exc)) from exc
+    report.stages[name] = time.perf_counter() - started
+    log.info("[%s] done in %.1fs", name, report.stages[name])
+
+
+def generate(options: RunOptions, out_dir: Path) -> tuple[Path, Path]:
+    """Write the raw sales CSV and customers NDJSON; returns their paths."""
+    spec = SalesSpec(
+        rows=options.rows,
+        customers=options.customers,
+        seed=options.seed,
+        dirty_rate=options.dirty_rate,
+    )
+    sales, customers = out_dir / SALES_FILENAME, out_dir / CUSTOMERS_FILENAME
+    dirty = write_sales_csv(spec, sales, progress=options.rows >= 1_000_000)
+    if dirty:
+        log.info("dirty rows mixed in: %s", dict(sorted(dirty.items())))
+    write_customers_ndjson(
+        generate_customers(options.customers, options.seed, spec.start_date), customers
+    )
+    log.info(
+        "generated %s sales rows and %s customers", f"{options.rows:,}", f"{options.customers:,}"
+    )
+    return sales, customers
+
+
+def run_local_job(
+    config: PipelineConfig, run_id: str, echo: Callable[[str], None] = log.info
+) -> None:
+    """Run glue_etl_job.py on the lake with local Spark, streaming its log."""
+    args = [
+        sys.executable,
+        str(JOB_SCRIPT),
+        "--JOB_NAME", config.job_name,
+        "--sales_path", str(config.local_path(config.raw_sales_uri)),
+        "--customers_path", str(config.local_path(config.raw_customers_uri)),
+        "--output_path", str(config.local_path(config.processed_uri)),
+        "--run_id", run_id,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    last = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            last = line
+            echo(f"  job | {line}")
+    if proc.wait() != 0:
+        raise RuntimeError(last or f"glue_etl_job.py exited with {proc.returncode}")
+
+
+def read_metrics(storage: Any, config: PipelineConfig, run_id: str) -> dict[str, Any]:
+    """Return the job's ``_runs/<run_id>.json`` metrics."""
+    return json.loads(storage.get_bytes(f"{config.runs_uri}{run_id}.json"))
+
+
+def lake_figures(storage: Any, config: PipelineConfig) -> tuple[int, int, list[str]]:
+    """Raw bytes, Parquet bytes (enriched + summary) and enriched partitions, read back from storage."""
+    raw = sum(o.size for o in storage.list(config.raw_uri))
+    parquet = 0
+    partitions = set()
+    for uri in (config.enriched_uri, config.summary_uri):
+        for obj in storage.list(uri):
+            if obj.uri.endswith(".parquet"):
+                parquet += obj.size
+                if uri == config.enriched_uri:
+                    rel = obj.uri[len(uri) :]
+                    partitions.add("/".join(p for p in rel.split("/")[:-1] if "=" in p))
+    return raw, parquet, sorted(partitions, key=_partition_key)
+
+
+def _partition_key(partition: str) -> tuple[int, ...]:
+    return tuple(int(part.split("=")[1]) for part in partition.split("/") if "=" in part)
+
+
+def run_queries(engine: Any) -> list[dict[str, Any]]:
+    """Run every analytic query; returns name, rows, seconds and bytes read for each."""
+    from pipeline.sql import analytic_names
+
+    stats = []
+    for name in analytic_names():
+        result = engine.run_named(name)
+        stats.append(
+            {
+                "name": name,
+                "rows": result.rows,
+                "seconds": result.seconds,
+                "files_read": result.files_read,
+                "bytes_read": result.bytes_read,
+            }
+        )
+        log.info("  query %-32s %6d rows  %6.3fs", name, result.rows, result.seconds)
+    return stats
+
+
+def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
+    """Render the six charts into a scratch folder, then move them into place together."""
+    from create_visualizations import render_all
+
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=charts_dir.parent) as scratch:
+        rendered = render_all(engine, Path(scratch))
+        published = []
+        for path in rendered:
+            target = charts_dir / path.name
+            shutil.move(str(path), target)
+            published.append(target)
+    return published
+
+
+def run(config: PipelineConfig, options: RunOptions) -> RunReport:
+    """Run every stage in order; raises StageFailed on the first failure."""
+    from pipeline.catalog import crawl
+    from pipeline.storage import make_storage, upload_raw
+
+    report = RunReport(run_id=options.run_id, target=config.target)
+    storage = make_storage(config)
+    work = config.lake / "_generated"
+
+    with stage(report, "generate"):
+        sales, customers = generate(options, work)
+    if config.target == "aws":
+        return _run_aws(config, options, report, storage, sales, customers)
+
+    with stage(report, "upload"):
+        upload_raw(storage, config, sales, customers)
+    with stage(report, "crawl"):
+        crawl(config)
+    with stage(report, "etl"):
+        run_local_job(config, options.run_id)
+        report.metrics = read_metrics(storage, config, options.run_id)
+    _analyse(config, options, report, storage)
+    return report
+
+
+def _analyse(config: PipelineConfig, options: RunOptions, report: RunReport, storage: Any) -> None:
+    """The tables, queries and charts stages, shared by both targets."""
+    from pipeline.engines import make_engine
+
+    with stage(report, "tables"):
+        engine = make_engine(config)
+        engine.setup_tables()
+        report.raw_bytes, report.parquet_bytes, report.partitions = lake_figures(storage, config)
+    with stage(report, "queries"):
+        report.queries = run_queries(engine)
+    with stage(report, "charts"):
+        report.charts = publish_charts(engine, options.charts_dir)
+
+
+def _run_aws(
+    config: PipelineConfig,
+    options: RunOptions,
+    report: RunReport,
+    storage: Any,
+    sales: Path,
+    customers: Path,
+) -> RunReport:
+    from pipeline import infra
+
+    with stage(report, "deploy-run"):
+        report.aws = infra.run(config, sales, customers, run_id=options.run_id)
+    with stage(report, "etl-metrics"):
+        report.metrics = read_metrics(storage, config, options.run_id)
+    _analyse(config, options, report, storage)
+    return report
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """The end-of-run summary table, as printable lines."""
+    m = report.metrics
+    read = m.get("rows_read", {})
+    written = m.get("rows_written", {})
+    lines = [
+        f"Run {report.run_id} on target '{report.target}'",
+        "",
+        "Stage durations",
+        *[f"  {name:<14}{seconds:9.1f} s" for name, seconds in report.stages.items()],
+        "",
+        "Rows",
+        f"  {'sales read':<34}{read.get('sales', 0):>12,}",
+        f"  {'customers read':<34}{read.get('customers', 0):>12,}",
+        f"  {'enriched rows written':<34}{written.get('enriched', 0):>12,}",
+        f"  {'summary rows written':<34}{written.get('sales_summary', 0):>12,}",
+        f"  {'exact duplicates dropped':<34}{m.get('duplicates_dropped', 0):>12,}",
+        f"  {'unknown customers (kept)':<34}{m.get('unknown_customers', 0):>12,}",
+        f"  {'quarantined':<34}{m.get('quarantined_total', 0):>12,}",
+        *[
+            f"    {reason:<32}{count:>12,}"
+            for reason, count in sorted(m.get("rows_quarantined", {}).items())
+        ],
+        "",
+        "Storage",
+        f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {', '.join(report.partitions)}",
+        f"  {'raw CSV + NDJSON bytes':<34}{report.raw_bytes:>12,}",
+        f"  {'Parquet bytes (enriched+summary)':<34}{report.parquet_bytes:>12,}",
+    ]
+    if report.parquet_bytes:
+        lines.append(
+            f"  {'raw / Parquet size ratio':<34}{report.raw_bytes / report.parquet_bytes:>12.1f}x"
+        )
+    if report.queries:
+        lines += [
+            "",
+            f"Queries ({len(report.queries)})",
+            f"  {'name':<34}{'rows':>6}{'seconds':>9}{'bytes read':>14}",
+        ]
+        for q in report.queries:
+            scanned = f"{q['bytes_read']:,}" if q["bytes_read"] is not None else "-"
+            lines.append(f"  {q['name']:<34}{q['rows']:>6}{q['seconds']:>9.3f}{scanned:>14}")
+    if report.target == "aws":
+        lines += ["", *cost_lines(report)]
+    if report.charts:
+        lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
+    return lines
+
+
+def cost_lines(report: RunReport) -> list[str]:
+    """Estimated cost of the run at list prices (estimates, not a bill)."""
+    job_seconds = float(report.aws.get("job_seconds", 0.0))
+    workers = int(report.aws.get("workers", 2))
+    scanned = [q["bytes_read"] or 0 for q in report.queries]
+    glue = costs.glue_usd(job_seconds, workers)
+    athena = costs.athena_usd(scanned)
+    return [
+        "Estimated cost at list prices (us-east-1; an estimate, not a bill)",
+        f"  Glue job: {workers} x G.1X for {job_seconds:.0f}s = "
+        f"{costs.glue_dpu_hours(job_seconds, workers):.4f} DPU-hours x ${costs.GLUE_USD_PER_DPU_HOUR}"
+        f" = ${glue:.4f}",
+        f"  Athena: {len(scanned)} queries, {costs.athena_billed_bytes(scanned):,} bytes billed"
+        f" x ${costs.ATHENA_USD_PER_TB}/TB = ${athena:.6f}",
+        f"  Total per run: ${glue + athena:.4f}",
+    ]
