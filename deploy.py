@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Provision, run, inspect and tear down the pipeline on AWS (or moto / LocalStack).
+
+python deploy.py up --dry-run          # print every resource and setting; no AWS call
+python deploy.py up                    # create or repair (idempotent)
+python deploy.py run                   # upload data + script, crawl, run the job, query
+python deploy.py status                # each resource, the last crawl and job run
+python deploy.py down --yes            # delete only what `up` made, buckets emptied first
+python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline import infra
+from pipeline.config import DEFAULT_PREFIX, PipelineConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=("up", "run", "status", "down"))
+    parser.add_argument(
+        "--prefix", help=f"name prefix for every resource (default {DEFAULT_PREFIX})"
+    )
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
+    parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
+    parser.add_argument("--endpoint-url", help="send every AWS call here (moto server, LocalStack)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be done; call nothing"
+    )
+    parser.add_argument("--yes", action="store_true", help="confirm `down` (it deletes data)")
+    parser.add_argument("--rows", type=int, default=10_000, help="run: sales rows to generate")
+    parser.add_argument("--customers", type=int, default=1_000, help="run: customers to generate")
+    parser.add_argument("--seed", type=int, default=42, help="run: generator seed")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("data/aws"), help="run: generated files"
+    )
+    parser.add_argument(
+        "--charts-dir",
+        type=Path,
+        default=Path("screenshots/aws"),
+        help="run: chart PNGs from Athena",
+    )
+    return parser.parse_args(argv)
+
+
+def make_config(args: argparse.Namespace) -> PipelineConfig:
+    """Build the config from flags; unset flags fall back to env and defaults."""
+    overrides = {
+        "prefix": args.prefix,
+        "region": args.region,
+        "profile": args.profile,
+        "endpoint_url": args.endpoint_url,
+    }
+    return PipelineConfig(target="aws", **{k: v for k, v in overrides.items() if v})
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    args = parse_args(argv)
+    try:
+        config = make_config(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.dry_run:
+        if args.command == "up":
+            print(f"plan for prefix {config.prefix} in {config.region} (nothing was called):")
+            print(infra.format_plan(infra.plan(config)))
+        elif args.command == "down":
+            print("down would delete:")
+            print("\n".join(f"  {line}" for line in infra.down_plan(config)))
+        elif args.command == "run":
+            print(
+                "run would: generate data, upload it and the job script, start crawler "
+                f"{config.crawler_name}, start job {config.job_name}, run the DDL and named "
+                f"queries in workgroup {config.workgroup}"
+            )
+        else:
+            print("status reads only; nothing to dry-run")
+        return 0
+
+    try:
+        if args.command == "up":
+            changes = infra.up(config)
+            print(f"up: {len(changes)} change(s)" if changes else "up: everything already in place")
+        elif args.command == "status":
+            print(infra.format_status(infra.status(config)))
+        elif args.command == "down":
+            if not args.yes:
+                print("down deletes these (pass --yes to confirm):")
+                print("\n".join(f"  {line}" for line in infra.down_plan(config)))
+                return 1
+            deleted = infra.down(config)
+            print(f"down: deleted {len(deleted)} resource(s)")
+        elif args.command == "run":
+            result = infra.run(
+                config,
+                rows=args.rows,
+                customers=args.customers,
+                seed=args.seed,
+                work_dir=args.work_dir,
+                charts_dir=args.charts_dir,
+            )
+            print(json.dumps(result, indent=2, default=str))
+    except infra.JobRunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

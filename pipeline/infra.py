@@ -1,0 +1,1242 @@
+"""Provision, inspect, run and tear down the ``aws`` target with boto3.
+
+Every name comes from :class:`~pipeline.config.PipelineConfig`. The desired state of
+each resource is a pure function of the config (``plan``); ``up`` reads what exists,
+creates what is missing and puts drifted settings back; ``down`` deletes only what
+carries this deployment's marks (tags on buckets, workgroup, role, crawler and job,
+a parameter on the Glue database). Policy documents are plain functions so tests and
+auditors can read them without AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline import aws
+from pipeline.config import (
+    ATHENA_RESULTS_PREFIX,
+    CUSTOMERS_FILENAME,
+    ENRICHED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_CUSTOMERS_PREFIX,
+    RAW_SALES_PREFIX,
+    RUNS_PREFIX,
+    SALES_FILENAME,
+    SCRIPT_KEY,
+    SUMMARY_PREFIX,
+    PipelineConfig,
+    split_s3_uri,
+)
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB_SCRIPT = ROOT / "glue_etl_job.py"
+
+# Marks that say "deploy.py made this"; down deletes nothing without them.
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY_VALUE = "deploy.py"
+PREFIX_KEY = "pipeline-prefix"
+
+# The job: Glue 5.0 (Spark 3.5, Python 3.11), two G.1X workers (1 DPU each).
+GLUE_VERSION = "5.0"
+WORKER_TYPE = "G.1X"
+NUMBER_OF_WORKERS = 2
+DPU_PER_WORKER = {"G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0}
+JOB_TIMEOUT_MINUTES = 30
+INLINE_POLICY_NAME = "glue-etl-least-privilege"
+
+# Athena: fail any query that would scan more than 1 GiB (the data set is MBs).
+BYTES_SCANNED_CUTOFF = 1024**3
+ATHENA_ENGINE = "Athena engine version 3"
+
+# Lifecycle (days).
+RESULTS_EXPIRE_DAYS = 7
+ABORT_MULTIPART_DAYS = 1
+RAW_NONCURRENT_EXPIRE_DAYS = 30
+
+# Prices used for estimates (us-east-1 list prices; see docs/aws.md).
+GLUE_USD_PER_DPU_HOUR = 0.44
+GLUE_MINIMUM_SECONDS = 60
+ATHENA_USD_PER_TB = 5.0
+ATHENA_MINIMUM_BYTES = 10 * 1024**2
+S3_USD_PER_GB_MONTH = 0.023
+
+PROCESSED_PREFIXES = (ENRICHED_PREFIX, SUMMARY_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)
+RAW_PREFIXES = (RAW_SALES_PREFIX, RAW_CUSTOMERS_PREFIX)
+
+ACCOUNT_PLACEHOLDER = "<account-id>"
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def partition_for_region(region: str) -> str:
+    """Return the ARN partition (``aws``, ``aws-cn``, ``aws-us-gov``) of a region."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> dict[str, Any]:
+    """Return the bucket policy that denies every request not made over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [
+                    f"arn:{partition}:s3:::{bucket}",
+                    f"arn:{partition}:s3:::{bucket}/*",
+                ],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def glue_trust_policy() -> dict[str, Any]:
+    """Return the role trust policy: only the Glue service may assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def glue_role_policy(
+    config: PipelineConfig, account_id: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """Return the least-privilege inline policy for the crawler and the job.
+
+    Every S3 statement names a bucket or a key prefix; Glue catalog actions name this
+    database and its tables; logs name the ``/aws-glue/*`` log groups. The only ``*``
+    resource is ``cloudwatch:PutMetricData``, which has no resource ARN, narrowed by
+    a namespace condition.
+    """
+    s3 = f"arn:{partition}:s3:::"
+    raw, processed, scripts = config.raw_bucket, config.processed_bucket, config.scripts_bucket
+    glue = f"arn:{partition}:glue:{config.region}:{account_id}"
+    logs = f"arn:{partition}:logs:{config.region}:{account_id}:log-group:/aws-glue/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListRawInput",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"{s3}{raw}"],
+                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in RAW_PREFIXES]}},
+            },
+            {
+                "Sid": "ReadRawInput",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"{s3}{raw}/{p}*" for p in RAW_PREFIXES],
+            },
+            {
+                "Sid": "ReadJobScript",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"{s3}{scripts}/{SCRIPT_KEY}"],
+            },
+            {
+                # Spark lists output folders before a dynamic partition overwrite.
+                "Sid": "ListProcessedOutput",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"{s3}{processed}"],
+                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in PROCESSED_PREFIXES]}},
+            },
+            {
+                # Dynamic partition overwrite deletes the partitions it replaces and
+                # reads back its staging files; nothing outside the four prefixes.
+                "Sid": "WriteProcessedOutput",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"{s3}{processed}/{p}*" for p in PROCESSED_PREFIXES],
+            },
+            {
+                "Sid": "BucketLocation",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation"],
+                "Resource": [f"{s3}{b}" for b in (raw, processed, scripts)],
+            },
+            {
+                "Sid": "CatalogThisDatabase",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetTables",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchGetPartition",
+                    "glue:CreatePartition",
+                    "glue:BatchCreatePartition",
+                    "glue:UpdatePartition",
+                    "glue:BatchUpdatePartition",
+                ],
+                "Resource": [
+                    f"{glue}:catalog",
+                    f"{glue}:database/{config.database}",
+                    f"{glue}:table/{config.database}/*",
+                ],
+            },
+            {
+                "Sid": "GlueLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [logs, f"{logs}:log-stream:*"],
+            },
+            {
+                # PutMetricData has no resource ARN; the namespace condition narrows it.
+                "Sid": "GlueJobMetrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": ["*"],
+                "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            },
+        ],
+    }
+
+
+# ---------------------------------------------------------------- desired resources
+
+
+def tags(config: PipelineConfig) -> dict[str, str]:
+    """Return the tags every resource gets; ``down`` requires them before deleting."""
+    return {MANAGED_BY_KEY: MANAGED_BY_VALUE, PREFIX_KEY: config.prefix}
+
+
+def bucket_settings(config: PipelineConfig, bucket: str, partition: str = "aws") -> dict[str, Any]:
+    """Return every setting ``up`` enforces on one bucket."""
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
+        }
+    ]
+    if bucket == config.results_bucket:
+        rules.append(
+            {
+                "ID": "expire-athena-results",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ATHENA_RESULTS_PREFIX},
+                "Expiration": {"Days": RESULTS_EXPIRE_DAYS},
+            }
+        )
+    if bucket == config.raw_bucket:
+        rules.append(
+            {
+                "ID": "expire-noncurrent-raw-versions",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": RAW_NONCURRENT_EXPIRE_DAYS},
+            }
+        )
+    return {
+        "PublicAccessBlock": {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+        "Encryption": {
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+        "Versioning": "Enabled" if bucket == config.raw_bucket else None,
+        "Lifecycle": {"Rules": rules},
+        "Policy": tls_only_bucket_policy(bucket, partition),
+        "Tags": tags(config),
+    }
+
+
+def database_input(config: PipelineConfig) -> dict[str, Any]:
+    """Return the Glue ``DatabaseInput``; the parameter marks it as this deployment's."""
+    return {
+        "Name": config.database,
+        "Description": "Sales pipeline: raw tables (crawler) and curated tables (Athena DDL)",
+        "Parameters": {PREFIX_KEY: config.prefix, MANAGED_BY_KEY: MANAGED_BY_VALUE},
+    }
+
+
+def crawler_spec(config: PipelineConfig, role_arn: str) -> dict[str, Any]:
+    """Return the crawler definition (one S3 target per raw source)."""
+    return {
+        "Name": config.crawler_name,
+        "Role": role_arn,
+        "DatabaseName": config.database,
+        "Description": "Catalogs the raw sales CSV and customers NDJSON",
+        "Targets": {
+            "S3Targets": [{"Path": config.raw_sales_uri}, {"Path": config.raw_customers_uri}]
+        },
+        "SchemaChangePolicy": {
+            "UpdateBehavior": "UPDATE_IN_DATABASE",
+            "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+        },
+        "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
+    }
+
+
+def job_spec(config: PipelineConfig, role_arn: str) -> dict[str, Any]:
+    """Return the Glue job definition (without its name and tags)."""
+    return {
+        "Description": "Cleans, enriches and summarises sales into partitioned Parquet",
+        "Role": role_arn,
+        "Command": {"Name": "glueetl", "ScriptLocation": config.script_uri, "PythonVersion": "3"},
+        "DefaultArguments": {
+            "--sales_path": config.raw_sales_uri,
+            "--customers_path": config.raw_customers_uri,
+            "--output_path": config.processed_uri,
+            "--job-language": "python",
+            "--enable-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
+        },
+        "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        "GlueVersion": GLUE_VERSION,
+        "WorkerType": WORKER_TYPE,
+        "NumberOfWorkers": NUMBER_OF_WORKERS,
+        "Timeout": JOB_TIMEOUT_MINUTES,
+        "MaxRetries": 0,
+    }
+
+
+def workgroup_configuration(config: PipelineConfig) -> dict[str, Any]:
+    """Return the Athena workgroup configuration (enforced on every query)."""
+    return {
+        "ResultConfiguration": {
+            "OutputLocation": config.athena_results_uri,
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+        },
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+        "BytesScannedCutoffPerQuery": BYTES_SCANNED_CUTOFF,
+        "EngineVersion": {"SelectedEngineVersion": ATHENA_ENGINE},
+    }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of the plan: what it is, its name and every setting up enforces."""
+
+    kind: str
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def role_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    """Return the Glue role's ARN."""
+    return f"arn:{partition}:iam::{account_id}:role/{config.role_name}"
+
+
+def plan(
+    config: PipelineConfig, account_id: str = ACCOUNT_PLACEHOLDER, partition: str | None = None
+) -> list[Resource]:
+    """Return every resource ``up`` manages, in creation order, with its settings."""
+    partition = partition or partition_for_region(config.region)
+    arn = role_arn(config, account_id, partition)
+    resources = [
+        Resource("s3-bucket", b, bucket_settings(config, b, partition)) for b in config.buckets
+    ]
+    resources += [
+        Resource(
+            "iam-role",
+            config.role_name,
+            {
+                "AssumeRolePolicyDocument": glue_trust_policy(),
+                "InlinePolicies": {
+                    INLINE_POLICY_NAME: glue_role_policy(config, account_id, partition)
+                },
+                "ManagedPolicies": [],
+                "Tags": tags(config),
+            },
+        ),
+        Resource("s3-object", config.script_uri, {"Source": "glue_etl_job.py"}),
+        Resource("glue-database", config.database, database_input(config)),
+        Resource(
+            "glue-crawler", config.crawler_name, {**crawler_spec(config, arn), "Tags": tags(config)}
+        ),
+        Resource("glue-job", config.job_name, {**job_spec(config, arn), "Tags": tags(config)}),
+        Resource(
+            "athena-workgroup",
+            config.workgroup,
+            {"Configuration": workgroup_configuration(config), "Tags": tags(config)},
+        ),
+        Resource(
+            "athena-tables",
+            config.database,
+            {"Source": "athena_queries.sql (DDL blocks, run through the workgroup)"},
+        ),
+    ]
+    return resources
+
+
+def format_plan(resources: Iterable[Resource]) -> str:
+    """Return the plan as readable text: one header per resource, settings as JSON."""
+    lines = []
+    for r in resources:
+        lines.append(f"== {r.kind}: {r.name}")
+        lines.append(json.dumps(r.settings, indent=2, sort_keys=True, default=str))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Clients:
+    """The boto3 clients one deployment talks to."""
+
+    s3: Any
+    iam: Any
+    sts: Any
+    glue: Any
+    athena: Any
+
+    @classmethod
+    def for_config(cls, config: PipelineConfig) -> Clients:
+        """Return clients honouring the config's profile, region and endpoint URL."""
+        return cls(*(aws.client(config, s) for s in ("s3", "iam", "sts", "glue", "athena")))
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _contains(desired: Any, actual: Any) -> bool:
+    """True when every key and value of ``desired`` is present in ``actual``."""
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _contains(v, actual[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(_contains(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    return desired == actual
+
+
+def _tag_list(tag_map: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tag_map.items())]
+
+
+def _retry(
+    call: Callable[[], Any], *, retryable: Callable[[ClientError], bool], attempts: int = 6
+) -> Any:
+    """Call ``call``, retrying with back-off on errors ``retryable`` accepts (IAM propagation)."""
+    delay = 2.0
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as exc:
+            if attempt == attempts - 1 or not retryable(exc):
+                raise
+            log.info("waiting %.0fs for IAM propagation (%s)", delay, _code(exc))
+            time.sleep(delay)
+            delay *= 2
+    return None  # unreachable
+
+
+def _role_not_ready(exc: ClientError) -> bool:
+    message = str(exc).lower()
+    return _code(exc) in ("InvalidInputException", "AccessDeniedException") and "role" in message
+
+
+@dataclass
+class Account:
+    """The caller's account id and ARN partition."""
+
+    account_id: str
+    partition: str
+
+    @classmethod
+    def of(cls, clients: Clients) -> Account:
+        ident = clients.sts.get_caller_identity()
+        return cls(ident["Account"], ident["Arn"].split(":")[1])
+
+
+# ------------------------------------------------------------------------------ up
+
+
+def _ensure_bucket(
+    config: PipelineConfig, clients: Clients, bucket: str, partition: str
+) -> list[str]:
+    s3 = clients.s3
+    changes = []
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if config.region != "us-east-1":  # us-east-1 rejects a LocationConstraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.region}
+        try:
+            s3.create_bucket(**kwargs)
+            changes.append(f"created bucket {bucket}")
+        except ClientError as create_exc:
+            if _code(create_exc) != "BucketAlreadyOwnedByYou":
+                raise
+        s3.get_waiter("bucket_exists").wait(
+            Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+
+    want = bucket_settings(config, bucket, partition)
+
+    def get_or_none(call: Callable[[], Any], missing: tuple[str, ...]) -> Any:
+        try:
+            return call()
+        except ClientError as exc:
+            if _code(exc) in missing:
+                return None
+            raise
+
+    pab = get_or_none(
+        lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+        ("NoSuchPublicAccessBlockConfiguration",),
+    )
+    if pab != want["PublicAccessBlock"]:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=want["PublicAccessBlock"]
+        )
+        changes.append(f"set public access block on {bucket}")
+
+    enc = get_or_none(
+        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"],
+        ("ServerSideEncryptionConfigurationNotFoundError",),
+    )
+    if not _contains(want["Encryption"], enc):
+        s3.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration=want["Encryption"]
+        )
+        changes.append(f"set default encryption on {bucket}")
+
+    if want["Versioning"]:
+        status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        if status != want["Versioning"]:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": want["Versioning"]}
+            )
+            changes.append(f"enabled versioning on {bucket}")
+
+    rules = get_or_none(
+        lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+        ("NoSuchLifecycleConfiguration",),
+    )
+    if not _contains(want["Lifecycle"]["Rules"], rules):
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration=want["Lifecycle"]
+        )
+        changes.append(f"set lifecycle rules on {bucket}")
+
+    policy = get_or_none(
+        lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), ("NoSuchBucketPolicy",)
+    )
+    if policy != want["Policy"]:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
+        changes.append(f"set TLS-only bucket policy on {bucket}")
+
+    tag_set = get_or_none(lambda: s3.get_bucket_tagging(Bucket=bucket)["TagSet"], ("NoSuchTagSet",))
+    current = {t["Key"]: t["Value"] for t in tag_set or []}
+    if not _contains(want["Tags"], current):
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": _tag_list({**current, **want["Tags"]})}
+        )
+        changes.append(f"tagged {bucket}")
+    return changes
+
+
+def _ensure_role(config: PipelineConfig, clients: Clients, account: Account) -> list[str]:
+    iam = clients.iam
+    name = config.role_name
+    changes = []
+    trust = glue_trust_policy()
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="Glue crawler and ETL job for the sales pipeline (least privilege)",
+            Tags=_tag_list(tags(config)),
+        )
+        iam.get_waiter("role_exists").wait(
+            RoleName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+        changes.append(f"created role {name}")
+    else:
+        if role["AssumeRolePolicyDocument"] != trust:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            changes.append(f"restored trust policy of {name}")
+        current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
+        if not _contains(tags(config), current):
+            iam.tag_role(RoleName=name, Tags=_tag_list(tags(config)))
+            changes.append(f"tagged role {name}")
+
+    wanted = glue_role_policy(config, account.account_id, account.partition)
+    for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        if policy_name != INLINE_POLICY_NAME:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+            changes.append(f"removed extra inline policy {policy_name} from {name}")
+    try:
+        current_doc = iam.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)[
+            "PolicyDocument"
+        ]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        current_doc = None
+    if current_doc != wanted:
+        iam.put_role_policy(
+            RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(wanted)
+        )
+        changes.append(f"put inline policy {INLINE_POLICY_NAME} on {name}")
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+        changes.append(f"detached managed policy {attached['PolicyArn']} from {name}")
+    return changes
+
+
+def upload_job_script(config: PipelineConfig, script: Path = JOB_SCRIPT) -> bool:
+    """Upload the Glue job script to ``config.script_uri``; False if it does not exist yet."""
+    if not script.is_file():
+        log.warning("job script %s not found; not uploaded", script)
+        return False
+    from pipeline.storage import make_storage
+
+    make_storage(config).put_file(script, config.script_uri)
+    return True
+
+
+def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
+    glue = clients.glue
+    want = database_input(config)
+    try:
+        db = glue.get_database(Name=config.database)["Database"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_database(DatabaseInput=want)
+        return [f"created database {config.database}"]
+    owner = db.get("Parameters", {}).get(PREFIX_KEY)
+    if owner not in (None, config.prefix):
+        log.warning(
+            "database %s belongs to prefix %s; using it without changing it", config.database, owner
+        )
+        return []
+    if not _contains(want, db):
+        glue.update_database(Name=config.database, DatabaseInput=want)
+        return [f"updated database {config.database}"]
+    return []
+
+
+def _ensure_crawler(
+    config: PipelineConfig, clients: Clients, arn: str, account: Account
+) -> list[str]:
+    glue = clients.glue
+    want = crawler_spec(config, arn)
+    try:
+        crawler = glue.get_crawler(Name=config.crawler_name)["Crawler"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        _retry(lambda: glue.create_crawler(**want, Tags=tags(config)), retryable=_role_not_ready)
+        return [f"created crawler {config.crawler_name}"]
+    if not _contains(want, crawler):
+        glue.update_crawler(**want)
+        return [f"updated crawler {config.crawler_name}"]
+    return []
+
+
+def _ensure_job(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
+    glue = clients.glue
+    want = job_spec(config, arn)
+    try:
+        job = glue.get_job(JobName=config.job_name)["Job"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_job(Name=config.job_name, **want, Tags=tags(config))
+        return [f"created job {config.job_name}"]
+    if not _contains(want, job):
+        glue.update_job(JobName=config.job_name, JobUpdate=want)
+        return [f"updated job {config.job_name}"]
+    return []
+
+
+def get_workgroup(athena: Any, name: str) -> dict[str, Any] | None:
+    """Return the workgroup description, or None when it does not exist."""
+    try:
+        # moto answers an empty body for a missing workgroup, AWS an InvalidRequestException.
+        return athena.get_work_group(WorkGroup=name).get("WorkGroup")
+    except ClientError as exc:
+        if _code(exc) != "InvalidRequestException":
+            raise
+        return None
+
+
+def _ensure_workgroup(config: PipelineConfig, clients: Clients) -> list[str]:
+    athena = clients.athena
+    want = workgroup_configuration(config)
+    wg = get_workgroup(athena, config.workgroup)
+    if wg is None:
+        athena.create_work_group(
+            Name=config.workgroup,
+            Configuration=want,
+            Description="Sales pipeline queries: enforced settings, encrypted results",
+            Tags=_tag_list(tags(config)),
+        )
+        return [f"created workgroup {config.workgroup}"]
+    current = wg.get("Configuration", {})
+    if wg.get("State") != "ENABLED" or not _contains(want, current):
+        athena.update_work_group(
+            WorkGroup=config.workgroup,
+            State="ENABLED",
+            ConfigurationUpdates={
+                "ResultConfigurationUpdates": want["ResultConfiguration"],
+                "EnforceWorkGroupConfiguration": want["EnforceWorkGroupConfiguration"],
+                "PublishCloudWatchMetricsEnabled": want["PublishCloudWatchMetricsEnabled"],
+                "BytesScannedCutoffPerQuery": want["BytesScannedCutoffPerQuery"],
+                "EngineVersion": want["EngineVersion"],
+            },
+        )
+        return [f"updated workgroup {config.workgroup}"]
+    return []
+
+
+def create_tables(config: PipelineConfig, engine: Any = None) -> bool:
+    """Run the DDL blocks of athena_queries.sql through Athena; False if not available."""
+    try:
+        from pipeline.engines import make_engine
+    except ImportError:
+        log.warning("pipeline.engines not available; tables not created")
+        return False
+    (engine or make_engine(config)).setup_tables()
+    return True
+
+
+def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool = True) -> list[str]:
+    """Create what is missing and put drifted settings back; return the changes made."""
+    clients = clients or Clients.for_config(config)
+    account = Account.of(clients)
+    changes: list[str] = []
+    for bucket in config.buckets:
+        changes += _ensure_bucket(config, clients, bucket, account.partition)
+    changes += _ensure_role(config, clients, account)
+    if upload_job_script(config):
+        changes.append(f"uploaded job script to {config.script_uri}")
+    changes += _ensure_database(config, clients)
+    arn = role_arn(config, account.account_id, account.partition)
+    changes += _ensure_crawler(config, clients, arn, account)
+    changes += _ensure_job(config, clients, arn)
+    changes += _ensure_workgroup(config, clients)
+    if tables and create_tables(config):
+        changes.append(f"ran the DDL of athena_queries.sql in {config.workgroup}")
+    for change in changes:
+        log.info("%s", change)
+    return changes
+
+
+# ---------------------------------------------------------------------------- down
+
+
+def _bucket_is_ours(config: PipelineConfig, clients: Clients, bucket: str) -> bool | None:
+    """True if ours, False if someone else's, None if it does not exist."""
+    try:
+        tag_set = clients.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    except ClientError as exc:
+        if _code(exc) in ("NoSuchBucket", "404"):
+            return None
+        if _code(exc) == "NoSuchTagSet":
+            return False
+        raise
+    found = {t["Key"]: t["Value"] for t in tag_set}
+    return _contains(tags(config), found)
+
+
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object version, delete marker and unfinished upload; return the count."""
+    removed = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        batch = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for i in range(0, len(batch), 1000):
+            resp = s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": batch[i : i + 1000], "Quiet": True}
+            )
+            if resp.get("Errors"):
+                raise RuntimeError(f"could not empty {bucket}: {resp['Errors'][:3]}")
+            removed += len(batch[i : i + 1000])
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    return removed
+
+
+def _glue_tags(
+    clients: Clients, account: Account, config: PipelineConfig, kind: str, name: str
+) -> dict:
+    arn = f"arn:{account.partition}:glue:{config.region}:{account.account_id}:{kind}/{name}"
+    return clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
+
+
+def down(config: PipelineConfig, clients: Clients | None = None) -> list[str]:
+    """Delete what ``up`` made (only resources carrying its marks); return what was deleted."""
+    clients = clients or Clients.for_config(config)
+    account = Account.of(clients)
+    deleted: list[str] = []
+
+    def skip(what: str) -> None:
+        log.warning(
+            "%s exists but was not made by deploy.py for prefix %s; kept", what, config.prefix
+        )
+
+    # Athena workgroup (and its saved queries).
+    if get_workgroup(clients.athena, config.workgroup) is not None:
+        wg_arn = f"arn:{account.partition}:athena:{config.region}:{account.account_id}:workgroup/{config.workgroup}"
+        wg_tags = {
+            t["Key"]: t["Value"]
+            for t in clients.athena.list_tags_for_resource(ResourceARN=wg_arn).get("Tags", [])
+        }
+        if _contains(tags(config), wg_tags):
+            clients.athena.delete_work_group(WorkGroup=config.workgroup, RecursiveDeleteOption=True)
+            deleted.append(f"workgroup {config.workgroup}")
+        else:
+            skip(f"workgroup {config.workgroup}")
+
+    for kind, name, getter, deleter in (
+        (
+            "job",
+            config.job_name,
+            lambda n: clients.glue.get_job(JobName=n),
+            lambda n: clients.glue.delete_job(JobName=n),
+        ),
+        (
+            "crawler",
+            config.crawler_name,
+            lambda n: clients.glue.get_crawler(Name=n),
+            lambda n: clients.glue.delete_crawler(Name=n),
+        ),
+    ):
+        try:
+            getter(name)
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            continue
+        if _contains(tags(config), _glue_tags(clients, account, config, kind, name)):
+            deleter(name)
+            deleted.append(f"{kind} {name}")
+        else:
+            skip(f"{kind} {name}")
+
+    try:
+        db = clients.glue.get_database(Name=config.database)["Database"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+    else:
+        if db.get("Parameters", {}).get(PREFIX_KEY) == config.prefix:
+            clients.glue.delete_database(Name=config.database)
+            deleted.append(f"database {config.database} (and its tables)")
+        else:
+            skip(f"database {config.database}")
+
+    iam = clients.iam
+    try:
+        role = iam.get_role(RoleName=config.role_name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+    else:
+        if _contains(tags(config), {t["Key"]: t["Value"] for t in role.get("Tags", [])}):
+            for policy_name in iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=config.role_name, PolicyName=policy_name)
+            for attached in iam.list_attached_role_policies(RoleName=config.role_name)[
+                "AttachedPolicies"
+            ]:
+                iam.detach_role_policy(RoleName=config.role_name, PolicyArn=attached["PolicyArn"])
+            iam.delete_role(RoleName=config.role_name)
+            deleted.append(f"role {config.role_name}")
+        else:
+            skip(f"role {config.role_name}")
+
+    for bucket in config.buckets:
+        ours = _bucket_is_ours(config, clients, bucket)
+        if ours is None:
+            continue
+        if not ours:
+            skip(f"bucket {bucket}")
+            continue
+        removed = empty_bucket(clients.s3, bucket)
+        clients.s3.delete_bucket(Bucket=bucket)
+        deleted.append(f"bucket {bucket} ({removed} object versions)")
+    for item in deleted:
+        log.info("deleted %s", item)
+    return deleted
+
+
+def down_plan(config: PipelineConfig) -> list[str]:
+    """Return what ``down`` would delete, without calling AWS."""
+    return [
+        f"athena-workgroup {config.workgroup} (with its saved queries)",
+        f"glue-job {config.job_name}",
+        f"glue-crawler {config.crawler_name}",
+        f"glue-database {config.database} with its tables (only if its {PREFIX_KEY} parameter is {config.prefix})",
+        f"iam-role {config.role_name} with its policies",
+        *(f"s3-bucket {b} with every object version and delete marker" for b in config.buckets),
+        f"(each only if tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE}, {PREFIX_KEY}={config.prefix})",
+    ]
+
+
+# -------------------------------------------------------------------------- status
+
+
+def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[str, Any]]:
+    """Return one row per resource (kind, name, state, detail) plus the last crawl and job run."""
+    clients = clients or Clients.for_config(config)
+    rows: list[dict[str, Any]] = []
+
+    def row(kind: str, name: str, state: str, detail: str = "") -> None:
+        rows.append({"kind": kind, "name": name, "state": state, "detail": detail})
+
+    s3 = clients.s3
+    for bucket in config.buckets:
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError:
+            row("s3-bucket", bucket, "missing")
+            continue
+        versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
+        row("s3-bucket", bucket, "present", f"versioning={versioning}")
+    try:
+        clients.iam.get_role(RoleName=config.role_name)
+        policies = clients.iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]
+        row("iam-role", config.role_name, "present", f"inline policies={','.join(policies)}")
+    except ClientError:
+        row("iam-role", config.role_name, "missing")
+    glue = clients.glue
+    try:
+        tables = glue.get_tables(DatabaseName=config.database)["TableList"]
+        row(
+            "glue-database",
+            config.database,
+            "present",
+            f"tables={','.join(t['Name'] for t in tables)}",
+        )
+    except ClientError:
+        row("glue-database", config.database, "missing")
+    try:
+        crawler = glue.get_crawler(Name=config.crawler_name)["Crawler"]
+        last = crawler.get("LastCrawl", {})
+        detail = f"last crawl={last.get('Status', 'never')}"
+        if last.get("StartTime"):
+            detail += f" started {last['StartTime']}"
+        if last.get("ErrorMessage"):
+            detail += f" error={last['ErrorMessage']}"
+        row("glue-crawler", config.crawler_name, crawler.get("State", "?"), detail)
+    except ClientError:
+        row("glue-crawler", config.crawler_name, "missing")
+    try:
+        glue.get_job(JobName=config.job_name)
+        runs = glue.get_job_runs(JobName=config.job_name, MaxResults=1).get("JobRuns", [])
+        if runs:
+            run = runs[0]
+            detail = (
+                f"last run={run['Id']} {run['JobRunState']} started {run.get('StartedOn')}"
+                f" execution={run.get('ExecutionTime', 0)}s"
+            )
+            if run.get("ErrorMessage"):
+                detail += f" error={run['ErrorMessage']}"
+        else:
+            detail = "last run=never"
+        row("glue-job", config.job_name, "present", detail)
+    except ClientError:
+        row("glue-job", config.job_name, "missing")
+    wg = get_workgroup(clients.athena, config.workgroup)
+    if wg is None:
+        row("athena-workgroup", config.workgroup, "missing")
+    else:
+        cutoff = wg.get("Configuration", {}).get("BytesScannedCutoffPerQuery")
+        row("athena-workgroup", config.workgroup, wg.get("State", "?"), f"cutoff={cutoff} bytes")
+    return rows
+
+
+def format_status(rows: Iterable[dict[str, Any]]) -> str:
+    """Return status rows as an aligned text table."""
+    rows = list(rows)
+    widths = [max(len(str(r[k])) for r in rows) for k in ("kind", "name", "state")]
+    return "\n".join(
+        f"{r['kind']:<{widths[0]}}  {r['name']:<{widths[1]}}  {r['state']:<{widths[2]}}  {r['detail']}"
+        for r in rows
+    )
+
+
+# ----------------------------------------------------------------------------- run
+
+
+class JobRunFailed(RuntimeError):
+    """The Glue job run ended in a state other than SUCCEEDED."""
+
+
+def wait_for_crawler(
+    glue: Any, name: str, *, poll_seconds: float = 5.0, timeout_seconds: float = 1800.0
+) -> dict[str, Any]:
+    """Poll until the crawler is READY again; return its last crawl (raise if it failed)."""
+    deadline = time.monotonic() + timeout_seconds
+    state = None
+    while True:
+        crawler = glue.get_crawler(Name=name)["Crawler"]
+        if crawler["State"] != state:
+            state = crawler["State"]
+            log.info("crawler %s: %s", name, state)
+        if state == "READY":
+            last = crawler.get("LastCrawl", {})
+            if last.get("Status") == "FAILED":
+                raise RuntimeError(
+                    f"crawler {name} failed: {last.get('ErrorMessage')} "
+                    f"(log group {last.get('LogGroup')}, stream {last.get('LogStream')})"
+                )
+            return last
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"crawler {name} still {state} after {timeout_seconds}s")
+        time.sleep(poll_seconds)
+
+
+TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
+
+
+def wait_for_job_run(
+    glue: Any,
+    job_name: str,
+    run_id: str,
+    *,
+    first_poll: float = 5.0,
+    max_poll: float = 60.0,
+    timeout_seconds: float = 3600.0,
+) -> dict[str, Any]:
+    """Poll a job run with exponential back-off, logging each state change; return the run.
+
+    On any terminal state other than SUCCEEDED, raise :class:`JobRunFailed` whose
+    message carries the error and the CloudWatch log group and stream to read.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay, state = first_poll, None
+    while True:
+        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+        if run["JobRunState"] != state:
+            state = run["JobRunState"]
+            log.info("job run %s: %s", run_id, state)
+        if state in TERMINAL_JOB_STATES:
+            if state != "SUCCEEDED":
+                group = run.get("LogGroupName") or "/aws-glue/jobs"
+                raise JobRunFailed(
+                    f"job run {run_id} {state}: {run.get('ErrorMessage', 'no error message')}\n"
+                    f"  logs: CloudWatch log group {group}/error and {group}/output, stream {run_id}"
+                )
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job run {run_id} still {state} after {timeout_seconds}s")
+        time.sleep(delay)
+        delay = min(delay * 2, max_poll)
+
+
+def generate_inputs(work_dir: Path, *, rows: int, customers: int, seed: int) -> tuple[Path, Path]:
+    """Run the two generator CLIs into ``work_dir``; return (sales CSV, customers NDJSON)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    sales, customers_file = work_dir / SALES_FILENAME, work_dir / CUSTOMERS_FILENAME
+    common = ["--customers", str(customers), "--seed", str(seed)]
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "generate_sample_data.py"),
+            "--rows",
+            str(rows),
+            *common,
+            "--output",
+            str(sales),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "generate_customer_data.py"),
+            *common,
+            "--output",
+            str(customers_file),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    return sales, customers_file
+
+
+def dpu_hours(
+    seconds: float, workers: int = NUMBER_OF_WORKERS, worker_type: str = WORKER_TYPE
+) -> float:
+    """Return billed DPU-hours: workers x DPU per worker x duration (1-minute minimum)."""
+    return workers * DPU_PER_WORKER[worker_type] * max(seconds, GLUE_MINIMUM_SECONDS) / 3600
+
+
+def estimate_cost(dpu_hour: float, bytes_scanned_per_query: Iterable[int]) -> dict[str, float]:
+    """Return estimated USD for Glue (DPU-hours) and Athena (10 MB minimum per query)."""
+    billed = sum(max(b or 0, ATHENA_MINIMUM_BYTES) for b in bytes_scanned_per_query)
+    glue_usd = dpu_hour * GLUE_USD_PER_DPU_HOUR
+    athena_usd = billed / 1024**4 * ATHENA_USD_PER_TB
+    return {"glue_usd": glue_usd, "athena_usd": athena_usd, "total_usd": glue_usd + athena_usd}
+
+
+def run(
+    config: PipelineConfig,
+    clients: Clients | None = None,
+    *,
+    rows: int = 10_000,
+    customers: int = 1_000,
+    seed: int = 42,
+    work_dir: Path = Path("data/aws"),
+    charts_dir: Path | None = Path("screenshots/aws"),
+    poll_seconds: float = 5.0,
+    engine: Any = None,
+) -> dict[str, Any]:
+    """Run the pipeline on AWS end to end and return what it did and roughly cost.
+
+    Uploads generated data and the job script, crawls the raw prefixes, runs the Glue
+    job, creates the Athena tables, runs every named analytic query (and the charts
+    when ``create_visualizations.render_all`` exists). Returns job run id and state,
+    durations, DPU-hours, bytes scanned per query and the estimated cost.
+    """
+    from pipeline.storage import make_storage
+
+    clients = clients or Clients.for_config(config)
+    started = time.perf_counter()
+    durations: dict[str, float] = {}
+
+    t = time.perf_counter()
+    sales, customers_file = generate_inputs(work_dir, rows=rows, customers=customers, seed=seed)
+    storage = make_storage(config)
+    storage.put_file(sales, config.raw_sales_uri + SALES_FILENAME)
+    storage.put_file(customers_file, config.raw_customers_uri + CUSTOMERS_FILENAME)
+    if not upload_job_script(config):
+        raise FileNotFoundError(f"{JOB_SCRIPT} is required to run the job")
+    durations["upload"] = time.perf_counter() - t
+    log.info("uploaded %s, %s and the job script", SALES_FILENAME, CUSTOMERS_FILENAME)
+
+    t = time.perf_counter()
+    try:
+        clients.glue.start_crawler(Name=config.crawler_name)
+    except ClientError as exc:
+        if _code(exc) != "CrawlerRunningException":
+            raise
+    crawl = wait_for_crawler(clients.glue, config.crawler_name, poll_seconds=poll_seconds)
+    durations["crawler"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    job_run_id = clients.glue.start_job_run(
+        JobName=config.job_name, Arguments={"--run_id": run_id}
+    )["JobRunId"]
+    log.info("started job run %s (run_id %s)", job_run_id, run_id)
+    job_run = wait_for_job_run(clients.glue, config.job_name, job_run_id, first_poll=poll_seconds)
+    durations["job_wall"] = time.perf_counter() - t
+    execution = float(job_run.get("ExecutionTime") or durations["job_wall"])
+    workers = int(job_run.get("NumberOfWorkers") or NUMBER_OF_WORKERS)
+    dpu_hour = dpu_hours(execution, workers, job_run.get("WorkerType") or WORKER_TYPE)
+
+    t = time.perf_counter()
+    from pipeline.engines import make_engine
+    from pipeline.sql import analytic_names
+
+    engine = engine or make_engine(config)
+    engine.setup_tables()
+    queries: dict[str, dict[str, Any]] = {}
+    for name in analytic_names():
+        result = engine.run_named(name)
+        queries[name] = {
+            "rows": result.rows,
+            "seconds": result.seconds,
+            "bytes_scanned": result.bytes_read,
+        }
+    durations["athena"] = time.perf_counter() - t
+
+    charts: list[str] = []
+    if charts_dir is not None:
+        try:
+            from create_visualizations import render_all
+        except ImportError:
+            log.warning("create_visualizations.render_all not available; charts skipped")
+        else:
+            charts = [str(p) for p in (render_all(engine, charts_dir) or [])]
+    durations["total"] = time.perf_counter() - started
+
+    scanned = [q["bytes_scanned"] or 0 for q in queries.values()]
+    return {
+        "job_run_id": job_run_id,
+        "run_id": run_id,
+        "state": job_run["JobRunState"],
+        "crawl": {"status": crawl.get("Status"), "error": crawl.get("ErrorMessage")},
+        "execution_seconds": execution,
+        "workers": workers,
+        "dpu_hours": dpu_hour,
+        "queries": queries,
+        "bytes_scanned": sum(scanned),
+        "durations_seconds": durations,
+        "charts": charts,
+        "estimated_cost": estimate_cost(dpu_hour, scanned),
+        "processed_uri": config.processed_uri,
+        "metrics_uri": f"{config.runs_uri}{run_id}.json",
+    }
+
+
+__all__ = [
+    "Clients",
+    "JobRunFailed",
+    "Resource",
+    "down",
+    "down_plan",
+    "estimate_cost",
+    "format_plan",
+    "format_status",
+    "glue_role_policy",
+    "glue_trust_policy",
+    "plan",
+    "run",
+    "split_s3_uri",
+    "status",
+    "tls_only_bucket_policy",
+    "up",
+]

@@ -1,0 +1,148 @@
+"""moto fixtures for the ``aws`` target; test modules import the ones they use.
+
+Every fixture pins the region and fake credentials, so nothing can reach a real account.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws, settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.moto_api import state_manager
+
+from pipeline import infra
+from pipeline.config import PipelineConfig
+
+REGION = "us-east-1"
+PREFIX = "test-sales"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a pinned region; no profile or endpoint leaks in."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+def _statement_denies_only_insecure_transport(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition") or {}
+    flag = condition.get("Bool", {}).get("aws:SecureTransport")
+    return statement.get("Effect") == "Deny" and str(flag).lower() == "false"
+
+
+@pytest.fixture
+def tls_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto treat every request as one sent over TLS, as real SDK requests are.
+
+    moto does not evaluate the ``Bool`` operator, so the standard TLS-only deny
+    (``aws:SecureTransport`` = ``false``) matches every request and S3 answers 403 to
+    all object calls. This patch touches exactly that case: a ``Deny`` statement
+    conditioned on insecure transport does not apply (as on AWS for HTTPS requests).
+    Every other statement is evaluated by moto unchanged. The deployed policy is not
+    modified; tests read it back as AWS stores it.
+    """
+    original = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(
+        self: IAMPolicyStatement, *args: Any, **kwargs: Any
+    ) -> PermissionResult:
+        if _statement_denies_only_insecure_transport(self._statement):
+            return PermissionResult.NEUTRAL
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", is_action_permitted)
+
+
+@pytest.fixture
+def immediate_glue() -> Iterator[None]:
+    """Let moto's crawler finish on the next poll (its state only moves via the state manager)."""
+    state_manager.set_transition(model_name="glue::crawl", transition={"progression": "immediate"})
+    state_manager.set_transition(
+        model_name="glue::job_run", transition={"progression": "immediate"}
+    )
+    yield
+    state_manager.unset_transition(model_name="glue::crawl")
+    state_manager.unset_transition(model_name="glue::job_run")
+
+
+@pytest.fixture
+def config() -> PipelineConfig:
+    """The deployment under test; every name comes from the prefix."""
+    return PipelineConfig(
+        prefix=PREFIX,
+        target="aws",
+        region=REGION,
+        profile=None,
+        endpoint_url=None,
+        lake=Path("lake"),
+    )
+
+
+def _clients() -> SimpleNamespace:
+    names = ("s3", "iam", "sts", "glue", "athena", "logs")
+    return SimpleNamespace(**{n: boto3.client(n, region_name=REGION) for n in names})
+
+
+@pytest.fixture
+def aws(aws_env: None, tls_requests: None, immediate_glue: None) -> Iterator[SimpleNamespace]:
+    """Open ``mock_aws`` and yield boto3 clients (s3, iam, sts, glue, athena, logs)."""
+    with mock_aws():
+        yield _clients()
+
+
+@pytest.fixture
+def deployed(aws: SimpleNamespace, config: PipelineConfig) -> SimpleNamespace:
+    """Run ``up`` once (without Athena DDL) and yield the same clients."""
+    infra.up(config, infra.Clients.for_config(config), tables=False)
+    return aws
+
+
+@pytest.fixture
+def iam_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn on moto's IAM enforcement from the next request on (INITIAL_NO_AUTH_ACTION_COUNT=0)."""
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server(aws_env: None, tls_requests: None, immediate_glue: None) -> Iterator[str]:
+    """Start moto's server on a free 127.0.0.1 port and yield its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
