@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from cycler import cycler  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, StrMethodFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +344,7 @@ def transaction_distribution_chart(df: pd.DataFrame) -> Figure:
     ax.set_xlabel("Transaction amount (USD)")
     ax.set_ylabel("Number of transactions")
     ax.xaxis.set_major_formatter(CURRENCY)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5-transaction ticks
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_xlim(data["bin_lower"].min(), data["bin_upper"].max())
     ax.margins(y=0.08)

@@ -276,3 +276,75 @@ def test_render_all_writes_nothing_if_the_last_chart_cannot_be_drawn(tmp_path):
     with pytest.raises(ValueError, match="median_amount"):
         cv.render_all(FakeEngine(frames), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def write_enriched_lake(lake, prefix: str) -> None:
+    """Four enriched rows in two month partitions, laid out as the job writes them."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.config import PipelineConfig
+
+    money = pa.decimal128(12, 2)
+    schema = pa.schema(
+        [
+            ("transaction_id", pa.string()),
+            ("transaction_date", pa.date32()),
+            ("customer_id", pa.string()),
+            ("product", pa.string()),
+            ("quantity", pa.int32()),
+            ("unit_price", money),
+            ("region", pa.string()),
+            ("total_amount", money),
+            ("age_group", pa.string()),
+            ("membership_tier", pa.string()),
+            ("signup_date", pa.date32()),
+            ("day", pa.int32()),
+        ]
+    )
+    d = Decimal
+    rows = {
+        9: [
+            ("T1", dt.date(2025, 9, 3), "C1", "Laptop", 1, d("900"), "North", d("900"), "26-35", "Gold", None, 3),
+            ("T2", dt.date(2025, 9, 20), "C2", "Mouse", 2, d("25"), "South", d("50"), "18-25", "Silver", None, 20),
+        ],
+        10: [
+            ("T3", dt.date(2025, 10, 1), "C9", "Phone", 1, d("600"), "North", d("600"), None, None, None, 1),
+            ("T4", dt.date(2025, 10, 9), "C1", "Mouse", 1, d("25"), "East", d("25"), "26-35", "Gold", None, 9),
+        ],
+    }  # fmt: skip
+    config = PipelineConfig(prefix=prefix, target="local", lake=lake)
+    for month, month_rows in rows.items():
+        folder = config.local_path(config.enriched_uri) / f"year=2025/month={month}"
+        folder.mkdir(parents=True)
+        table = pa.Table.from_pylist(
+            [dict(zip(schema.names, r, strict=True)) for r in month_rows], schema
+        )
+        pq.write_table(table, folder / "part-00000.snappy.parquet")
+
+
+def test_cli_renders_the_real_queries_over_a_tiny_local_lake(tmp_path):
+    from pipeline.config import PipelineConfig
+    from pipeline.engines import make_engine
+
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    write_enriched_lake(lake, "charts")
+
+    assert cv.main(["--lake", str(lake), "--prefix", "charts", "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(cv.CHARTS)
+
+    engine = make_engine(PipelineConfig(prefix="charts", target="local", lake=lake))
+    engine.setup_tables()
+    (ax,) = cv.revenue_by_region_chart(engine.run_named("revenue_by_region").df).axes
+    assert tick_labels(ax.xaxis) == ["North", "South", "East"]
+    assert bar_heights(ax) == pytest.approx([1500.0, 50.0, 25.0])
+    (ax,) = cv.monthly_trend_chart(engine.run_named("monthly_trend").df).axes
+    assert tick_labels(ax.xaxis) == ["2025-09", "2025-10"]
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([950.0, 625.0])
+    revenue_ax, _avg_ax = cv.age_group_analysis_chart(
+        engine.run_named("age_group_analysis").df
+    ).axes
+    assert tick_labels(revenue_ax.xaxis) == ["18-25", "26-35", "unknown"]
+    assert bar_heights(revenue_ax) == pytest.approx([50.0, 925.0, 600.0])
