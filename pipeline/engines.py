@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from pipeline.sql import is_ddl, load_queries, render
 log = logging.getLogger(__name__)
 
 _SCAN_FUNCTIONS = ("READ_PARQUET", "READ_CSV", "READ_CSV_AUTO", "READ_JSON", "READ_JSON_AUTO")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the bad token
 _RAW_FILE_GLOBS = {"csv": ("*.csv",), "json": ("*.json", "*.jsonl", "*.ndjson")}
 
 
@@ -62,7 +64,7 @@ class Engine(Protocol):
 
 def one_line(message: object) -> str:
     """Collapse an engine's (often multi-line) error message into one line."""
-    return " ".join(str(message).split())
+    return " ".join(_ANSI_RE.sub("", str(message)).split())
 
 
 class _NamedQueries:

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Run SQL or a named query from athena_queries.sql, locally (DuckDB) or on Athena.
+
+python query.py "select region, count(*) as n from enriched_sales group by region"
+python query.py --name revenue_by_region
+python query.py --all
+python query.py --list
+python query.py --target aws --name monthly_trend
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
+from pipeline.engines import QueryError, QueryResult, make_engine, one_line
+from pipeline.sql import analytic_names, descriptions
+
+log = logging.getLogger("query")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("sql", nargs="?", help="one SQL statement (Athena dialect)")
+    what.add_argument("--name", help="run the named block from athena_queries.sql")
+    what.add_argument("--all", action="store_true", help="run every analytic query")
+    what.add_argument("--list", action="store_true", help="list the named queries")
+    parser.add_argument("--target", choices=TARGETS, default=None, help="local (default) or aws")
+    parser.add_argument(
+        "--lake", type=Path, default=None, help="local lake folder (default ./lake)"
+    )
+    parser.add_argument("--prefix", default=None, help=f"name prefix (default {DEFAULT_PREFIX})")
+    parser.add_argument("--region", default=None, help="AWS region")
+    parser.add_argument(
+        "--endpoint-url", default=None, help="AWS endpoint (moto server, LocalStack)"
+    )
+    parser.add_argument(
+        "--queries", type=Path, default=None, help="SQL file (default athena_queries.sql)"
+    )
+    parser.add_argument("--max-rows", type=int, default=50, help="rows to print per result")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> PipelineConfig:
+    """Return the config from the flags, falling back to the environment's defaults."""
+    overrides = {
+        "prefix": args.prefix,
+        "target": args.target,
+        "lake": args.lake,
+        "region": args.region,
+        "endpoint_url": args.endpoint_url,
+    }
+    return PipelineConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def format_result(result: QueryResult, max_rows: int = 50) -> str:
+    """Return the result as a text table followed by one line of stats."""
+    df = result.df
+    if df.empty:
+        table = "(no rows)" if len(df.columns) == 0 else df.to_string(index=False) + "\n(no rows)"
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 50):
+            table = df.head(max_rows).to_string(index=False)
+        if len(df) > max_rows:
+            table += f"\n... {len(df) - max_rows} more rows"
+    files = "n/a" if result.files_read is None else f"{result.files_read}"
+    scanned = "n/a" if result.bytes_read is None else f"{result.bytes_read:,}"
+    stats = f"-- {result.rows} rows in {result.seconds:.3f}s; files read: {files}; bytes read: {scanned}"
+    header = f"== {result.name}\n" if result.name else ""
+    return f"{header}{table}\n{stats}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.list:
+        for name, text in descriptions(args.queries).items():
+            if name in analytic_names(args.queries):
+                print(f"{name:28} {text}")
+        return 0
+    try:
+        config = build_config(args)
+        engine = make_engine(config, args.queries)
+        if args.all:
+            for name in analytic_names(args.queries):
+                print(format_result(engine.run_named(name), args.max_rows) + "\n")
+        elif args.name:
+            print(format_result(engine.run_named(args.name), args.max_rows))
+        else:
+            print(format_result(engine.run(args.sql), args.max_rows))
+    except (QueryError, KeyError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {one_line(message)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
