@@ -190,7 +190,7 @@ def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
 
     charts_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=charts_dir.parent) as scratch:
-        rendered = render_all(engine, Path(scratch))
+        rendered = render_all(engine, Path(scratch), setup_tables=False)
         published = []
         for path in rendered:
             target = charts_dir / path.name
