@@ -109,7 +109,13 @@ def infer_file(path: Path, classification: str) -> tuple[list[tuple[str, str]], 
     # instead of failing a type guessed from the first block.
     block = max(1 << 20, min(path.stat().st_size + 1, 1 << 30))
     if classification == "csv":
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=block))
+        # Only an empty field is null: text such as "N/A" or "NULL" makes the column a
+        # string, as for Glue's classifier (and DuckDB could not cast it to a number).
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block),
+            convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True),
+        )
         names = _column_names(table.column_names)
         columns = [(n, glue_type(t)) for n, t in zip(names, table.schema.types, strict=True)]
         return columns, table.num_rows
