@@ -101,3 +101,17 @@ def build_lake(lake: Path, prefix: str = "test") -> PipelineConfig:
     crawl_local(config)
     run_job(config)
     return config
+
+
+_BUILT: dict[str, PipelineConfig] = {}
+
+
+def shared_lake(tmp_path_factory) -> PipelineConfig:
+    """Build the lake once per test session (the job starts Spark); later calls reuse it.
+
+    Test modules wrap this in their own session-scoped fixture; the memo keeps the job
+    to one run however many modules ask. Tests must not modify this lake.
+    """
+    if "config" not in _BUILT:
+        _BUILT["config"] = build_lake(tmp_path_factory.mktemp("job-lake") / "lake")
+    return _BUILT["config"]
