@@ -1,0 +1,25 @@
+"""Shared pytest fixtures: one local Spark session for the whole test run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# The top-level scripts (glue_etl_job.py, ...) import as modules from the repo root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The job's own local SparkSession builder, started once (Java via ensure_java)."""
+    from glue_etl_job import build_local_spark
+    from pipeline.java import ensure_java
+
+    ensure_java()
+    session = build_local_spark(app_name="pytest", master="local[2]")
+    yield session
+    session.stop()
