@@ -12,7 +12,6 @@ python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -21,9 +20,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import infra
 from pipeline.config import DEFAULT_PREFIX, PipelineConfig
+from pipeline.runner import RunOptions, StageFailed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = RunOptions()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -38,18 +39,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dry-run", action="store_true", help="print what would be done; call nothing"
     )
     parser.add_argument("--yes", action="store_true", help="confirm `down` (it deletes data)")
-    parser.add_argument("--rows", type=int, default=10_000, help="run: sales rows to generate")
-    parser.add_argument("--customers", type=int, default=1_000, help="run: customers to generate")
-    parser.add_argument("--seed", type=int, default=42, help="run: generator seed")
+    parser.add_argument(
+        "--rows", type=int, default=defaults.rows, help="run: sales rows (default %(default)s)"
+    )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=defaults.customers,
+        help="run: customers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="run: seed (default %(default)s)"
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=Path("data/aws"), help="run: generated files"
     )
-    parser.add_argument(
-        "--charts-dir",
-        type=Path,
-        default=Path("screenshots/aws"),
-        help="run: chart PNGs from Athena",
-    )
+    parser.add_argument("--charts-dir", type=Path, help="run: where the six PNGs go")
+    parser.add_argument("--run-id", help="run: the job's run id (default: a UTC timestamp)")
     return parser.parse_args(argv)
 
 
@@ -105,16 +111,16 @@ def main(argv: list[str] | None = None) -> int:
             deleted = infra.down(config)
             print(f"down: deleted {len(deleted)} resource(s)")
         elif args.command == "run":
-            result = infra.run(
-                config,
-                rows=args.rows,
-                customers=args.customers,
-                seed=args.seed,
-                work_dir=args.work_dir,
-                charts_dir=args.charts_dir,
-            )
-            print(json.dumps(result, indent=2, default=str))
-    except infra.JobRunFailed as exc:
+            # The same staged runner as `run_pipeline.py --target aws`.
+            from pipeline.runner import run, summary_lines
+
+            options = RunOptions(rows=args.rows, customers=args.customers, seed=args.seed)
+            if args.charts_dir:
+                options.charts_dir = args.charts_dir
+            if args.run_id:
+                options.run_id = args.run_id
+            print("\n".join(summary_lines(run(config, options))))
+    except (infra.JobRunFailed, StageFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:

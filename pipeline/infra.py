@@ -10,30 +10,25 @@ auditors can read them without AWS.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline import aws
+from pipeline import aws, costs
 from pipeline.config import (
     ATHENA_RESULTS_PREFIX,
-    CUSTOMERS_FILENAME,
     ENRICHED_PREFIX,
     QUARANTINE_PREFIX,
     RAW_CUSTOMERS_PREFIX,
     RAW_SALES_PREFIX,
     RUNS_PREFIX,
-    SALES_FILENAME,
     SCRIPT_KEY,
     SUMMARY_PREFIX,
     PipelineConfig,
@@ -54,7 +49,7 @@ PREFIX_KEY = "pipeline-prefix"
 GLUE_VERSION = "5.0"
 WORKER_TYPE = "G.1X"
 NUMBER_OF_WORKERS = 2
-DPU_PER_WORKER = {"G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0}
+DPU_PER_WORKER = {"G.1X": 1, "G.2X": 2, "G.4X": 4, "G.8X": 8}
 JOB_TIMEOUT_MINUTES = 30
 INLINE_POLICY_NAME = "glue-etl-least-privilege"
 
@@ -66,13 +61,6 @@ ATHENA_ENGINE = "Athena engine version 3"
 RESULTS_EXPIRE_DAYS = 7
 ABORT_MULTIPART_DAYS = 1
 RAW_NONCURRENT_EXPIRE_DAYS = 30
-
-# Prices used for estimates (us-east-1 list prices; see docs/aws.md).
-GLUE_USD_PER_DPU_HOUR = 0.44
-GLUE_MINIMUM_SECONDS = 60
-ATHENA_USD_PER_TB = 5.0
-ATHENA_MINIMUM_BYTES = 10 * 1024**2
-S3_USD_PER_GB_MONTH = 0.023
 
 PROCESSED_PREFIXES = (ENRICHED_PREFIX, SUMMARY_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)
 RAW_PREFIXES = (RAW_SALES_PREFIX, RAW_CUSTOMERS_PREFIX)
@@ -628,13 +616,25 @@ def _ensure_role(config: PipelineConfig, clients: Clients, account: Account) -> 
     return changes
 
 
-def upload_job_script(config: PipelineConfig, script: Path = JOB_SCRIPT) -> bool:
-    """Upload the Glue job script to ``config.script_uri``; False if it does not exist yet."""
-    if not script.is_file():
-        log.warning("job script %s not found; not uploaded", script)
-        return False
+def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | None = None) -> bool:
+    """Upload the Glue job script to ``config.script_uri`` unless S3 already has these bytes.
+
+    Returns True when it uploaded. Raises FileNotFoundError when the script is missing.
+    """
     from pipeline.storage import make_storage
 
+    script = script or JOB_SCRIPT
+    body = script.read_bytes()
+    bucket, key = split_s3_uri(config.script_uri)
+    try:
+        # Single-part SSE-S3 uploads have the MD5 of the body as their ETag.
+        etag = clients.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except ClientError as exc:
+        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        etag = None
+    if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+        return False
     make_storage(config).put_file(script, config.script_uri)
     return True
 
@@ -754,7 +754,9 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
     for bucket in config.buckets:
         changes += _ensure_bucket(config, clients, bucket, account.partition)
     changes += _ensure_role(config, clients, account)
-    if upload_job_script(config):
+    if not JOB_SCRIPT.is_file():
+        log.warning("%s not found; the job's script is not uploaded yet", JOB_SCRIPT.name)
+    elif upload_job_script(config, clients):
         changes.append(f"uploaded job script to {config.script_uri}")
     changes += _ensure_database(config, clients)
     arn = role_arn(config, account.account_id, account.partition)
@@ -1012,41 +1014,18 @@ class JobRunFailed(RuntimeError):
     """The Glue job run ended in a state other than SUCCEEDED."""
 
 
-def wait_for_crawler(
-    glue: Any, name: str, *, poll_seconds: float = 5.0, timeout_seconds: float = 1800.0
-) -> dict[str, Any]:
-    """Poll until the crawler is READY again; return its last crawl (raise if it failed)."""
-    deadline = time.monotonic() + timeout_seconds
-    state = None
-    while True:
-        crawler = glue.get_crawler(Name=name)["Crawler"]
-        if crawler["State"] != state:
-            state = crawler["State"]
-            log.info("crawler %s: %s", name, state)
-        if state == "READY":
-            last = crawler.get("LastCrawl", {})
-            if last.get("Status") == "FAILED":
-                raise RuntimeError(
-                    f"crawler {name} failed: {last.get('ErrorMessage')} "
-                    f"(log group {last.get('LogGroup')}, stream {last.get('LogStream')})"
-                )
-            return last
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"crawler {name} still {state} after {timeout_seconds}s")
-        time.sleep(poll_seconds)
-
-
 TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
 
 
 def wait_for_job_run(
     glue: Any,
     job_name: str,
-    run_id: str,
+    job_run_id: str,
     *,
     first_poll: float = 5.0,
     max_poll: float = 60.0,
     timeout_seconds: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Poll a job run with exponential back-off, logging each state change; return the run.
 
@@ -1056,187 +1035,83 @@ def wait_for_job_run(
     deadline = time.monotonic() + timeout_seconds
     delay, state = first_poll, None
     while True:
-        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+        run = glue.get_job_run(JobName=job_name, RunId=job_run_id)["JobRun"]
         if run["JobRunState"] != state:
             state = run["JobRunState"]
-            log.info("job run %s: %s", run_id, state)
+            log.info("job run %s: %s", job_run_id, state)
         if state in TERMINAL_JOB_STATES:
             if state != "SUCCEEDED":
                 group = run.get("LogGroupName") or "/aws-glue/jobs"
                 raise JobRunFailed(
-                    f"job run {run_id} {state}: {run.get('ErrorMessage', 'no error message')}\n"
-                    f"  logs: CloudWatch log group {group}/error and {group}/output, stream {run_id}"
+                    f"job run {job_run_id} {state}: {run.get('ErrorMessage') or 'no error message'}; "
+                    f"logs: CloudWatch log groups {group}/error and {group}/output, "
+                    f"stream {job_run_id}"
                 )
             return run
         if time.monotonic() > deadline:
-            raise TimeoutError(f"job run {run_id} still {state} after {timeout_seconds}s")
-        time.sleep(delay)
+            raise TimeoutError(f"job run {job_run_id} still {state} after {timeout_seconds:.0f}s")
+        sleep(delay)
         delay = min(delay * 2, max_poll)
-
-
-def generate_inputs(work_dir: Path, *, rows: int, customers: int, seed: int) -> tuple[Path, Path]:
-    """Run the two generator CLIs into ``work_dir``; return (sales CSV, customers NDJSON)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    sales, customers_file = work_dir / SALES_FILENAME, work_dir / CUSTOMERS_FILENAME
-    common = ["--customers", str(customers), "--seed", str(seed)]
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "generate_sample_data.py"),
-            "--rows",
-            str(rows),
-            *common,
-            "--output",
-            str(sales),
-        ],
-        check=True,
-        cwd=ROOT,
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "generate_customer_data.py"),
-            *common,
-            "--output",
-            str(customers_file),
-        ],
-        check=True,
-        cwd=ROOT,
-    )
-    return sales, customers_file
-
-
-def dpu_hours(
-    seconds: float, workers: int = NUMBER_OF_WORKERS, worker_type: str = WORKER_TYPE
-) -> float:
-    """Return billed DPU-hours: workers x DPU per worker x duration (1-minute minimum)."""
-    return workers * DPU_PER_WORKER[worker_type] * max(seconds, GLUE_MINIMUM_SECONDS) / 3600
-
-
-def estimate_cost(dpu_hour: float, bytes_scanned_per_query: Iterable[int]) -> dict[str, float]:
-    """Return estimated USD for Glue (DPU-hours) and Athena (10 MB minimum per query)."""
-    billed = sum(max(b or 0, ATHENA_MINIMUM_BYTES) for b in bytes_scanned_per_query)
-    glue_usd = dpu_hour * GLUE_USD_PER_DPU_HOUR
-    athena_usd = billed / 1024**4 * ATHENA_USD_PER_TB
-    return {"glue_usd": glue_usd, "athena_usd": athena_usd, "total_usd": glue_usd + athena_usd}
 
 
 def run(
     config: PipelineConfig,
-    clients: Clients | None = None,
+    sales_file: Path,
+    customers_file: Path,
     *,
-    rows: int = 10_000,
-    customers: int = 1_000,
-    seed: int = 42,
-    work_dir: Path = Path("data/aws"),
-    charts_dir: Path | None = Path("screenshots/aws"),
+    run_id: str,
+    clients: Clients | None = None,
     poll_seconds: float = 5.0,
-    engine: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Run the pipeline on AWS end to end and return what it did and roughly cost.
+    """Run the deployed pipeline's AWS half: upload, crawl, run the Glue job.
 
-    Uploads generated data and the job script, crawls the raw prefixes, runs the Glue
-    job, creates the Athena tables, runs every named analytic query (and the charts
-    when ``create_visualizations.render_all`` exists). Returns job run id and state,
-    durations, DPU-hours, bytes scanned per query and the estimated cost.
+    Uploads the raw files and the job script, starts the crawler and waits for it,
+    starts the job with ``--run_id`` and polls it with back-off. Returns the job run
+    id and state, ``job_seconds`` (billed execution time), workers, DPU-hours and
+    stage durations; the caller runs the Athena tables, queries and charts.
     """
-    from pipeline.storage import make_storage
+    from pipeline.catalog import run_aws_crawler
+    from pipeline.storage import make_storage, upload_raw
 
     clients = clients or Clients.for_config(config)
-    started = time.perf_counter()
     durations: dict[str, float] = {}
 
     t = time.perf_counter()
-    sales, customers_file = generate_inputs(work_dir, rows=rows, customers=customers, seed=seed)
-    storage = make_storage(config)
-    storage.put_file(sales, config.raw_sales_uri + SALES_FILENAME)
-    storage.put_file(customers_file, config.raw_customers_uri + CUSTOMERS_FILENAME)
-    if not upload_job_script(config):
-        raise FileNotFoundError(f"{JOB_SCRIPT} is required to run the job")
+    uploaded = upload_raw(make_storage(config), config, sales_file, customers_file)
+    upload_job_script(config, clients)
     durations["upload"] = time.perf_counter() - t
-    log.info("uploaded %s, %s and the job script", SALES_FILENAME, CUSTOMERS_FILENAME)
 
     t = time.perf_counter()
-    try:
-        clients.glue.start_crawler(Name=config.crawler_name)
-    except ClientError as exc:
-        if _code(exc) != "CrawlerRunningException":
-            raise
-    crawl = wait_for_crawler(clients.glue, config.crawler_name, poll_seconds=poll_seconds)
-    durations["crawler"] = time.perf_counter() - t
+    crawl = run_aws_crawler(config, glue=clients.glue, poll_seconds=poll_seconds, sleep=sleep)
+    durations["crawl"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     job_run_id = clients.glue.start_job_run(
         JobName=config.job_name, Arguments={"--run_id": run_id}
     )["JobRunId"]
     log.info("started job run %s (run_id %s)", job_run_id, run_id)
-    job_run = wait_for_job_run(clients.glue, config.job_name, job_run_id, first_poll=poll_seconds)
-    durations["job_wall"] = time.perf_counter() - t
-    execution = float(job_run.get("ExecutionTime") or durations["job_wall"])
+    job_run = wait_for_job_run(
+        clients.glue, config.job_name, job_run_id, first_poll=poll_seconds, sleep=sleep
+    )
+    durations["job"] = time.perf_counter() - t
+
     workers = int(job_run.get("NumberOfWorkers") or NUMBER_OF_WORKERS)
-    dpu_hour = dpu_hours(execution, workers, job_run.get("WorkerType") or WORKER_TYPE)
-
-    t = time.perf_counter()
-    from pipeline.engines import make_engine
-    from pipeline.sql import analytic_names
-
-    engine = engine or make_engine(config)
-    engine.setup_tables()
-    queries: dict[str, dict[str, Any]] = {}
-    for name in analytic_names():
-        result = engine.run_named(name)
-        queries[name] = {
-            "rows": result.rows,
-            "seconds": result.seconds,
-            "bytes_scanned": result.bytes_read,
-        }
-    durations["athena"] = time.perf_counter() - t
-
-    charts: list[str] = []
-    if charts_dir is not None:
-        try:
-            from create_visualizations import render_all
-        except ImportError:
-            log.warning("create_visualizations.render_all not available; charts skipped")
-        else:
-            charts = [str(p) for p in (render_all(engine, charts_dir) or [])]
-    durations["total"] = time.perf_counter() - started
-
-    scanned = [q["bytes_scanned"] or 0 for q in queries.values()]
+    worker_type = job_run.get("WorkerType") or WORKER_TYPE
+    # ExecutionTime is what Glue bills (seconds); fall back to the polled wall time.
+    job_seconds = float(job_run.get("ExecutionTime") or durations["job"])
+    dpu_hours = costs.glue_dpu_hours(job_seconds, workers, DPU_PER_WORKER.get(worker_type, 1))
     return {
         "job_run_id": job_run_id,
         "run_id": run_id,
         "state": job_run["JobRunState"],
-        "crawl": {"status": crawl.get("Status"), "error": crawl.get("ErrorMessage")},
-        "execution_seconds": execution,
+        "job_seconds": job_seconds,
         "workers": workers,
-        "dpu_hours": dpu_hour,
-        "queries": queries,
-        "bytes_scanned": sum(scanned),
-        "durations_seconds": durations,
-        "charts": charts,
-        "estimated_cost": estimate_cost(dpu_hour, scanned),
-        "processed_uri": config.processed_uri,
+        "worker_type": worker_type,
+        "dpu_hours": dpu_hours,
+        "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
+        "crawl_status": crawl.get("Status"),
+        "uploaded": uploaded,
         "metrics_uri": f"{config.runs_uri}{run_id}.json",
+        "durations_seconds": durations,
     }
-
-
-__all__ = [
-    "Clients",
-    "JobRunFailed",
-    "Resource",
-    "down",
-    "down_plan",
-    "estimate_cost",
-    "format_plan",
-    "format_status",
-    "glue_role_policy",
-    "glue_trust_policy",
-    "plan",
-    "run",
-    "split_s3_uri",
-    "status",
-    "tls_only_bucket_policy",
-    "up",
-]

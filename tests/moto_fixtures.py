@@ -117,7 +117,7 @@ def aws(aws_env: None, tls_requests: None, immediate_glue: None) -> Iterator[Sim
 @pytest.fixture
 def deployed(aws: SimpleNamespace, config: PipelineConfig) -> SimpleNamespace:
     """Run ``up`` once (without Athena DDL) and yield the same clients."""
-    infra.up(config, infra.Clients.for_config(config), tables=False)
+    infra.up(config, aws, tables=False)
     return aws
 
 

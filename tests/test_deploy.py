@@ -1,0 +1,457 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.moto_fixtures are redefined as arguments)
+"""deploy.py / pipeline.infra against moto: every setting read back with boto3.
+
+Expected values are written out literally (prefix ``test-sales``), not recomputed
+from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+from parliament import analyze_policy_string
+
+import deploy
+from pipeline import infra
+from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
+    aws,
+    aws_env,
+    config,
+    deployed,
+    immediate_glue,
+    tls_requests,
+)
+
+BUCKETS = (
+    "test-sales-raw",
+    "test-sales-processed",
+    "test-sales-scripts",
+    "test-sales-athena-results",
+)
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def _lifecycle(s3, bucket):
+    return {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+
+
+# ----------------------------------------------------------------------- buckets
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_every_bucket_blocks_public_access_encrypts_and_denies_plain_http(deployed, bucket):
+    s3 = deployed.s3
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert sorted(statement["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    rules = _lifecycle(s3, bucket)
+    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 1
+    }
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags == {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
+
+
+def test_raw_bucket_is_versioned_and_the_others_are_not(deployed):
+    status = {b: deployed.s3.get_bucket_versioning(Bucket=b).get("Status") for b in BUCKETS}
+    assert status == {
+        "test-sales-raw": "Enabled",
+        "test-sales-processed": None,
+        "test-sales-scripts": None,
+        "test-sales-athena-results": None,
+    }
+    rule = _lifecycle(deployed.s3, "test-sales-raw")["expire-noncurrent-raw-versions"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+
+
+def test_athena_results_expire_after_a_week(deployed):
+    rule = _lifecycle(deployed.s3, "test-sales-athena-results")["expire-athena-results"]
+    assert rule["Status"] == "Enabled"
+    assert rule["Filter"] == {"Prefix": "results/"}
+    assert rule["Expiration"] == {"Days": 7}
+
+
+def test_objects_are_stored_encrypted_over_tls(deployed):
+    deployed.s3.put_object(Bucket="test-sales-raw", Key="input/x.csv", Body=b"a,b\n")
+    head = deployed.s3.head_object(Bucket="test-sales-raw", Key="input/x.csv")
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_tls_fixture_still_enforces_every_other_deny(deployed):
+    # The fixture only neutralises the insecure-transport deny; a plain Deny still bites.
+    deny_all = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::test-sales-scripts/*",
+            }
+        ],
+    }
+    deployed.s3.put_object(Bucket="test-sales-scripts", Key="k", Body=b"x")
+    deployed.s3.put_bucket_policy(Bucket="test-sales-scripts", Policy=json.dumps(deny_all))
+    with pytest.raises(ClientError) as denied:
+        deployed.s3.get_object(Bucket="test-sales-scripts", Key="k")
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def test_glue_role_trusts_only_the_glue_service(deployed):
+    role = deployed.iam.get_role(RoleName="test-sales-glue-role")["Role"]
+    assert role["AssumeRolePolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    assert (
+        deployed.iam.list_attached_role_policies(RoleName="test-sales-glue-role")[
+            "AttachedPolicies"
+        ]
+        == []
+    )
+    assert deployed.iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"] == [
+        "glue-etl-least-privilege"
+    ]
+
+
+def _role_policy(iam):
+    return iam.get_role_policy(
+        RoleName="test-sales-glue-role", PolicyName="glue-etl-least-privilege"
+    )["PolicyDocument"]
+
+
+def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
+    statements = {s["Sid"]: s for s in _role_policy(deployed.iam)["Statement"]}
+    for statement in statements.values():
+        actions = statement["Action"]
+        assert "*" not in actions and "s3:*" not in actions
+        assert all(not a.endswith(":*") for a in actions)
+        if statement["Sid"] != "GlueJobMetrics":
+            assert "*" not in statement["Resource"]
+    # PutMetricData has no resource ARN: '*' only with the Glue namespace condition.
+    assert statements["GlueJobMetrics"]["Action"] == ["cloudwatch:PutMetricData"]
+    assert statements["GlueJobMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "Glue"}
+    }
+
+    assert statements["ReadRawInput"]["Resource"] == [
+        "arn:aws:s3:::test-sales-raw/input/sales_data_csv/*",
+        "arn:aws:s3:::test-sales-raw/input/customer_demographics_json/*",
+    ]
+    assert statements["ReadJobScript"]["Resource"] == [
+        "arn:aws:s3:::test-sales-scripts/scripts/glue_etl_job.py"
+    ]
+    write = statements["WriteProcessedOutput"]
+    assert write["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    assert write["Resource"] == [
+        "arn:aws:s3:::test-sales-processed/enriched/*",
+        "arn:aws:s3:::test-sales-processed/sales_summary/*",
+        "arn:aws:s3:::test-sales-processed/quarantine/*",
+        "arn:aws:s3:::test-sales-processed/_runs/*",
+    ]
+    assert statements["ListProcessedOutput"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["enriched/*", "sales_summary/*", "quarantine/*", "_runs/*"]}
+    }
+    assert statements["CatalogThisDatabase"]["Resource"] == [
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:catalog",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/*",
+    ]
+    assert statements["GlueLogs"]["Resource"] == [
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*",
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*:log-stream:*",
+    ]
+
+
+def _findings_above_low(policy: dict) -> list[tuple[str, str]]:
+    result = analyze_policy_string(json.dumps(policy), include_community_auditors=True)
+    return [(f.issue, f.severity) for f in result.findings if f.severity not in ("LOW", "INFO")]
+
+
+def test_parliament_finds_nothing_above_low_in_the_deployed_policies(deployed):
+    assert _findings_above_low(_role_policy(deployed.iam)) == []
+    for bucket in BUCKETS:
+        assert (
+            _findings_above_low(json.loads(deployed.s3.get_bucket_policy(Bucket=bucket)["Policy"]))
+            == []
+        )
+
+
+def test_parliament_audit_flags_a_wide_open_policy():
+    # Control: the audit above is live, it does flag what a least-privilege policy avoids.
+    wide = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "*"},
+            {"Effect": "Allow", "Action": "glue:GetTable", "Resource": "arn:aws:s3:::bucket"},
+        ],
+    }
+    assert _findings_above_low(wide) != []
+
+
+# ------------------------------------------------------------------- Glue, Athena
+
+
+def test_glue_database_crawler_and_job_are_configured(deployed):
+    glue = deployed.glue
+    db = glue.get_database(Name="sales_analytics_db")["Database"]
+    assert db["Parameters"] == {"pipeline-prefix": "test-sales", "managed-by": "deploy.py"}
+
+    crawler = glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
+    assert crawler["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+    assert crawler["DatabaseName"] == "sales_analytics_db"
+    assert crawler["Targets"]["S3Targets"] == [
+        {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
+        {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
+    ]
+    assert crawler["SchemaChangePolicy"] == {
+        "UpdateBehavior": "UPDATE_IN_DATABASE",
+        "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+    }
+
+    job = glue.get_job(JobName="test-sales-etl-job")["Job"]
+    assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.1X", 2)
+    assert (job["Timeout"], job["MaxRetries"]) == (30, 0)
+    assert job["Command"] == {
+        "Name": "glueetl",
+        "ScriptLocation": "s3://test-sales-scripts/scripts/glue_etl_job.py",
+        "PythonVersion": "3",
+    }
+    assert job["DefaultArguments"] == {
+        "--sales_path": "s3://test-sales-raw/input/sales_data_csv/",
+        "--customers_path": "s3://test-sales-raw/input/customer_demographics_json/",
+        "--output_path": "s3://test-sales-processed/",
+        "--job-language": "python",
+        "--enable-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+    }
+
+
+def test_athena_workgroup_enforces_encrypted_results_and_a_scan_cutoff(deployed):
+    wg = deployed.athena.get_work_group(WorkGroup="test-sales-workgroup")["WorkGroup"]
+    conf = wg["Configuration"]
+    assert wg["State"] == "ENABLED"
+    assert conf["EnforceWorkGroupConfiguration"] is True
+    assert conf["ResultConfiguration"] == {
+        "OutputLocation": "s3://test-sales-athena-results/results/",
+        "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+    }
+    assert conf["BytesScannedCutoffPerQuery"] == 1024**3
+
+
+# -------------------------------------------------------------- idempotence, drift
+
+
+def _inventory(aws):
+    return {
+        "buckets": sorted(b["Name"] for b in aws.s3.list_buckets()["Buckets"]),
+        "roles": sorted(r["RoleName"] for r in aws.iam.list_roles()["Roles"]),
+        "role_policies": aws.iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"],
+        "databases": [d["Name"] for d in aws.glue.get_databases()["DatabaseList"]],
+        "crawlers": aws.glue.list_crawlers()["CrawlerNames"],
+        "jobs": aws.glue.list_jobs()["JobNames"],
+        "workgroups": sorted(w["Name"] for w in aws.athena.list_work_groups()["WorkGroups"]),
+    }
+
+
+def test_deploy_twice_is_idempotent(deployed, config):
+    before = _inventory(deployed)
+    assert infra.up(config, deployed, tables=False) == []
+    assert _inventory(deployed) == before
+    assert before["buckets"] == sorted(BUCKETS)
+    assert before["jobs"] == ["test-sales-etl-job"]
+
+
+def test_up_puts_drifted_settings_back(deployed, config):
+    s3, iam = deployed.s3, deployed.iam
+    s3.put_bucket_versioning(
+        Bucket="test-sales-raw", VersioningConfiguration={"Status": "Suspended"}
+    )
+    s3.delete_public_access_block(Bucket="test-sales-processed")
+    s3.delete_bucket_policy(Bucket="test-sales-scripts")
+    s3.delete_bucket_lifecycle(Bucket="test-sales-athena-results")
+    wide = iam.create_policy(
+        PolicyName="wide-open",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+            }
+        ),
+    )["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="test-sales-glue-role", PolicyArn=wide)
+    iam.put_role_policy(
+        RoleName="test-sales-glue-role",
+        PolicyName="extra",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+            }
+        ),
+    )
+
+    changes = infra.up(config, deployed, tables=False)
+
+    assert len(changes) == 6
+    assert s3.get_bucket_versioning(Bucket="test-sales-raw")["Status"] == "Enabled"
+    pab = s3.get_public_access_block(Bucket="test-sales-processed")
+    assert all(pab["PublicAccessBlockConfiguration"].values())
+    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket="test-sales-scripts")["Policy"]
+    assert "expire-athena-results" in _lifecycle(s3, "test-sales-athena-results")
+    assert (
+        iam.list_attached_role_policies(RoleName="test-sales-glue-role")["AttachedPolicies"] == []
+    )
+    assert iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"] == [
+        "glue-etl-least-privilege"
+    ]
+    assert infra.up(config, deployed, tables=False) == []
+
+
+def test_up_outside_us_east_1_sets_the_location_constraint(aws):
+    from pipeline.config import PipelineConfig
+
+    eu = PipelineConfig(prefix="eu-sales", target="aws", region="eu-west-1")
+    infra.up(eu, tables=False)
+    assert aws.s3.get_bucket_location(Bucket="eu-sales-raw")["LocationConstraint"] == "eu-west-1"
+
+
+# ------------------------------------------------------------------------- down
+
+
+def test_down_leaves_nothing_of_ours_and_keeps_a_foreign_bucket(deployed, config):
+    s3 = deployed.s3
+    s3.create_bucket(Bucket="someone-elses-data")
+    s3.put_object(Bucket="someone-elses-data", Key="keep.txt", Body=b"mine")
+    # Versions and delete markers in the versioned raw bucket must go too.
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket="test-sales-raw", Key="input/sales_data_csv/s.csv", Body=body)
+    s3.delete_object(Bucket="test-sales-raw", Key="input/sales_data_csv/s.csv")
+    s3.put_object(
+        Bucket="test-sales-processed", Key="enriched/year=2024/month=1/p.parquet", Body=b"x"
+    )
+
+    deleted = infra.down(config, deployed)
+
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
+    assert s3.get_object(Bucket="someone-elses-data", Key="keep.txt")["Body"].read() == b"mine"
+    assert "bucket test-sales-raw (3 object versions)" in deleted
+    assert [r["RoleName"] for r in deployed.iam.list_roles()["Roles"]] == []
+    assert deployed.glue.get_databases()["DatabaseList"] == []
+    assert deployed.glue.list_crawlers()["CrawlerNames"] == []
+    assert deployed.glue.list_jobs()["JobNames"] == []
+    assert [w["Name"] for w in deployed.athena.list_work_groups()["WorkGroups"]] == ["primary"]
+    assert infra.down(config, deployed) == []
+
+
+def test_down_keeps_a_same_named_bucket_that_up_did_not_make(aws, config):
+    aws.s3.create_bucket(Bucket="test-sales-raw")
+    aws.s3.put_object(Bucket="test-sales-raw", Key="precious.csv", Body=b"x")
+    assert infra.down(config, aws) == []
+    assert aws.s3.get_object(Bucket="test-sales-raw", Key="precious.csv")["Body"].read() == b"x"
+
+
+def test_down_keeps_a_database_another_prefix_made(aws, config):
+    aws.glue.create_database(
+        DatabaseInput={"Name": "sales_analytics_db", "Parameters": {"pipeline-prefix": "other"}}
+    )
+    infra.up(config, aws, tables=False)
+    infra.down(config, aws)
+    assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == {
+        "pipeline-prefix": "other"
+    }
+
+
+# --------------------------------------------------------------------- CLI, status
+
+
+def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
+    def no_aws(*args, **kwargs):
+        raise AssertionError("dry run called AWS")
+
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
+    assert deploy.main(["up", "--dry-run", "--prefix", "plan-test"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "plan-test-raw",
+        "plan-test-processed",
+        "plan-test-scripts",
+        "plan-test-athena-results",
+        "plan-test-glue-role",
+        "sales_analytics_db",
+        "plan-test-raw-crawler",
+        "plan-test-etl-job",
+        "plan-test-workgroup",
+    ):
+        assert f": {name}" in out
+    for setting in (
+        '"aws:SecureTransport": "false"',
+        '"RestrictPublicBuckets": true',
+        '"SSEAlgorithm": "AES256"',
+        '"Status": "Enabled"',
+        '"glue.amazonaws.com"',
+        '"WorkerType": "G.1X"',
+        '"BytesScannedCutoffPerQuery": 1073741824',
+        '"EnforceWorkGroupConfiguration": true',
+        '"UpdateBehavior": "UPDATE_IN_DATABASE"',
+    ):
+        assert setting in out
+    assert deploy.main(["down", "--dry-run", "--prefix", "plan-test"]) == 0
+    assert "s3-bucket plan-test-raw" in capsys.readouterr().out
+
+
+def test_down_without_yes_deletes_nothing(deployed, capsys):
+    assert deploy.main(["down", "--prefix", "test-sales"]) == 1
+    assert "--yes" in capsys.readouterr().out
+    assert len(deployed.s3.list_buckets()["Buckets"]) == 4
+
+
+def test_status_shows_each_resource_and_the_last_crawl_and_job_run(deployed, config):
+    deployed.glue.start_crawler(Name="test-sales-raw-crawler")
+    deployed.glue.get_crawler(Name="test-sales-raw-crawler")  # moto advances on read
+    run_id = deployed.glue.start_job_run(JobName="test-sales-etl-job")["JobRunId"]
+
+    rows = {(r["kind"], r["name"]): r for r in infra.status(config, deployed)}
+
+    assert {k for k, _ in rows} == {
+        "s3-bucket",
+        "iam-role",
+        "glue-database",
+        "glue-crawler",
+        "glue-job",
+        "athena-workgroup",
+    }
+    assert rows[("s3-bucket", "test-sales-raw")]["detail"] == "versioning=Enabled"
+    assert rows[("glue-crawler", "test-sales-raw-crawler")]["state"] == "READY"
+    assert "last crawl=COMPLETED" in rows[("glue-crawler", "test-sales-raw-crawler")]["detail"]
+    assert f"last run={run_id} SUCCEEDED" in rows[("glue-job", "test-sales-etl-job")]["detail"]
+
+
+def test_status_reports_missing_resources_before_up(aws, config):
+    assert {r["state"] for r in infra.status(config, aws)} == {"missing"}
