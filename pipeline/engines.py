@@ -238,16 +238,24 @@ class LocalEngine(_NamedQueries):
         schema = table.schema or self.config.database
         self.con.execute(f"create schema if not exists {_ident(schema)}")
         pattern = str(self.config.local_path(table.path_pattern()))
-        casts = [f"cast({_ident(c)} as {_duck_type(t)}) as {_ident(c)}" for c, t in table.columns]
         parts = [_ident(c) for c, _ in table.partitions]
         if glob.glob(pattern):
             hive_types = ", ".join(
                 f"{_quote(c)}: {_quote(_duck_type(t))}" for c, t in table.partitions
             )
-            source = f"read_parquet({_quote(pattern)}"
+            # union_by_name: files written before a column was added still read.
+            source = f"read_parquet({_quote(pattern)}, union_by_name = true"
             if table.partitions:
                 source += f", hive_partitioning = true, hive_types = {{{hive_types}}}"
             source += ")"
+            # Like Athena, a declared column missing from the files reads as null.
+            present = {
+                row[0] for row in self.con.execute(f"describe select * from {source}").fetchall()
+            }
+            casts = [
+                f"cast({_ident(c) if c in present else 'null'} as {_duck_type(t)}) as {_ident(c)}"
+                for c, t in table.columns
+            ]
             where = table.projection_filters()
             body = f"select {', '.join(casts + parts)} from {source}"
             if where:
@@ -391,6 +399,12 @@ class AthenaEngine(_NamedQueries):
         seconds = time.perf_counter() - started
         columns = [d[0] for d in cursor.description or []]
         df = pd.DataFrame.from_records(rows, columns=columns)
+        # Decimals as floats, as DuckDB returns them, so both targets give one dtype.
+        for column, type_code in zip(
+            columns, [d[1] for d in cursor.description or []], strict=True
+        ):
+            if str(type_code).lower().startswith("decimal"):
+                df[column] = pd.to_numeric(df[column]).astype(float)
         return QueryResult(name, rendered, df, len(df), seconds, None, cursor.data_scanned_in_bytes)
 
 

@@ -1,0 +1,487 @@
+"""Engines: every named query on a lake written by the real job, against pandas; pruning
+measured; the Athena path through pyathena against moto."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import requests
+from lake_fixtures import expected_enriched, raw_frames, shared_lake
+from moto import mock_aws
+from moto_fixtures import (  # noqa: F401  (fixtures)
+    REGION,
+    aws_env,
+    immediate_glue,
+    moto_server,
+    tls_requests,
+)
+
+from pipeline.config import PipelineConfig
+from pipeline.engines import AthenaEngine, LocalEngine, QueryError, make_engine
+from pipeline.sql import analytic_names
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
+    return shared_lake(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def engine(lake: PipelineConfig) -> LocalEngine:
+    engine = LocalEngine(lake)
+    engine.setup_tables()
+    yield engine
+    engine.close()
+
+
+# --- expected results, computed in pandas from the raw input --------------------------
+
+
+def _unknown(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(
+        membership_tier=df["membership_tier"].fillna("unknown"),
+        age_group=df["age_group"].fillna("unknown"),
+    )
+
+
+def _cents(values: pd.Series) -> pd.Series:
+    """Round money half-up to cents, as Athena and DuckDB round decimals."""
+    return values.map(
+        lambda v: float(Decimal(str(round(v, 9))).quantize(Decimal("0.01"), ROUND_HALF_UP))
+    )
+
+
+def _share(values: pd.Series, digits: int = 2) -> pd.Series:
+    return (100 * values / values.sum()).round(digits)
+
+
+def expect_revenue_by_region(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby("region")["total_amount"]
+    out = pd.DataFrame(
+        {
+            "total_revenue": g.sum(),
+            "transaction_count": g.count(),
+            "avg_transaction_value": _cents(g.mean()),
+        }
+    ).reset_index()
+    return out.sort_values(["total_revenue", "region"], ascending=[False, True])
+
+
+def expect_top_products(df: pd.DataFrame) -> pd.DataFrame:
+    out = (
+        df.groupby("product")
+        .agg(
+            total_revenue=("total_amount", "sum"),
+            units_sold=("quantity", "sum"),
+            transaction_count=("transaction_id", "count"),
+        )
+        .reset_index()
+    )
+    return out.sort_values(["total_revenue", "product"], ascending=[False, True]).head(10)
+
+
+def expect_monthly_trend(df: pd.DataFrame) -> pd.DataFrame:
+    return (
+        df.groupby(["year", "month"])
+        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        .reset_index()
+    )
+
+
+def expect_customer_tiers(df: pd.DataFrame) -> pd.DataFrame:
+    out = (
+        _unknown(df)
+        .groupby("membership_tier")
+        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        .reset_index()
+    )
+    out["revenue_share_pct"] = _share(out["total_revenue"])
+    return out.sort_values(["total_revenue", "membership_tier"], ascending=[False, True])
+
+
+def expect_age_group_analysis(df: pd.DataFrame) -> pd.DataFrame:
+    out = (
+        _unknown(df)
+        .groupby("age_group")
+        .agg(
+            total_revenue=("total_amount", "sum"),
+            transaction_count=("transaction_id", "count"),
+            avg_transaction_value=("total_amount", "mean"),
+        )
+        .reset_index()
+    )
+    out["avg_transaction_value"] = _cents(out["avg_transaction_value"])
+    return out.sort_values("age_group")
+
+
+def expect_transaction_distribution(df: pd.DataFrame) -> pd.DataFrame:
+    amounts = df["total_amount"].to_numpy(dtype=float)
+    low, high = amounts.min(), amounts.max()
+    width = (high - low) / 20
+    bins = np.minimum(np.floor((amounts - low) / width), 19).astype(int)
+    return pd.DataFrame(
+        {
+            "bin_lower": np.round(low + np.arange(20) * width, 2),
+            "bin_upper": np.round(low + np.arange(1, 21) * width, 2),
+            "transaction_count": np.bincount(bins, minlength=20),
+            "mean_amount": round(amounts.mean(), 2),
+            "median_amount": round(float(np.median(amounts)), 2),
+        }
+    )
+
+
+def expect_high_value_transactions(df: pd.DataFrame) -> pd.DataFrame:
+    out = _unknown(df).sort_values(["total_amount", "transaction_id"], ascending=[False, True])
+    out = out.head(20).assign(amount_rank=range(1, min(20, len(out)) + 1))
+    out["revenue_share_pct"] = (100 * out["total_amount"] / df["total_amount"].sum()).round(4)
+    out = out.rename(columns={"date": "transaction_date"})
+    return out[
+        [
+            "amount_rank",
+            "transaction_id",
+            "transaction_date",
+            "customer_id",
+            "membership_tier",
+            "region",
+            "product",
+            "quantity",
+            "total_amount",
+            "revenue_share_pct",
+        ]
+    ]
+
+
+def expect_repeat_customers(df: pd.DataFrame) -> pd.DataFrame:
+    per = df.groupby("customer_id").agg(n=("transaction_id", "count"), rev=("total_amount", "sum"))
+    per["customer_type"] = np.where(per["n"] > 1, "repeat", "one_time")
+    out = (
+        per.groupby("customer_type")
+        .agg(customers=("n", "size"), transaction_count=("n", "sum"), total_revenue=("rev", "sum"))
+        .reset_index()
+    )
+    out["transactions_per_customer"] = (out["transaction_count"] / out["customers"]).round(2)
+    out["revenue_share_pct"] = _share(out["total_revenue"])
+    out["total_revenue"] = out["total_revenue"].round(2)
+    return out.sort_values("customer_type", ascending=False)
+
+
+def expect_avg_basket_by_tier(df: pd.DataFrame) -> pd.DataFrame:
+    out = (
+        _unknown(df)
+        .groupby("membership_tier")
+        .agg(
+            transaction_count=("transaction_id", "count"),
+            avg_units=("quantity", "mean"),
+            avg_basket_value=("total_amount", "mean"),
+            max_basket_value=("total_amount", "max"),
+        )
+        .reset_index()
+        .round({"avg_units": 2, "avg_basket_value": 2, "max_basket_value": 2})
+    )
+    return out.sort_values(["avg_basket_value", "membership_tier"], ascending=[False, True])
+
+
+def expect_month_over_month_growth(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.groupby(["year", "month"])["total_amount"].sum().reset_index(name="total_revenue")
+    out["previous_revenue"] = out["total_revenue"].shift(1)
+    out["revenue_change"] = (out["total_revenue"] - out["previous_revenue"]).round(2)
+    out["growth_pct"] = (100 * out["revenue_change"] / out["previous_revenue"]).round(2)
+    return out
+
+
+def expect_product_mix_by_region(df: pd.DataFrame) -> pd.DataFrame:
+    out = (
+        df.groupby(["region", "product"])
+        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        .reset_index()
+    )
+    out["region_share_pct"] = (
+        100 * out["total_revenue"] / out.groupby("region")["total_revenue"].transform("sum")
+    ).round(2)
+    return out.sort_values(["region", "total_revenue", "product"], ascending=[True, False, True])
+
+
+def expect_unknown_customer_share(df: pd.DataFrame) -> pd.DataFrame:
+    unknown = df["membership_tier"].isna()
+    revenue = df["total_amount"].sum()
+    return pd.DataFrame(
+        {
+            "transaction_count": [len(df)],
+            "unknown_transactions": [int(unknown.sum())],
+            "unknown_transaction_pct": [round(100 * unknown.mean(), 2)],
+            "unknown_revenue": [round(df.loc[unknown, "total_amount"].sum(), 2)],
+            "unknown_revenue_pct": [
+                round(100 * df.loc[unknown, "total_amount"].sum() / revenue, 2)
+            ],
+        }
+    )
+
+
+def expect_signup_cohorts(df: pd.DataFrame) -> pd.DataFrame:
+    known = df[df["signup_date"].notna()].assign(signup_year=lambda d: d["signup_date"].dt.year)
+    out = (
+        known.groupby("signup_year")
+        .agg(
+            customers=("customer_id", "nunique"),
+            transaction_count=("transaction_id", "count"),
+            total_revenue=("total_amount", "sum"),
+        )
+        .reset_index()
+    )
+    out["revenue_per_customer"] = (out["total_revenue"] / out["customers"]).round(2)
+    return out
+
+
+def expect_summary_region_month(df: pd.DataFrame) -> pd.DataFrame:
+    return (
+        df.groupby(["year", "month", "region"])
+        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        .reset_index()
+    )
+
+
+def expect_raw_vs_enriched_counts(df: pd.DataFrame) -> pd.DataFrame:
+    sales, _ = raw_frames()
+    return pd.DataFrame(
+        {
+            "raw_sales_rows": [len(sales)],
+            "enriched_rows": [len(df)],
+            "rows_not_enriched": [len(sales) - len(df)],
+        }
+    )
+
+
+def expect_customers_by_tier(df: pd.DataFrame) -> pd.DataFrame:
+    _, customers = raw_frames()
+    out = (
+        customers.groupby("membership_tier")["customer_id"].nunique().reset_index(name="customers")
+    )
+    return out.sort_values(["customers", "membership_tier"], ascending=[False, True])
+
+
+EXPECTED = {
+    name.removeprefix("expect_"): fn for name, fn in globals().items() if name.startswith("expect_")
+}
+
+
+def _comparable(df: pd.DataFrame) -> pd.DataFrame:
+    """Plain floats and ISO date strings, so engine and pandas frames compare."""
+    out = df.reset_index(drop=True).copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[col] = values.dt.strftime("%Y-%m-%d")
+        elif values.map(lambda v: isinstance(v, dt.date)).any():
+            out[col] = values.map(lambda v: pd.Timestamp(v).strftime("%Y-%m-%d"))
+        elif not values.map(lambda v: isinstance(v, str)).any():
+            out[col] = pd.to_numeric(values).astype(float)
+    return out
+
+
+def test_every_analytic_query_has_an_independent_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(analytic_names())
+
+
+def test_hand_checked_totals_match_the_pandas_model() -> None:
+    # The pandas model itself, checked by hand on the ten input rows.
+    df = expected_enriched()
+    assert df["total_amount"].sum() == pytest.approx(5111.99)
+    assert df.loc[df["region"] == "North", "total_amount"].sum() == pytest.approx(1670.00)
+    assert int(df["membership_tier"].isna().sum()) == 2  # CUST0009 twice
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", analytic_names())
+def test_named_query_returns_the_values_computed_in_pandas(engine: LocalEngine, name: str) -> None:
+    result = engine.run_named(name)
+    expected = EXPECTED[name](expected_enriched())
+
+    assert list(result.df.columns) == list(expected.columns)
+    assert result.rows == len(expected) == len(result.df)
+    pd.testing.assert_frame_equal(
+        # Within a cent: rounding an exact half of a double may go either way.
+        _comparable(result.df),
+        _comparable(expected),
+        check_dtype=False,
+        atol=0.0101,
+        rtol=0,
+    )
+    assert result.name == name and result.seconds > 0
+    assert result.files_read >= 1 and result.bytes_read > 0
+
+
+@pytest.mark.slow
+def test_query_filtered_to_one_month_reads_only_that_months_files(
+    engine: LocalEngine, lake: PipelineConfig
+) -> None:
+    enriched = lake.local_path(lake.enriched_uri)
+    all_files = sorted(enriched.glob("year=*/month=*/*.parquet"))
+    february = sorted(enriched.glob("year=2024/month=2/*.parquet"))
+    assert len(all_files) > len(february) >= 1
+
+    full = engine.run("select count(*) as n, sum(total_amount) as revenue from enriched_sales")
+    one_month = engine.run(
+        "select count(*) as n, sum(total_amount) as revenue from enriched_sales "
+        "where year = 2024 and month = 2"
+    )
+
+    assert one_month.df["n"].tolist() == [3]
+    assert full.df["n"].tolist() == [10]
+    assert full.files_read == len(all_files)
+    assert one_month.files_read == len(february)
+    assert one_month.bytes_read < full.bytes_read
+
+
+@pytest.mark.slow
+def test_tables_have_the_declared_types(engine: LocalEngine) -> None:
+    types = dict(row[:2] for row in engine.con.execute("describe enriched_sales").fetchall())
+    assert types["unit_price"] == "DECIMAL(12,2)"
+    assert types["transaction_date"] == "DATE"
+    assert types["quantity"] == "INTEGER"
+    assert types["year"] == "INTEGER" and types["month"] == "INTEGER"
+    raw = dict(row[:2] for row in engine.con.execute("describe sales_data_csv").fetchall())
+    assert raw["date"] == "DATE" and raw["quantity"] == "BIGINT"
+
+
+@pytest.mark.slow
+def test_bad_sql_raises_one_line_engine_message(engine: LocalEngine) -> None:
+    with pytest.raises(QueryError) as parse_error:
+        engine.run("selec region from")
+    with pytest.raises(QueryError, match="no_such_table") as missing:
+        engine.run("select * from no_such_table")
+    for error in (parse_error, missing):
+        assert "\n" not in str(error.value) and str(error.value)
+
+
+# --- registration details on tiny lakes written here ----------------------------------
+
+
+def _write_partition(lake: PipelineConfig, year: int, month: int) -> None:
+    folder = lake.local_path(lake.enriched_uri) / f"year={year}" / f"month={month}"
+    folder.mkdir(parents=True)
+    table = pa.table(
+        {
+            "transaction_id": ["T1"],
+            "total_amount": pa.array([1.5], pa.float64()),  # the DDL says decimal(12,2)
+        }
+    )
+    pq.write_table(table, folder / "part-0.parquet")
+
+
+def test_projection_range_and_declared_types_are_honoured(tmp_path: Path) -> None:
+    config = PipelineConfig(prefix="proj", target="local", lake=tmp_path)
+    _write_partition(config, 2024, 5)
+    _write_partition(config, 1999, 1)  # outside projection.year.range: Athena never reads it
+    engine = LocalEngine(config)
+
+    result = engine.run("select year, month, total_amount, customer_id from enriched_sales")
+
+    assert result.df[["year", "month"]].values.tolist() == [[2024, 5]]
+    assert result.files_read == 1
+    described = dict(row[:2] for row in engine.con.execute("describe enriched_sales").fetchall())
+    assert described["total_amount"] == "DECIMAL(12,2)"
+
+
+def test_empty_lake_gives_empty_tables_not_errors(tmp_path: Path) -> None:
+    engine = make_engine(PipelineConfig(prefix="empty", target="local", lake=tmp_path))
+    assert isinstance(engine, LocalEngine)
+    result = engine.run_named("revenue_by_region")
+    assert result.rows == 0
+    assert list(result.df.columns) == [
+        "region",
+        "total_revenue",
+        "transaction_count",
+        "avg_transaction_value",
+    ]
+    assert engine.run_named("create_database").rows == 0
+
+
+# --- aws: pyathena against moto -------------------------------------------------------
+
+
+def _queue_results(url: str, columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
+    """Queue one Athena result in moto: header row first, full column info."""
+    info = [
+        {
+            "CatalogName": "hive",
+            "SchemaName": "",
+            "TableName": "",
+            "Name": name,
+            "Label": name,
+            "Type": kind,
+            "Precision": 38 if kind == "decimal" else 0,
+            "Scale": 2 if kind == "decimal" else 0,
+            "Nullable": "UNKNOWN",
+            "CaseSensitive": kind == "varchar",
+        }
+        for name, kind in columns
+    ]
+    header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
+    data = [{"Data": [{"VarCharValue": v} for v in row]} for row in rows]
+    payload = {"region": REGION, "results": [{"rows": [header, *data], "column_info": info}]}
+    response = requests.post(f"{url}/moto-api/static/athena/query-results", json=payload)
+    assert response.status_code == 201
+
+
+REGION_COLUMNS = [
+    ("region", "varchar"),
+    ("total_revenue", "decimal"),
+    ("transaction_count", "bigint"),
+    ("avg_transaction_value", "decimal"),
+]
+
+
+def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> None:  # noqa: F811
+    config = PipelineConfig(prefix="athena", target="aws", region=REGION, endpoint_url=None)
+    with mock_aws():
+        athena = boto3.client("athena", region_name=REGION)
+        athena.create_work_group(
+            Name=config.workgroup,
+            Configuration={"ResultConfiguration": {"OutputLocation": config.athena_results_uri}},
+        )
+        engine = make_engine(config)
+        assert isinstance(engine, AthenaEngine)
+        engine.setup_tables()
+        _queue_results(
+            "http://motoapi.amazonaws.com",
+            REGION_COLUMNS,
+            [["North", "1670.00", "3", "556.67"], ["South", "1226.50", "2", "613.25"]],
+        )
+
+        result = engine.run_named("revenue_by_region")
+
+        executions = athena.list_query_executions(WorkGroup=config.workgroup)["QueryExecutionIds"]
+        sent = [
+            athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"]
+            for i in executions
+        ]
+    assert list(result.df.columns) == [c for c, _ in REGION_COLUMNS]
+    assert result.df.values.tolist() == [["North", 1670, 3, 556.67], ["South", 1226.5, 2, 613.25]]
+    assert result.rows == 2 and result.files_read is None
+    assert result.bytes_read == 0  # moto's DataScannedInBytes
+    # The DDL went out rendered: database, then both projected tables.
+    assert any(q.startswith("create database if not exists sales_analytics_db") for q in sent)
+    ddl = [q for q in sent if "create external table" in q]
+    assert len(ddl) == 2 and all("s3://athena-processed/" in q for q in ddl)
+    assert all("year=${year}/month=${month}" in q for q in ddl)
+
+
+def test_athena_engine_uses_the_endpoint_url(moto_server: str) -> None:  # noqa: F811
+    config = PipelineConfig(prefix="athena", target="aws", region=REGION, endpoint_url=moto_server)
+    boto3.client("athena", region_name=REGION, endpoint_url=moto_server).create_work_group(
+        Name=config.workgroup,
+        Configuration={"ResultConfiguration": {"OutputLocation": config.athena_results_uri}},
+    )
+    _queue_results(moto_server, [("n", "bigint")], [["42"]])
+    result = AthenaEngine(config, poll_interval=0.01).run(
+        "select count(*) as n from enriched_sales"
+    )
+    assert result.df.to_dict("records") == [{"n": 42}]
