@@ -763,10 +763,11 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
     changes += _ensure_crawler(config, clients, arn, account)
     changes += _ensure_job(config, clients, arn)
     changes += _ensure_workgroup(config, clients)
-    if tables and create_tables(config):
-        changes.append(f"ran the DDL of athena_queries.sql in {config.workgroup}")
     for change in changes:
         log.info("%s", change)
+    # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change.
+    if tables and create_tables(config):
+        log.info("ran the DDL blocks of athena_queries.sql in workgroup %s", config.workgroup)
     return changes
 
 

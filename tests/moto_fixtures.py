@@ -5,6 +5,7 @@ Every fixture pins the region and fake credentials, so nothing can reach a real 
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,7 @@ def moto_server(aws_env: None, tls_requests: None, immediate_glue: None) -> Iter
     """Start moto's server on a free 127.0.0.1 port and yield its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()

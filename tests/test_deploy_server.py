@@ -1,0 +1,235 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.moto_fixtures are redefined as arguments)
+"""deploy.py end to end as a subprocess, against moto's server through --endpoint-url.
+
+This is how a person points the tool at LocalStack: nothing in-process, only the CLI.
+moto runs no Spark and no SQL, so the test stands in for the two engines exactly where
+AWS would do work: it puts the metrics file the Glue job writes, and queues the result
+sets Athena would return (moto's ``/moto-api/static/athena/query-results`` API).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from pipeline.sql import analytic_names, ddl_names
+from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
+    REGION,
+    aws_env,
+    immediate_glue,
+    moto_server,
+    tls_requests,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "cli-sales"
+RUN_ID = "run-cli-test"
+
+pytestmark = pytest.mark.slow
+
+
+def _deploy(endpoint: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(cwd),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "PIPELINE_LAKE": str(cwd / "lake"),
+        "MPLBACKEND": "Agg",
+    }
+    cmd = [sys.executable, str(ROOT / "deploy.py"), *args, "--prefix", PREFIX]
+    cmd += ["--endpoint-url", endpoint]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _result(columns: list[tuple[str, str]], rows: list[tuple]) -> dict:
+    """One Athena result set in moto's format: header row first, then the data rows."""
+    info = [
+        {"Name": n, "Label": n, "Type": t, "Precision": 0, "Scale": 0, "Nullable": "NULLABLE"}
+        for n, t in columns
+    ]
+    cells = [[n for n, _ in columns], *[[str(v) for v in row] for row in rows]]
+    return {
+        "rows": [{"Data": [{"VarCharValue": v} for v in r]} for r in cells],
+        "column_info": info,
+    }
+
+
+CHART_RESULTS = {
+    "revenue_by_region": _result(
+        [
+            ("region", "varchar"),
+            ("total_revenue", "double"),
+            ("transaction_count", "bigint"),
+            ("avg_transaction_value", "double"),
+        ],
+        [("North", 1200.5, 10, 120.05), ("South", 800.0, 8, 100.0)],
+    ),
+    "top_products": _result(
+        [
+            ("product", "varchar"),
+            ("total_revenue", "double"),
+            ("units_sold", "bigint"),
+            ("transaction_count", "bigint"),
+        ],
+        [("Laptop", 1500.0, 3, 3), ("Mouse", 300.0, 30, 12)],
+    ),
+    "monthly_trend": _result(
+        [
+            ("year", "integer"),
+            ("month", "integer"),
+            ("total_revenue", "double"),
+            ("transaction_count", "bigint"),
+        ],
+        [(2024, 1, 900.0, 9), (2024, 2, 1100.5, 9)],
+    ),
+    "customer_tiers": _result(
+        [
+            ("membership_tier", "varchar"),
+            ("total_revenue", "double"),
+            ("transaction_count", "bigint"),
+            ("revenue_share_pct", "double"),
+        ],
+        [("Gold", 1500.0, 8, 75.0), ("unknown", 500.5, 10, 25.0)],
+    ),
+    "age_group_analysis": _result(
+        [
+            ("age_group", "varchar"),
+            ("total_revenue", "double"),
+            ("transaction_count", "bigint"),
+            ("avg_transaction_value", "double"),
+        ],
+        [("18-25", 700.0, 7, 100.0), ("26-35", 1300.5, 11, 118.2)],
+    ),
+    "transaction_distribution": _result(
+        [
+            ("bin_lower", "double"),
+            ("bin_upper", "double"),
+            ("transaction_count", "bigint"),
+            ("mean_amount", "double"),
+            ("median_amount", "double"),
+        ],
+        [(0, 100, 12, 111.1, 95.0), (100, 200, 6, 111.1, 95.0)],
+    ),
+}
+OTHER_RESULT = _result([("value", "bigint")], [(1,)])
+EMPTY_RESULT = _result([("result", "varchar")], [])
+
+
+def _queue_athena_results(endpoint: str) -> int:
+    """Queue, in the runner's order, what Athena returns: DDL, every query, the charts."""
+    results = [EMPTY_RESULT for _ in ddl_names()]
+    results += [CHART_RESULTS.get(name, OTHER_RESULT) for name in analytic_names()]
+    results += list(CHART_RESULTS.values())
+    response = requests.post(
+        f"{endpoint}/moto-api/static/athena/query-results",
+        json={"region": REGION, "results": results},
+        timeout=10,
+    )
+    assert response.status_code == 201
+    return len(results)
+
+
+def _metrics() -> dict:
+    """The ``_runs/<run_id>.json`` the Glue job writes (moto's job runs no code)."""
+    return {
+        "run_id": RUN_ID,
+        "job_name": f"{PREFIX}-etl-job",
+        "status": "SUCCEEDED",
+        "rows_read": {"sales": 200, "customers": 40},
+        "rows_written": {"enriched": 200, "sales_summary": 30},
+        "rows_quarantined": {},
+        "quarantined_total": 0,
+        "duplicates_dropped": 0,
+        "unknown_customers": 0,
+    }
+
+
+def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
+    moto_server, tmp_path
+):
+    endpoint = moto_server
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    glue = boto3.client("glue", region_name=REGION, endpoint_url=endpoint)
+    athena = boto3.client("athena", region_name=REGION, endpoint_url=endpoint)
+    s3.create_bucket(Bucket="someone-elses-data")
+
+    up = _deploy(endpoint, tmp_path, "up")
+    assert up.returncode == 0, up.stderr
+    assert f"created bucket {PREFIX}-raw" in up.stdout
+    assert f"created job {PREFIX}-etl-job" in up.stdout
+    script = s3.get_object(Bucket=f"{PREFIX}-scripts", Key="scripts/glue_etl_job.py")
+    assert script["Body"].read() == (ROOT / "glue_etl_job.py").read_bytes()
+
+    again = _deploy(endpoint, tmp_path, "up")
+    assert again.returncode == 0, again.stderr
+    assert "up: everything already in place" in again.stdout
+
+    s3.put_object(
+        Bucket=f"{PREFIX}-processed", Key=f"_runs/{RUN_ID}.json", Body=json.dumps(_metrics())
+    )
+    queued = _queue_athena_results(endpoint)
+    executions_before = len(athena.list_query_executions()["QueryExecutionIds"])
+    charts = tmp_path / "charts"
+
+    run = _deploy(
+        endpoint,
+        tmp_path,
+        "run",
+        "--rows",
+        "200",
+        "--customers",
+        "40",
+        "--run-id",
+        RUN_ID,
+        "--charts-dir",
+        str(charts),
+    )
+
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    raw = s3.list_objects_v2(Bucket=f"{PREFIX}-raw", Prefix="input/")["Contents"]
+    assert sorted(o["Key"] for o in raw) == [
+        "input/customer_demographics_json/customer_demographics.json",
+        "input/sales_data_csv/sales_data.csv",
+    ]
+    sales_csv = s3.get_object(Bucket=f"{PREFIX}-raw", Key="input/sales_data_csv/sales_data.csv")
+    assert len(sales_csv["Body"].read().decode().splitlines()) == 201  # header + 200 rows
+    assert glue.get_crawler(Name=f"{PREFIX}-raw-crawler")["Crawler"]["LastCrawl"]["Status"] == (
+        "COMPLETED"
+    )
+    [job_run] = glue.get_job_runs(JobName=f"{PREFIX}-etl-job")["JobRuns"]
+    assert job_run["JobRunState"] == "SUCCEEDED"
+    assert job_run["Arguments"]["--run_id"] == RUN_ID
+    executions = athena.list_query_executions()["QueryExecutionIds"]
+    assert len(executions) - executions_before == queued
+    assert sorted(p.name for p in charts.glob("*.png")) == [
+        "01_revenue_by_region.png",
+        "02_top_products.png",
+        "03_monthly_trend.png",
+        "04_customer_tiers.png",
+        "05_age_group_analysis.png",
+        "06_transaction_distribution.png",
+    ]
+    assert "Estimated cost" in run.stdout
+    # moto reports ExecutionTime=123 s: 2 G.1X workers x 1 DPU x 123 s = 0.0683 DPU-hours.
+    assert "Glue job: 2 x G.1X for 123s = 0.0683 DPU-hours" in run.stdout
+
+    status = _deploy(endpoint, tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "last crawl=COMPLETED" in status.stdout
+    assert f"last run={job_run['Id']} SUCCEEDED" in status.stdout
+
+    down = _deploy(endpoint, tmp_path, "down", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
+    assert glue.list_jobs()["JobNames"] == []
