@@ -316,12 +316,19 @@ class LocalEngine(_NamedQueries):
         self.con.execute(f"set profiling_output = {_quote(str(self._profile))}")
         started = time.perf_counter()
         try:
-            df = self.con.execute(duck_sql).df()
+            cursor = self.con.execute(duck_sql)
+            types = [str(d[1]) for d in cursor.description or []]
+            df = cursor.df()
         except self._duckdb.Error as exc:
             raise QueryError(one_line(exc)) from exc
         finally:
             self.con.execute("set enable_profiling = 'no_output'")
         seconds = time.perf_counter() - started
+        # DuckDB sums integers into HUGEINT, which pandas gets as float; Athena's sum of
+        # integers is a bigint, so give back integers when every value is present.
+        for i, kind in enumerate(types):
+            if kind in ("HUGEINT", "UHUGEINT") and df.iloc[:, i].notna().all():
+                df.isetitem(i, df.iloc[:, i].astype("int64"))
         files_read, bytes_read = self._read_profile()
         log.debug("%s: %d rows, %d files, %s bytes", name, len(df), files_read, bytes_read)
         return QueryResult(name, rendered, df, len(df), seconds, files_read, bytes_read)
