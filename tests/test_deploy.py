@@ -455,3 +455,72 @@ def test_status_shows_each_resource_and_the_last_crawl_and_job_run(deployed, con
 
 def test_status_reports_missing_resources_before_up(aws, config):
     assert {r["state"] for r in infra.status(config, aws)} == {"missing"}
+
+
+# -------------------------------------------------------------------------- run
+
+
+def test_run_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config, tmp_path):
+    sales = tmp_path / "sales_data.csv"
+    sales.write_text("transaction_id,date\nT1,2024-01-01\n")
+    customers = tmp_path / "customer_demographics.json"
+    customers.write_text('{"customer_id": "C1"}\n')
+
+    result = infra.run(config, sales, customers, run_id="run-42", clients=deployed, poll_seconds=0)
+
+    s3 = deployed.s3
+    got = s3.get_object(Bucket="test-sales-raw", Key="input/sales_data_csv/sales_data.csv")
+    assert got["Body"].read() == b"transaction_id,date\nT1,2024-01-01\n"
+    got = s3.get_object(
+        Bucket="test-sales-raw", Key="input/customer_demographics_json/customer_demographics.json"
+    )
+    assert got["Body"].read() == b'{"customer_id": "C1"}\n'
+    script = s3.get_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
+    assert script["Body"].read() == infra.JOB_SCRIPT.read_bytes()
+    crawler = deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
+    assert crawler["LastCrawl"]["Status"] == "COMPLETED"
+    job_run = deployed.glue.get_job_run(JobName="test-sales-etl-job", RunId=result["job_run_id"])
+    assert job_run["JobRun"]["Arguments"]["--run_id"] == "run-42"
+
+    assert result["state"] == "SUCCEEDED"
+    assert result["crawl_status"] == "COMPLETED"
+    assert (result["workers"], result["worker_type"]) == (2, "G.1X")
+    # moto reports ExecutionTime=123 s: 2 workers x 1 DPU x 123 s / 3600.
+    assert result["job_seconds"] == 123
+    assert result["dpu_hours"] == pytest.approx(2 * 123 / 3600)
+    assert result["glue_usd"] == pytest.approx(2 * 123 / 3600 * 0.44)
+    assert result["metrics_uri"] == "s3://test-sales-processed/_runs/run-42.json"
+    assert set(result["durations_seconds"]) == {"upload", "crawl", "job"}
+
+
+class _GlueRuns:
+    """A stand-in for Glue's GetJobRun that walks through the given states."""
+
+    def __init__(self, *states, error=None):
+        self.states = list(states)
+        self.error = error
+
+    def get_job_run(self, JobName, RunId):
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        run = {"Id": RunId, "JobRunState": state, "LogGroupName": "/aws-glue/jobs"}
+        if self.error and state == "FAILED":
+            run["ErrorMessage"] = self.error
+        return {"JobRun": run}
+
+
+def test_failed_job_run_names_the_error_and_the_log_streams(caplog):
+    glue = _GlueRuns("STARTING", "RUNNING", "RUNNING", "FAILED", error="reconciliation failed")
+    sleeps = []
+    caplog.set_level("INFO", logger="pipeline.infra")
+
+    with pytest.raises(infra.JobRunFailed) as failed:
+        infra.wait_for_job_run(glue, "job", "jr_1", first_poll=5, max_poll=15, sleep=sleeps.append)
+
+    message = str(failed.value)
+    assert "jr_1 FAILED: reconciliation failed" in message
+    assert "/aws-glue/jobs/error" in message and "/aws-glue/jobs/output" in message
+    assert "stream jr_1" in message
+    assert sleeps == [5, 10, 15]  # back-off doubles up to the cap
+    # One log line per state change, not per poll.
+    changes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job run")]
+    assert changes == ["job run jr_1: STARTING", "job run jr_1: RUNNING", "job run jr_1: FAILED"]

@@ -101,3 +101,9 @@ def test_glue_role_cannot_delete_or_create_a_bucket(glue_role_s3):
     assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="test-sales-processed"))
     assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="someone-elses-data"))
     assert _denied(lambda: glue_role_s3.create_bucket(Bucket="new-bucket-by-the-job"))
+
+
+def test_glue_role_lists_only_the_input_and_output_prefixes(glue_role_s3):
+    listed = glue_role_s3.list_objects_v2(Bucket="test-sales-raw", Prefix="input/sales_data_csv/")
+    assert [o["Key"] for o in listed["Contents"]] == [SALES_KEY]
+    assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-scripts"))
