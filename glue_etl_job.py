@@ -514,9 +514,9 @@ def read_customers(
         elements = F.from_json(F.col("_text"), T.ArrayType(T.StringType()))
         exploded = whole.select(
             "_source_file",
-            F.explode(
-                F.coalesce(elements, F.array(F.col("_text").cast("string")))
-            ).alias("_element"),
+            F.explode(F.coalesce(elements, F.array(F.col("_text").cast("string")))).alias(
+                "_element"
+            ),
         ).select("_source_file", F.col("_element").cast("binary").alias("_b"))
         parts.append(exploded)
     raw = reduce(DataFrame.unionByName, parts)
@@ -580,9 +580,7 @@ def _duplicates(
     )
     df = df.withColumn(
         "reason",
-        F.when(valid & (F.col("_versions") > 1), F.lit(conflict_reason)).otherwise(
-            F.col("reason")
-        ),
+        F.when(valid & (F.col("_versions") > 1), F.lit(conflict_reason)).otherwise(F.col("reason")),
     )
     return df.withColumn("_extra_duplicate", F.coalesce("_extra_duplicate", F.lit(False))).drop(
         "_versions"
@@ -626,10 +624,7 @@ def classify_sales(raw: DataFrame, today: date) -> DataFrame:
     ]
     missing_names = F.concat_ws(
         ",",
-        *[
-            F.when(cond, F.lit(name))
-            for cond, name in zip(missing, SALES_COLUMNS[:1] + ("date",) + SALES_COLUMNS[2:])
-        ],
+        *[F.when(cond, F.lit(name)) for cond, name in zip(missing, SALES_COLUMNS, strict=True)],
     )
     bad_type = c("quantity").isNull() | c("unit_price").isNull() | c("total_amount").isNull()
     bad_type_detail = F.concat_ws(
@@ -643,7 +638,11 @@ def classify_sales(raw: DataFrame, today: date) -> DataFrame:
         [
             (~c("_utf8_ok"), "invalid_encoding", F.lit("bytes are not valid UTF-8")),
             (c("_corrupt").isNotNull(), "malformed_row", F.lit("not a record of 8 CSV fields")),
-            (reduce(lambda a, b: a | b, missing), "missing_field", F.concat(F.lit("empty: "), missing_names)),
+            (
+                reduce(lambda a, b: a | b, missing),
+                "missing_field",
+                F.concat(F.lit("empty: "), missing_names),
+            ),
             (bad_type, "invalid_type", bad_type_detail),
             (c("transaction_date").isNull(), "invalid_date", _show("date", c("_date_text"))),
             (
@@ -652,7 +651,11 @@ def classify_sales(raw: DataFrame, today: date) -> DataFrame:
                 F.concat(_show("date", c("_date_text")), F.lit(f" > run date {today}")),
             ),
             (c("quantity") <= 0, "non_positive_quantity", _show("quantity", c("_quantity_text"))),
-            (c("unit_price") <= 0, "non_positive_price", _show("unit_price", c("_unit_price_text"))),
+            (
+                c("unit_price") <= 0,
+                "non_positive_price",
+                _show("unit_price", c("_unit_price_text")),
+            ),
             (
                 F.abs(c("total_amount") - expected) > F.lit(0.01).cast(MONEY),
                 "amount_mismatch",
@@ -697,9 +700,7 @@ def classify_customers(raw: DataFrame) -> DataFrame:
     df = raw.withColumn("_j", parsed)
     # Jackson stops after the first value, so "{...} junk" would parse: insist on one object.
     one_object = text.startswith("{") & text.endswith("}")
-    bad_json = (
-        F.col("_j").isNull() | F.col(f"_j.{CORRUPT}").isNotNull() | ~one_object
-    )
+    bad_json = F.col("_j").isNull() | F.col(f"_j.{CORRUPT}").isNotNull() | ~one_object
     signup_text = F.trim(F.col("_j.signup_date"))
     signup_part = F.regexp_extract(signup_text, _DATE_RE, 1)
     signup = F.when(signup_part != "", F.to_date(signup_part, "yyyy-MM-dd"))
@@ -872,18 +873,20 @@ def default_run_id(args: JobArgs, now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
-def _counts_by_reason(classified: DataFrame) -> tuple[int, dict[str, int], int]:
-    """Return (rows, {reason: n}, exact duplicates dropped) from one aggregation."""
+def _counts_by_reason(classified: DataFrame) -> tuple[int, int, dict[str, int], int]:
+    """Return (rows, valid rows kept, {reason: n}, exact duplicates dropped) in one pass."""
     rows = classified.groupBy("reason", "_extra_duplicate").count().collect()
     total = sum(r["count"] for r in rows)
     by_reason: dict[str, int] = {}
-    dups = 0
+    valid = dups = 0
     for r in rows:
         if r["reason"] is not None:
             by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["count"]
         elif r["_extra_duplicate"]:
             dups += r["count"]
-    return total, by_reason, dups
+        else:
+            valid += r["count"]
+    return total, valid, by_reason, dups
 
 
 def _write_partitioned(df: DataFrame, path: str) -> None:
@@ -910,7 +913,9 @@ def run_job(
     """Read, check, transform and write; return the metrics (also written to _runs/)."""
     t0 = time.monotonic()
     durations: dict[str, float] = {}
-    output = args.output_path if not _is_local(args.output_path) else os.path.abspath(args.output_path)
+    output = (
+        args.output_path if not _is_local(args.output_path) else os.path.abspath(args.output_path)
+    )
     qroot = args.quarantine_path or _join(output, "quarantine")
     if _is_local(qroot):
         qroot = os.path.abspath(qroot)
@@ -929,26 +934,24 @@ def run_job(
             spark, [f.path for f in plan.ndjson_files], [f.path for f in plan.array_files]
         )
     ).persist()
-    sales_read, sales_q, sales_dups = _counts_by_reason(sales)
-    cust_read, cust_q, cust_dups = _counts_by_reason(customers)
+    sales_read, _sales_valid, sales_q, sales_dups = _counts_by_reason(sales)
+    cust_read, cust_written, cust_q, cust_dups = _counts_by_reason(customers)
     if sales_read == 0:
         raise FatalInputError(f"sales input is empty: no data rows under {args.sales_path}")
     if cust_read == 0:
         raise FatalInputError(f"customers input is empty: no records under {args.customers_path}")
-    cust_kept = kept(customers).persist()
-    cust_written = cust_kept.count()
-    enriched = enrich(kept(sales), cust_kept).persist()
-    stats = enriched.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.coalesce(F.sum((~F.col("_known_customer")).cast("long")), F.lit(0)).alias("unknown"),
-        F.countDistinct(F.when(~F.col("_known_customer"), F.col("customer_id"))).alias(
-            "unknown_ids"
-        ),
-    ).first()
-    enriched_rows, unknown_rows, unknown_ids = stats["rows"], stats["unknown"], stats["unknown_ids"]
-    months = sorted(
-        (r["year"], r["month"]) for r in enriched.select(*PARTITION_COLUMNS).distinct().collect()
+    enriched = enrich(kept(sales), kept(customers)).persist()
+    per_month = (
+        enriched.groupBy(*PARTITION_COLUMNS)
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((~F.col("_known_customer")).cast("long")).alias("unknown"),
+        )
+        .collect()
     )
+    months = sorted((r["year"], r["month"]) for r in per_month)
+    enriched_rows = sum(r["rows"] for r in per_month)
+    unknown_rows = sum(r["unknown"] for r in per_month)
     durations["read_and_check"] = round(time.monotonic() - step, 3)
 
     sales_q_total, cust_q_total = sum(sales_q.values()), sum(cust_q.values())
@@ -982,16 +985,13 @@ def run_job(
         },
         "rows_read": {"sales": sales_read, "customers": cust_read},
         "rows_written": {"enriched": 0, "sales_summary": 0},
-        "rows_quarantined": {
-            r: sales_q.get(r, 0) + cust_q.get(r, 0) for r in REASONS
-        },
+        "rows_quarantined": {r: sales_q.get(r, 0) + cust_q.get(r, 0) for r in REASONS},
         "rows_quarantined_by_source": {"sales": dict(sales_q), "customers": dict(cust_q)},
         "quarantined_total": sales_q_total + cust_q_total,
         "duplicates_dropped": sales_dups + cust_dups,
         "duplicates_dropped_by_source": {"sales": sales_dups, "customers": cust_dups},
         "customers_loaded": cust_written,
         "unknown_customers": unknown_rows,
-        "unknown_customer_ids": unknown_ids,
         "partitions_written": [f"year={y}/month={m}" for y, m in months],
         "bytes_read": {
             "sales": sum(f.size for f in plan.sales_files),
@@ -1004,7 +1004,9 @@ def run_job(
     runs_file = _join(output, "_runs", f"{run_id}.json")
     if not all(r["ok"] for r in planned.values()):
         # Nothing written yet: fail before touching the outputs.
-        return _finish(metrics, out_fs, runs_file, t0, failed="rows do not reconcile before writing")
+        return _finish(
+            metrics, out_fs, runs_file, t0, failed="rows do not reconcile before writing"
+        )
 
     if enriched_rows:
         step = time.monotonic()
@@ -1027,24 +1029,22 @@ def run_job(
     parts = [f"year={y}/month={m}" for y, m in months]
     written_enriched = _count_parquet(spark, enriched_root, parts)
     written_summary = _count_parquet(spark, summary_root, parts)
-    written_q = _count_parquet(spark, quarantine_dir, None) if sales_q_total + cust_q_total else 0
-    q_sales_written = (
-        spark.read.parquet(quarantine_dir).where(F.col("source") == "sales").count()
-        if written_q
-        else 0
-    )
+    q_by_source = {"sales": 0, "customers": 0}
+    if sales_q_total + cust_q_total:
+        for r in spark.read.parquet(quarantine_dir).groupBy("source").count().collect():
+            q_by_source[r["source"]] = r["count"]
     metrics["rows_written"] = {"enriched": written_enriched, "sales_summary": written_summary}
     metrics["reconciliation"] = {
-        "sales": _reconcile(sales_read, written_enriched, q_sales_written, sales_dups),
-        "customers": _reconcile(cust_read, cust_written, written_q - q_sales_written, cust_dups),
+        "sales": _reconcile(sales_read, written_enriched, q_by_source["sales"], sales_dups),
+        "customers": _reconcile(cust_read, cust_written, q_by_source["customers"], cust_dups),
     }
     metrics["bytes_written"] = {
         "enriched": sum(out_fs.size_under(_join(enriched_root, p)) for p in parts),
         "sales_summary": sum(out_fs.size_under(_join(summary_root, p)) for p in parts),
-        "quarantine": q_fs.size_under(quarantine_dir) if written_q else 0,
+        "quarantine": q_fs.size_under(quarantine_dir) if sum(q_by_source.values()) else 0,
     }
     durations["verify"] = round(time.monotonic() - step, 3)
-    for df in (sales, customers, cust_kept, enriched):
+    for df in (sales, customers, enriched):
         df.unpersist()
     ok = all(r["ok"] for r in metrics["reconciliation"].values())
     return _finish(
@@ -1068,9 +1068,7 @@ def _reconcile(read: int, written: int, quarantined: int, dups: int) -> dict[str
     }
 
 
-def _count_parquet(spark: SparkSession, root: str, parts: list[str] | None) -> int:
-    if parts is None:
-        return spark.read.parquet(root).count()
+def _count_parquet(spark: SparkSession, root: str, parts: list[str]) -> int:
     if not parts:
         return 0
     return spark.read.option("basePath", root).parquet(*[_join(root, p) for p in parts]).count()

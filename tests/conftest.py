@@ -21,5 +21,6 @@ def spark():
 
     ensure_java()
     session = build_local_spark(app_name="pytest", master="local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "2")  # tiny test frames
     yield session
     session.stop()

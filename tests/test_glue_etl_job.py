@@ -1,0 +1,565 @@
+"""Unit tests for glue_etl_job.py: transforms on tiny hand-written frames, reading awkward
+files, argument parsing, runtime detection, and the Glue wiring against a fake awsglue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import types as T
+
+import glue_etl_job as job
+
+TODAY = date(2025, 6, 30)
+HEADER = ",".join(job.SALES_COLUMNS)
+
+RAW_SALES_SCHEMA = T.StructType(
+    [T.StructField(c, T.StringType()) for c in job.SALES_COLUMNS]
+    + [
+        T.StructField("_corrupt", T.StringType()),
+        T.StructField("_source_file", T.StringType()),
+        T.StructField("_raw_record", T.StringType()),
+        T.StructField("_raw_bytes", T.BinaryType()),
+        T.StructField("_utf8_ok", T.BooleanType()),
+    ]
+)
+RAW_CUSTOMERS_SCHEMA = T.StructType(
+    [
+        T.StructField("_source_file", T.StringType()),
+        T.StructField("_raw_record", T.StringType()),
+        T.StructField("_raw_bytes", T.BinaryType()),
+        T.StructField("_utf8_ok", T.BooleanType()),
+    ]
+)
+
+GOOD = ("T1", "2025-06-01", "C1", "Laptop", "2", "10.50", "North", "21.00")
+
+
+def raw_sales(spark, rows, corrupt=None, utf8_ok=None):
+    """A raw sales frame as read_sales returns it, from tuples of 8 strings."""
+    corrupt = corrupt or {}
+    utf8_ok = utf8_ok or {}
+    data = [
+        (*r, corrupt.get(i), "f.csv", ",".join(x or "" for x in r), b"", utf8_ok.get(i, True))
+        for i, r in enumerate(rows)
+    ]
+    return spark.createDataFrame(data, RAW_SALES_SCHEMA)
+
+
+def raw_customers(spark, lines, utf8_ok=None):
+    utf8_ok = utf8_ok or {}
+    data = [("c.ndjson", s, s.encode(), utf8_ok.get(i, True)) for i, s in enumerate(lines)]
+    return spark.createDataFrame(data, RAW_CUSTOMERS_SCHEMA)
+
+
+def with_field(**changes):
+    row = dict(zip(job.SALES_COLUMNS, GOOD, strict=True))
+    row.update(changes)
+    return tuple(row[c] for c in job.SALES_COLUMNS)
+
+
+# --- sales rules ------------------------------------------------------------------------
+
+
+SALES_CASES = [
+    (with_field(customer_id=""), "missing_field"),
+    (with_field(region=None), "missing_field"),
+    (with_field(quantity="two"), "invalid_type"),
+    (with_field(quantity="2.5"), "invalid_type"),
+    (with_field(unit_price="10.505"), "invalid_type"),
+    (with_field(total_amount="21,00"), "invalid_type"),
+    (with_field(total_amount="123456789012.00"), "invalid_type"),
+    (with_field(date="2025-02-30"), "invalid_date"),
+    (with_field(date="06/01/2025"), "invalid_date"),
+    (with_field(date="yesterday"), "invalid_date"),
+    (with_field(date="2025-07-01"), "future_date"),
+    (with_field(quantity="0", total_amount="0.00"), "non_positive_quantity"),
+    (with_field(quantity="-2", total_amount="-21.00"), "non_positive_quantity"),
+    (with_field(unit_price="0.00", total_amount="0.00"), "non_positive_price"),
+    (with_field(unit_price="-10.50", total_amount="-21.00"), "non_positive_price"),
+    (with_field(total_amount="21.02"), "amount_mismatch"),
+    (with_field(total_amount="210.00"), "amount_mismatch"),
+    (with_field(total_amount="21.01"), None),  # within a cent
+    (with_field(total_amount="20.99"), None),
+    (GOOD, None),
+]
+
+
+@pytest.fixture(scope="module")
+def classified_cases(spark):
+    """Every case classified in one frame (one Spark job), keyed by case number."""
+    rows = [(f"R{i}", *row[1:]) for i, (row, _) in enumerate(SALES_CASES)]
+    out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
+    return {r["transaction_id"]: r for r in out}
+
+
+@pytest.mark.parametrize(("case", "reason"), [(i, r) for i, (_, r) in enumerate(SALES_CASES)])
+def test_each_sales_rule_names_its_reason(classified_cases, case, reason):
+    row = classified_cases[f"R{case}"]
+    assert row["reason"] == reason, SALES_CASES[case][0]
+    assert (row["detail"] is not None) == (reason is not None)
+
+
+def test_malformed_and_non_utf8_rows_are_named_before_field_checks(spark):
+    rows = [with_field(transaction_id="M"), with_field(transaction_id="E", quantity="x")]
+    df = raw_sales(spark, rows, corrupt={0: "M,2025-06-01"}, utf8_ok={1: False})
+    got = {r["transaction_id"]: r["reason"] for r in job.classify_sales(df, TODAY).collect()}
+    assert got == {"M": "malformed_row", "E": "invalid_encoding"}
+
+
+def test_valid_row_is_typed_and_trimmed(spark):
+    row = (" T9 ", "2025-06-01 13:45:00", "C1 ", " Laptop", " 3 ", "10.5", "North", "31.50")
+    out = job.classify_sales(raw_sales(spark, [row]), TODAY).collect()[0]
+    assert out["reason"] is None
+    assert out["transaction_id"] == "T9"
+    assert out["customer_id"] == "C1"
+    assert out["product"] == "Laptop"
+    assert out["transaction_date"] == date(2025, 6, 1)
+    assert out["quantity"] == 3
+    assert out["unit_price"] == Decimal("10.50")
+    assert out["total_amount"] == Decimal("31.50")
+
+
+def test_duplicates_exact_are_dropped_once_and_conflicting_are_all_quarantined(spark):
+    rows = [
+        with_field(transaction_id="A"),
+        with_field(transaction_id="A", unit_price="10.5"),  # same values once parsed
+        with_field(transaction_id="A"),
+        with_field(transaction_id="B"),
+        with_field(transaction_id="B", region="South"),
+        with_field(transaction_id="C"),
+        with_field(transaction_id="C", quantity="0", total_amount="0.00"),  # invalid copy
+    ]
+    out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
+    by_id = {}
+    for r in out:
+        by_id.setdefault(r["transaction_id"], []).append((r["reason"], r["_extra_duplicate"]))
+    assert sorted(by_id["A"], key=str) == [(None, False), (None, True), (None, True)]
+    assert by_id["B"] == [("conflicting_duplicate", False)] * 2
+    assert sorted(by_id["C"], key=str) == [("non_positive_quantity", False), (None, False)]
+    kept_ids = sorted(
+        r["transaction_id"]
+        for r in job.kept(job.classify_sales(raw_sales(spark, rows), TODAY)).collect()
+    )
+    assert kept_ids == ["A", "C"]
+
+
+# --- customer rules ---------------------------------------------------------------------
+
+
+def cust(cid, tier="Gold", signup="2024-01-02"):
+    return json.dumps(
+        {"customer_id": cid, "age_group": "26-35", "membership_tier": tier, "signup_date": signup}
+    )
+
+
+def test_each_customer_rule_names_its_reason(spark):
+    lines = [
+        cust("C1"),
+        "{bad json",
+        "[1, 2]",
+        '{"customer_id": "C7"} trailing',
+        '"just a string"',
+        cust(""),
+        cust("C3", signup="yesterday"),
+        cust("C4"),
+        cust("C4"),  # exact copy: dropped
+        cust("C5", tier="Gold"),
+        cust("C5", tier="Silver"),  # conflicting: both quarantined
+        cust("C6"),
+    ]
+    df = job.classify_customers(raw_customers(spark, lines, utf8_ok={11: False}))
+    got = sorted((r["_raw_record"], r["reason"], r["_extra_duplicate"]) for r in df.collect())
+    expected = sorted(
+        [
+            (lines[0], None, False),
+            (lines[1], "invalid_json", False),
+            (lines[2], "invalid_json", False),
+            (lines[3], "invalid_json", False),
+            (lines[4], "invalid_json", False),
+            (lines[5], "invalid_customer", False),
+            (lines[6], "invalid_customer", False),
+            (lines[7], None, False),
+            (lines[8], None, True),
+            (lines[9], "duplicate_customer", False),
+            (lines[10], "duplicate_customer", False),
+            (lines[11], "invalid_encoding", False),
+        ]
+    )
+    assert got == expected
+    kept = job.kept(df).collect()
+    assert sorted(r["customer_id"] for r in kept) == ["C1", "C4"]
+    assert kept[0]["signup_date"] == date(2024, 1, 2)
+
+
+# --- enrich and summarize -----------------------------------------------------------------
+
+
+def test_enrich_left_joins_customers_and_adds_date_parts(spark):
+    sales = job.kept(
+        job.classify_sales(
+            raw_sales(
+                spark,
+                [
+                    with_field(transaction_id="K", customer_id="C1"),
+                    with_field(transaction_id="U", customer_id="C404", date="2024-12-31"),
+                ],
+            ),
+            TODAY,
+        )
+    )
+    customers = job.kept(job.classify_customers(raw_customers(spark, [cust("C1")])))
+    enriched = job.enrich(sales, customers)
+    assert [f.name for f in enriched.schema.fields] == [*job.ENRICHED_COLUMNS, "_known_customer"]
+    types_ = {f.name: f.dataType for f in enriched.schema.fields}
+    assert types_["transaction_date"] == T.DateType()
+    assert types_["signup_date"] == T.DateType()
+    assert types_["unit_price"] == T.DecimalType(12, 2)
+    assert types_["total_amount"] == T.DecimalType(12, 2)
+    assert types_["quantity"] == T.IntegerType()
+    rows = {r["transaction_id"]: r.asDict() for r in enriched.collect()}
+    assert rows["K"]["membership_tier"] == "Gold"
+    assert rows["K"]["signup_date"] == date(2024, 1, 2)
+    assert (rows["K"]["year"], rows["K"]["month"], rows["K"]["day"]) == (2025, 6, 1)
+    assert rows["K"]["_known_customer"] is True
+    assert rows["U"]["age_group"] is None and rows["U"]["membership_tier"] is None
+    assert (rows["U"]["year"], rows["U"]["month"], rows["U"]["day"]) == (2024, 12, 31)
+    assert rows["U"]["_known_customer"] is False
+
+
+def test_summarize_by_region_product_month_with_half_up_average(spark):
+    rows = [
+        with_field(transaction_id="1", quantity="1", unit_price="10.00", total_amount="10.00"),
+        with_field(transaction_id="2", quantity="1", unit_price="20.01", total_amount="20.01"),
+        with_field(
+            transaction_id="3", region="South", quantity="3", unit_price="1.00", total_amount="3.00"
+        ),
+        with_field(
+            transaction_id="4",
+            date="2025-05-31",
+            quantity="1",
+            unit_price="5.00",
+            total_amount="5.00",
+        ),
+    ]
+    sales = job.kept(job.classify_sales(raw_sales(spark, rows), TODAY))
+    customers = job.kept(job.classify_customers(raw_customers(spark, [cust("C1")])))
+    summary = job.summarize(job.enrich(sales, customers))
+    types_ = {f.name: f.dataType for f in summary.schema.fields}
+    assert types_["total_revenue"] == T.DecimalType(18, 2)
+    assert types_["transaction_count"] == T.LongType()
+    assert types_["avg_transaction_value"] == T.DecimalType(12, 2)
+    got = sorted(tuple(r) for r in summary.collect())
+    assert got == sorted(
+        [
+            ("North", "Laptop", Decimal("30.01"), 2, Decimal("15.01"), 2025, 6),  # 15.005 -> 15.01
+            ("South", "Laptop", Decimal("3.00"), 1, Decimal("3.00"), 2025, 6),
+            ("North", "Laptop", Decimal("5.00"), 1, Decimal("5.00"), 2025, 5),
+        ]
+    )
+
+
+def test_quarantine_records_keep_source_reason_raw_text_and_bytes(spark):
+    sales = job.classify_sales(
+        raw_sales(spark, [GOOD, with_field(transaction_id="X", quantity="0", total_amount="0.00")]),
+        TODAY,
+    )
+    customers = job.classify_customers(raw_customers(spark, ["{oops"]))
+    q = job.quarantine_records(sales, customers, "run-1")
+    assert q.schema == job.QUARANTINE_SCHEMA or [f.name for f in q.schema] == [
+        f.name for f in job.QUARANTINE_SCHEMA
+    ]
+    got = sorted(
+        (r["source"], r["reason"], r["record_id"], r["raw_record"], r["run_id"])
+        for r in q.collect()
+    )
+    assert got == [
+        ("customers", "invalid_json", None, "{oops", "run-1"),
+        (
+            "sales",
+            "non_positive_quantity",
+            "X",
+            "X,2025-06-01,C1,Laptop,0,10.50,North,0.00",
+            "run-1",
+        ),
+    ]
+
+
+# --- reading awkward but legitimate files -------------------------------------------------
+
+
+def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(spark, tmp_path):
+    path = tmp_path / "sales.csv"
+    lines = [
+        "\ufeff" + HEADER,
+        'Q1,2025-06-01,C1,"Gadget, ""big""\r\nXL",1,5.00,North,5.00',
+        "Q2,2025-06-02,C1,Caf\ufffd legit replacement char,1,5.00,North,5.00",
+        "Q3,2025-06-03,C1,Cr\u00e8me,1,5.00,North,5.00",
+        "",
+        "Q5,2025-06-05,C1,Short row",
+        "Q6,2025-06-06,C1,Laptop,1,5.00,North,5.00,extra",
+    ]
+    data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    data += b"Q4,2025-06-04,C1,Caf\xe9 latin-1,1,5.00,North,5.00\r\n"
+    path.write_bytes(data)
+    df = job.classify_sales(job.read_sales(spark, [str(path)]), TODAY)
+    rows = {r["transaction_id"]: r for r in df.collect()}
+    assert sorted(rows) == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]  # the blank line is no record
+    assert rows["Q1"]["reason"] is None
+    assert rows["Q1"]["product"] == 'Gadget, "big"\nXL'  # line break normalised
+    assert rows["Q1"]["region"] == "North"
+    assert rows["Q2"]["reason"] is None
+    assert rows["Q2"]["product"] == "Caf\ufffd legit replacement char"
+    assert rows["Q3"]["reason"] is None and rows["Q3"]["product"] == "Cr\u00e8me"
+    assert rows["Q4"]["reason"] == "invalid_encoding"
+    assert b"Caf\xe9 latin-1" in rows["Q4"]["_raw_bytes"]
+    assert rows["Q5"]["reason"] == "malformed_row"
+    assert rows["Q5"]["_raw_record"] == "Q5,2025-06-05,C1,Short row"
+    assert rows["Q6"]["reason"] == "malformed_row"
+    q = {r["record_id"]: r for r in job.quarantine_records(df, None, "r").collect()}
+    assert b"\xe9" in q["Q4"]["raw_bytes"]
+    assert q["Q5"]["raw_bytes"] is None
+
+
+def test_read_customers_ndjson_with_bom_crlf_blank_lines_and_bad_bytes(spark, tmp_path):
+    path = tmp_path / "c.ndjson"
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + cust("C1").encode()
+        + b"\r\n\r\n"
+        + cust("C2").encode()
+        + b"\r\n"
+        + b'{"customer_id": "C3", "age_group": "caf\xe9"}\r\n'
+    )
+    df = job.classify_customers(job.read_customers(spark, [str(path)], []))
+    got = sorted((r["customer_id"], r["reason"]) for r in df.collect())
+    assert got == [("C1", None), ("C2", None), ("C3", "invalid_encoding")]
+
+
+def test_read_customers_accepts_a_json_array(spark, tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("[\n  " + cust("C1") + ",\n  " + cust("C2") + ",\n  42\n]\n")
+    df = job.classify_customers(job.read_customers(spark, [], [str(path)]))
+    got = sorted((r["customer_id"] or "", r["reason"] or "") for r in df.collect())
+    assert got == [("", "invalid_json"), ("C1", ""), ("C2", "")]
+
+
+def test_unparseable_json_array_is_one_quarantined_record(spark, tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("[" + cust("C1") + ", {broken")
+    df = job.classify_customers(job.read_customers(spark, [], [str(path)]))
+    assert [r["reason"] for r in df.collect()] == ["invalid_json"]
+
+
+# --- input checks (fatal input) -----------------------------------------------------------
+
+
+def args_for(sales, customers, out):
+    return job.JobArgs(sales_path=str(sales), customers_path=str(customers), output_path=str(out))
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    sales = tmp_path / "sales.csv"
+    sales.write_text(HEADER + "\n" + ",".join(GOOD) + "\n")
+    customers = tmp_path / "customers.ndjson"
+    customers.write_text(cust("C1") + "\n")
+    return sales, customers, tmp_path / "out"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda s, c: s.unlink(), "sales input not found"),
+        (lambda s, c: c.unlink(), "customers input not found"),
+        (lambda s, c: s.write_bytes(b""), "sales input is empty"),
+        (lambda s, c: c.write_bytes(b"\n  \n"), "customers input is empty"),
+        (lambda s, c: s.write_text("id,when,who\n1,2,3\n"), "header mismatch"),
+        (lambda s, c: s.write_bytes(b"transaction_id,d\xe9te\n"), "header of"),
+    ],
+)
+def test_plan_inputs_rejects_fatal_input(inputs, setup, message):
+    sales, customers, out = inputs
+    setup(sales, customers)
+    with pytest.raises(job.FatalInputError, match=message):
+        job.plan_inputs(args_for(sales, customers, out), None)
+
+
+def test_plan_inputs_takes_folders_skips_hidden_files_and_warns_on_json_array(tmp_path, caplog):
+    (tmp_path / "sales").mkdir()
+    (tmp_path / "sales" / "a.csv").write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"\r\n")
+    (tmp_path / "sales" / "b.csv").write_text(HEADER + "\n")
+    (tmp_path / "sales" / "_SUCCESS").write_text("")
+    (tmp_path / "sales" / ".a.csv.crc").write_text("x")
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "c.json").write_text("  [" + cust("C1") + "]")
+    with caplog.at_level(logging.WARNING, logger="glue_etl_job"):
+        plan = job.plan_inputs(args_for(tmp_path / "sales", tmp_path / "customers", tmp_path), None)
+    assert [p.path.rsplit("/", 1)[1] for p in plan.sales_files] == ["a.csv", "b.csv"]
+    assert [p.path.rsplit("/", 1)[1] for p in plan.array_files] == ["c.json"]
+    assert plan.ndjson_files == []
+    assert "JSON array" in caplog.text
+
+
+def test_header_only_sales_input_is_fatal_before_anything_is_written(spark, inputs):
+    sales, customers, out = inputs
+    sales.write_text(HEADER + "\r\n")
+    args = args_for(sales, customers, out)
+    plan = job.plan_inputs(args, None)
+    with pytest.raises(job.FatalInputError, match="no data rows"):
+        job.run_job(spark, args, plan, run_id="r", started=job._utc_now())
+    assert not out.exists()
+
+
+def test_hadoop_files_work_on_file_uris(spark, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_bytes(b"hello\nworld\n")
+    (tmp_path / "in" / "_SUCCESS").write_bytes(b"")
+    fs = job.HadoopFiles(spark)
+    root = tmp_path.as_uri()
+    assert fs.exists(root + "/in") and not fs.exists(root + "/nope")
+    files = fs.list_files(root + "/in")
+    assert [(f.path.rsplit("/", 1)[1], f.size) for f in files] == [("a.csv", 12)]
+    assert fs.head(files[0].path, 5) == b"hello"
+    fs.write_bytes(root + "/out/_runs/r.json", b'{"a": 1}')
+    assert json.loads((tmp_path / "out" / "_runs" / "r.json").read_text()) == {"a": 1}
+    assert not list((tmp_path / "out" / "_runs").glob(".*crc"))
+    assert fs.size_under(root + "/in") == 12
+
+
+# --- arguments and runtime detection ------------------------------------------------------
+
+BASE_ARGV = ["glue_etl_job.py", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
+
+
+def test_parse_args_with_awsglue_get_resolved_options():
+    args = job.parse_args([*BASE_ARGV, "--run_id", "r1", "--quarantine_path=q"])
+    assert (args.sales_path, args.customers_path, args.output_path) == ("s", "c", "o")
+    assert (args.run_id, args.quarantine_path, args.job_name) == ("r1", "q", "glue_etl_job")
+
+
+def test_parse_args_fallback_without_awsglue(monkeypatch):
+    monkeypatch.setitem(sys.modules, "awsglue.utils", None)  # makes the import fail
+    args = job.parse_args([*BASE_ARGV, "--JOB_NAME", "etl", "--JOB_RUN_ID", "jr_1", "--extra", "x"])
+    assert (args.job_name, args.job_run_id, args.run_id) == ("etl", "jr_1", None)
+    with pytest.raises(job.FatalInputError, match="output_path"):
+        job.parse_args(BASE_ARGV[:-2])
+
+
+def test_parse_args_missing_required_is_fatal():
+    with pytest.raises(job.FatalInputError, match="bad arguments"):
+        job.parse_args(["glue_etl_job.py", "--sales_path", "s"])
+
+
+def test_awsglue_importable_alone_does_not_select_the_glue_runtime():
+    import awsglue.context  # noqa: F401 - installed locally (AWSGlueDataplanePython)
+
+    assert job.is_glue_runtime(BASE_ARGV) is False
+    assert job.is_glue_runtime([*BASE_ARGV, "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]) is True
+
+
+def test_run_id_must_name_a_file():
+    assert job._check_run_id("20250101T000000Z-ab12") == "20250101T000000Z-ab12"
+    with pytest.raises(job.FatalInputError):
+        job._check_run_id("../escape")
+
+
+# --- the Glue branch, wired against a fake awsglue ----------------------------------------
+
+
+@pytest.fixture
+def fake_awsglue(monkeypatch):
+    """Install fake awsglue modules that record every call in order."""
+    from pyspark.sql import SparkSession
+
+    calls: list[tuple] = []
+
+    class FakeLogger:
+        def info(self, msg):
+            calls.append(("log.info", msg))
+
+        def warn(self, msg):
+            calls.append(("log.warn", msg))
+
+        def error(self, msg):
+            calls.append(("log.error", msg))
+
+    class GlueContext:
+        def __init__(self, sc):
+            calls.append(("GlueContext", sc is not None))
+            self.spark_session = SparkSession.builder.getOrCreate()
+
+        def get_logger(self):
+            calls.append(("get_logger",))
+            return FakeLogger()
+
+    class Job:
+        def __init__(self, glue_context):
+            calls.append(("Job", isinstance(glue_context, GlueContext)))
+
+        def init(self, name, args):
+            calls.append(("Job.init", name, args["JOB_RUN_ID"]))
+
+        def commit(self):
+            calls.append(("Job.commit",))
+
+    def getResolvedOptions(argv, options):  # noqa: N802 - the awsglue name
+        calls.append(("getResolvedOptions", tuple(options)))
+        pairs = dict(zip(argv[1::2], argv[2::2], strict=False))
+        return {k[2:]: v for k, v in pairs.items()}
+
+    modules = {
+        "awsglue": types.ModuleType("awsglue"),
+        "awsglue.context": types.ModuleType("awsglue.context"),
+        "awsglue.job": types.ModuleType("awsglue.job"),
+        "awsglue.utils": types.ModuleType("awsglue.utils"),
+    }
+    modules["awsglue.context"].GlueContext = GlueContext
+    modules["awsglue.job"].Job = Job
+    modules["awsglue.utils"].getResolvedOptions = getResolvedOptions
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls
+
+
+def test_glue_branch_wires_context_job_and_logger_in_order(spark, fake_awsglue, inputs):
+    sales, customers, out = inputs
+    argv = [
+        "glue_etl_job.py",
+        "--JOB_ID", "j_1",
+        "--JOB_RUN_ID", "jr_abc",
+        "--JOB_NAME", "sales-etl",
+        "--sales_path", str(sales),
+        "--customers_path", str(customers),
+        "--output_path", str(out),
+    ]  # fmt: skip
+    assert job.main(argv) == 0
+    names = [c[0] for c in fake_awsglue]
+    assert names[:5] == ["getResolvedOptions", "GlueContext", "get_logger", "Job", "Job.init"]
+    assert fake_awsglue[4] == ("Job.init", "sales-etl", "jr_abc")
+    assert names[-1] == "Job.commit"
+    assert any(c[0] == "log.info" and "succeeded" in c[1] for c in fake_awsglue)
+    assert set(fake_awsglue[0][1]) == {"sales_path", "customers_path", "output_path", "JOB_NAME"}
+    metrics = json.loads((out / "_runs" / "jr_abc.json").read_text())  # run id from Glue
+    assert metrics["job_name"] == "sales-etl"
+    assert metrics["rows_written"]["enriched"] == 1
+    assert spark.range(1).count() == 1  # the Glue branch leaves the session to Glue
+
+
+def test_glue_branch_failure_does_not_commit(spark, fake_awsglue, inputs, capsys):
+    sales, customers, out = inputs
+    sales.unlink()
+    argv = [
+        "glue_etl_job.py", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_x",
+        "--sales_path", str(sales), "--customers_path", str(customers), "--output_path", str(out),
+    ]  # fmt: skip
+    assert job.main(argv) == 2
+    assert "Job.commit" not in [c[0] for c in fake_awsglue]
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: sales input not found")
+    )
