@@ -114,6 +114,13 @@ def glue_trust_policy() -> dict[str, Any]:
     }
 
 
+def _folder_patterns(prefixes: Iterable[str]) -> list[str]:
+    """``enriched/`` -> ``enriched*``: the folder's objects plus the keys Spark's S3
+    filesystems probe for the folder itself (``enriched``, ``enriched_$folder$``), so a
+    HEAD on them gets 404 rather than 403 (which Hadoop treats as a failure)."""
+    return [f"{p.rstrip('/')}*" for p in prefixes]
+
+
 def glue_role_policy(
     config: PipelineConfig, account_id: str, partition: str = "aws"
 ) -> dict[str, Any]:
@@ -136,13 +143,13 @@ def glue_role_policy(
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [f"{s3}{raw}"],
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in RAW_PREFIXES]}},
+                "Condition": {"StringLike": {"s3:prefix": _folder_patterns(RAW_PREFIXES)}},
             },
             {
                 "Sid": "ReadRawInput",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": [f"{s3}{raw}/{p}*" for p in RAW_PREFIXES],
+                "Resource": [f"{s3}{raw}/{p}" for p in _folder_patterns(RAW_PREFIXES)],
             },
             {
                 "Sid": "ReadJobScript",
@@ -156,7 +163,7 @@ def glue_role_policy(
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [f"{s3}{processed}"],
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in PROCESSED_PREFIXES]}},
+                "Condition": {"StringLike": {"s3:prefix": _folder_patterns(PROCESSED_PREFIXES)}},
             },
             {
                 # Dynamic partition overwrite deletes the partitions it replaces and
@@ -164,7 +171,7 @@ def glue_role_policy(
                 "Sid": "WriteProcessedOutput",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": [f"{s3}{processed}/{p}*" for p in PROCESSED_PREFIXES],
+                "Resource": [f"{s3}{processed}/{p}" for p in _folder_patterns(PROCESSED_PREFIXES)],
             },
             {
                 "Sid": "BucketLocation",
@@ -1055,6 +1062,19 @@ def wait_for_job_run(
         delay = min(delay * 2, max_poll)
 
 
+def last_crawl_dpu_hours(glue: Any, crawler_name: str) -> float | None:
+    """Return the DPU-hours Glue reports for the crawler's latest crawl, if any."""
+    try:
+        crawls = glue.list_crawls(CrawlerName=crawler_name).get("Crawls", [])
+    except ClientError as exc:
+        log.warning("could not read the crawl's DPU-hours: %s", exc)
+        return None
+    if not crawls:
+        return None
+    latest = max(crawls, key=lambda c: c.get("StartTime") or 0)
+    return latest.get("DPUHour")
+
+
 def run(
     config: PipelineConfig,
     sales_file: Path,
@@ -1086,6 +1106,7 @@ def run(
     t = time.perf_counter()
     crawl = run_aws_crawler(config, glue=clients.glue, poll_seconds=poll_seconds, sleep=sleep)
     durations["crawl"] = time.perf_counter() - t
+    crawl_dpu_hours = last_crawl_dpu_hours(clients.glue, config.crawler_name)
 
     t = time.perf_counter()
     job_run_id = clients.glue.start_job_run(
@@ -1112,6 +1133,8 @@ def run(
         "dpu_hours": dpu_hours,
         "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
         "crawl_status": crawl.get("Status"),
+        # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
+        "crawl_dpu_hours": crawl_dpu_hours,
         "uploaded": uploaded,
         "metrics_uri": f"{config.runs_uri}{run_id}.json",
         "durations_seconds": durations,
