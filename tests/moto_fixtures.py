@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -66,8 +67,14 @@ def tls_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     Every other statement is evaluated by moto unchanged. The deployed policy is not
     modified; tests read it back as AWS stores it.
     """
-    original = IAMPolicyStatement.is_action_permitted
+    monkeypatch.setattr(
+        IAMPolicyStatement,
+        "is_action_permitted",
+        _tls_aware(IAMPolicyStatement.is_action_permitted),
+    )
 
+
+def _tls_aware(original: Any) -> Any:
     def is_action_permitted(
         self: IAMPolicyStatement, *args: Any, **kwargs: Any
     ) -> PermissionResult:
@@ -75,7 +82,7 @@ def tls_requests(monkeypatch: pytest.MonkeyPatch) -> None:
             return PermissionResult.NEUTRAL
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", is_action_permitted)
+    return is_action_permitted
 
 
 @pytest.fixture
@@ -148,3 +155,29 @@ def moto_server(aws_env: None, tls_requests: None, immediate_glue: None) -> Iter
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def serve(port: int = 5000) -> None:
+    """Run a moto server for trying deploy.py by hand, with the same two test settings.
+
+    ``python -m tests.moto_fixtures [PORT]``: requests count as TLS (see ``tls_requests``)
+    and crawls and job runs finish on the next poll. Stop with Ctrl-C.
+    """
+    from moto.server import ThreadedMotoServer
+
+    IAMPolicyStatement.is_action_permitted = _tls_aware(IAMPolicyStatement.is_action_permitted)
+    for model in ("glue::crawl", "glue::job_run"):
+        state_manager.set_transition(model_name=model, transition={"progression": "immediate"})
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print(f"moto server on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else 5000)
