@@ -14,12 +14,14 @@ reports Athena's ``DataScannedInBytes``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -311,18 +313,14 @@ class LocalEngine(_NamedQueries):
         if not self._ready:
             self.setup_tables()
         duck_sql = to_duckdb(rendered)
-        self._profile.unlink(missing_ok=True)
-        self.con.execute("set enable_profiling = 'json'")
-        self.con.execute(f"set profiling_output = {_quote(str(self._profile))}")
         started = time.perf_counter()
         try:
-            cursor = self.con.execute(duck_sql)
-            types = [str(d[1]) for d in cursor.description or []]
-            df = cursor.df()
+            with self._profiling():
+                cursor = self.con.execute(duck_sql)
+                types = [str(d[1]) for d in cursor.description or []]
+                df = cursor.df()
         except self._duckdb.Error as exc:
             raise QueryError(one_line(exc)) from exc
-        finally:
-            self.con.execute("set enable_profiling = 'no_output'")
         seconds = time.perf_counter() - started
         # DuckDB sums integers into HUGEINT, which pandas gets as float; Athena's sum of
         # integers is a bigint, so give back integers when every value is present.
@@ -330,8 +328,36 @@ class LocalEngine(_NamedQueries):
             if kind in ("HUGEINT", "UHUGEINT") and df.iloc[:, i].notna().all():
                 df.isetitem(i, df.iloc[:, i].astype("int64"))
         files_read, bytes_read = self._read_profile()
-        log.debug("%s: %d rows, %d files, %s bytes", name, len(df), files_read, bytes_read)
+        if files_read is None:
+            files_read, bytes_read = self._measure_scans(duck_sql)
+        log.debug("%s: %d rows, %s files, %s bytes", name, len(df), files_read, bytes_read)
         return QueryResult(name, rendered, df, len(df), seconds, files_read, bytes_read)
+
+    @contextlib.contextmanager
+    def _profiling(self) -> Iterator[None]:
+        """Profile the statements run inside into the engine's JSON profile file."""
+        self._profile.unlink(missing_ok=True)
+        self.con.execute("set enable_profiling = 'json'")
+        self.con.execute(f"set profiling_output = {_quote(str(self._profile))}")
+        try:
+            yield
+        finally:
+            self.con.execute("set enable_profiling = 'no_output'")
+
+    def _measure_scans(self, duck_sql: str) -> tuple[int | None, int | None]:
+        """Measure a query DuckDB answered from Parquet metadata while planning.
+
+        Such a query (``count(*)`` with partition filters, say) runs no operator, so the
+        profiler writes nothing. Run it once more with statistics propagation off, which
+        makes DuckDB execute the (pruned) scan, and read that profile.
+        """
+        self.con.execute("set disabled_optimizers = 'statistics_propagation'")
+        try:
+            with self._profiling():
+                self.con.execute(duck_sql).fetchall()
+        finally:
+            self.con.execute("reset disabled_optimizers")
+        return self._read_profile()
 
     def _read_profile(self) -> tuple[int | None, int | None]:
         """Return (files read by every scan, bytes read from disk) from the profile."""
