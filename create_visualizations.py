@@ -25,6 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from cycler import cycler  # noqa: E402
@@ -237,20 +238,33 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
     )
     labels = data["membership_tier"].astype(str).tolist()
     fig, (ax,) = _new_figure()
-    ax.pie(
+    wedges, _ = ax.pie(
         data["total_revenue"],
-        labels=[
-            f"{tier}\n{format_currency(r)} · {pct:.1f}%"
-            for tier, r, pct in zip(
-                labels, data["total_revenue"], data["revenue_share_pct"], strict=True
-            )
-        ],
         colors=_category_colors(labels),
         startangle=90,
         counterclock=False,
         wedgeprops={"width": 0.42, "edgecolor": "white", "linewidth": 2},
-        labeldistance=1.12,
-        textprops={"fontsize": 11},
+    )
+    # Percentages sit on wedges big enough to hold them; the legend names every tier,
+    # so thin slices (unknown customers, say) never overlap their neighbours' labels.
+    for wedge, pct in zip(wedges, data["revenue_share_pct"], strict=True):
+        if pct >= 4:
+            angle = np.deg2rad((wedge.theta1 + wedge.theta2) / 2)
+            ax.text(0.79 * np.cos(angle), 0.79 * np.sin(angle), f"{pct:.0f}%", ha="center",
+                    va="center", fontsize=11, color="white", fontweight="bold")  # fmt: skip
+    ax.legend(
+        wedges,
+        [
+            f"{tier}: {format_currency(r)} ({pct:.1f}%)"
+            for tier, r, pct in zip(
+                labels, data["total_revenue"], data["revenue_share_pct"], strict=True
+            )
+        ],
+        title="Membership tier",
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        fontsize=11,
     )
     ax.text(
         0,
