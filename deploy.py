@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.run_id:
                 options.run_id = args.run_id
             print("\n".join(summary_lines(run(config, options))))
-    except (infra.JobRunFailed, StageFailed) as exc:
+    except (infra.DeployError, infra.JobRunFailed, StageFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:

@@ -337,6 +337,10 @@ def workgroup_configuration(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+class DeployError(RuntimeError):
+    """A deployment problem the user must resolve (e.g. a bucket name taken)."""
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource of the plan: what it is, its name and every setting up enforces."""
@@ -487,11 +491,18 @@ def _ensure_bucket(
 ) -> list[str]:
     s3 = clients.s3
     changes = []
+    existed = True
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
+        if _code(exc) in ("403", "AccessDenied"):
+            raise DeployError(
+                f"bucket {bucket} exists but this account cannot use it (another account's?); "
+                "choose another --prefix"
+            ) from exc
         if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise
+        existed = False
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if config.region != "us-east-1":  # us-east-1 rejects a LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.region}
@@ -499,6 +510,10 @@ def _ensure_bucket(
             s3.create_bucket(**kwargs)
             changes.append(f"created bucket {bucket}")
         except ClientError as create_exc:
+            if _code(create_exc) == "BucketAlreadyExists":
+                raise DeployError(
+                    f"bucket name {bucket} is taken by another account; choose another --prefix"
+                ) from create_exc
             if _code(create_exc) != "BucketAlreadyOwnedByYou":
                 raise
         s3.get_waiter("bucket_exists").wait(
@@ -515,6 +530,16 @@ def _ensure_bucket(
                 return None
             raise
 
+    # Tags first: they are what lets `down` delete this bucket later.
+    tag_set = get_or_none(lambda: s3.get_bucket_tagging(Bucket=bucket)["TagSet"], ("NoSuchTagSet",))
+    current = {t["Key"]: t["Value"] for t in tag_set or []}
+    if not _contains(want["Tags"], current):
+        if existed:
+            log.warning("adopting existing bucket %s: down will now delete it", bucket)
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": _tag_list({**current, **want["Tags"]})}
+        )
+        changes.append(f"tagged {bucket}")
     pab = get_or_none(
         lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
         ("NoSuchPublicAccessBlockConfiguration",),
@@ -560,13 +585,6 @@ def _ensure_bucket(
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
         changes.append(f"set TLS-only bucket policy on {bucket}")
 
-    tag_set = get_or_none(lambda: s3.get_bucket_tagging(Bucket=bucket)["TagSet"], ("NoSuchTagSet",))
-    current = {t["Key"]: t["Value"] for t in tag_set or []}
-    if not _contains(want["Tags"], current):
-        s3.put_bucket_tagging(
-            Bucket=bucket, Tagging={"TagSet": _tag_list({**current, **want["Tags"]})}
-        )
-        changes.append(f"tagged {bucket}")
     return changes
 
 
