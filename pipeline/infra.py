@@ -675,9 +675,12 @@ def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
         glue.create_database(DatabaseInput=want)
         return [f"created database {config.database}"]
     owner = db.get("Parameters", {}).get(PREFIX_KEY)
-    if owner not in (None, config.prefix):
+    if owner != config.prefix:
+        # Shared name, made by someone else: use it, never claim it (down would drop it).
         log.warning(
-            "database %s belongs to prefix %s; using it without changing it", config.database, owner
+            "database %s was not made by deploy.py for this prefix (owner %s); using it as is",
+            config.database,
+            owner,
         )
         return []
     if not _contains(want, db):
@@ -686,9 +689,7 @@ def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
     return []
 
 
-def _ensure_crawler(
-    config: PipelineConfig, clients: Clients, arn: str, account: Account
-) -> list[str]:
+def _ensure_crawler(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
     glue = clients.glue
     want = crawler_spec(config, arn)
     try:
@@ -785,7 +786,7 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
         changes.append(f"uploaded job script to {config.script_uri}")
     changes += _ensure_database(config, clients)
     arn = role_arn(config, account.account_id, account.partition)
-    changes += _ensure_crawler(config, clients, arn, account)
+    changes += _ensure_crawler(config, clients, arn)
     changes += _ensure_job(config, clients, arn)
     changes += _ensure_workgroup(config, clients)
     for change in changes:

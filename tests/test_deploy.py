@@ -377,15 +377,12 @@ def test_down_keeps_a_same_named_bucket_that_up_did_not_make(aws, config):
     assert aws.s3.get_object(Bucket="test-sales-raw", Key="precious.csv")["Body"].read() == b"x"
 
 
-def test_down_keeps_a_database_another_prefix_made(aws, config):
-    aws.glue.create_database(
-        DatabaseInput={"Name": "sales_analytics_db", "Parameters": {"pipeline-prefix": "other"}}
-    )
+@pytest.mark.parametrize("parameters", [{"pipeline-prefix": "other"}, {"team": "finance"}])
+def test_down_keeps_a_database_that_up_did_not_make(aws, config, parameters):
+    aws.glue.create_database(DatabaseInput={"Name": "sales_analytics_db", "Parameters": parameters})
     infra.up(config, aws, tables=False)
     infra.down(config, aws)
-    assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == {
-        "pipeline-prefix": "other"
-    }
+    assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == parameters
 
 
 # --------------------------------------------------------------------- CLI, status
