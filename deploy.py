@@ -52,9 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed", type=int, default=defaults.seed, help="run: seed (default %(default)s)"
     )
     parser.add_argument(
-        "--work-dir", type=Path, default=Path("data/aws"), help="run: generated files"
+        "--charts-dir",
+        type=Path,
+        help=f"run: where the six PNGs go (default {defaults.charts_dir})",
     )
-    parser.add_argument("--charts-dir", type=Path, help="run: where the six PNGs go")
     parser.add_argument("--run-id", help="run: the job's run id (default: a UTC timestamp)")
     return parser.parse_args(argv)
 
