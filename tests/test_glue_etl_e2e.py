@@ -1,0 +1,352 @@
+"""glue_etl_job.py end to end, as a subprocess, checked against DuckDB over the raw CSV.
+
+One module fixture generates a small input (clean rows plus hand-labelled bad rows),
+runs the job three times (first run, same input again, one month only) and keeps a
+snapshot after each run; the tests then compare. The expected figures come from DuckDB
+reading the clean rows and from the labels written here, never from the job's code.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+JOB = REPO / "glue_etl_job.py"
+HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
+MONTHS = ((2025, 7), (2025, 8), (2025, 9))
+PRICES = {"Laptop": "1199.99", "Mouse": "25.50", "Desk, oak": "349.00", "Lamp": "45.25"}
+REGIONS = ("North", "South", "East", "West")
+KNOWN_CUSTOMERS = [f"C{i:04d}" for i in range(1, 31)]  # sales also use C0031..C0040
+
+# Bad rows with the reason a reader would give them (written by hand).
+BAD_ROWS: list[tuple[bytes, str]] = [
+    (b"B01,2025-07-03,C0001,Mouse,0,25.50,North,0.00", "non_positive_quantity"),
+    (b"B02,2025-07-03,C0001,Mouse,1,0.00,North,0.00", "non_positive_price"),
+    (b"B03,2025-13-01,C0001,Mouse,1,25.50,North,25.50", "invalid_date"),
+    (b"B04,2099-01-01,C0001,Mouse,1,25.50,North,25.50", "future_date"),
+    (b"B05,2025-07-03,,Mouse,1,25.50,North,25.50", "missing_field"),
+    (b"B06,2025-07-03,C0001,Mouse,one,25.50,North,25.50", "invalid_type"),
+    (b"B07,2025-07-03,C0001,Mouse,2,25.50,North,60.00", "amount_mismatch"),
+    (b"B08,2025-07-03,C0001,Mouse", "malformed_row"),
+    (b"B09,2025-07-03,C0001,Caf\xe9 mug,1,25.50,North,25.50", "invalid_encoding"),
+    (b"B10,2025-07-04,C0002,Lamp,1,45.25,East,45.25", "conflicting_duplicate"),
+    (b"B10,2025-07-04,C0002,Lamp,2,45.25,East,90.50", "conflicting_duplicate"),
+]
+EXACT_COPIES = 5
+
+
+def clean_rows(seed: int, n: int) -> list[list[str]]:
+    """Valid sales rows over three months; total = quantity x price to the cent."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        year, month = MONTHS[i % len(MONTHS)]
+        product = rng.choice(sorted(PRICES))
+        quantity = rng.choice((1, 1, 1, 2, 2, 3, 5))
+        price = Decimal(PRICES[product])
+        rows.append(
+            [
+                f"T{i:06d}",
+                f"{year}-{month:02d}-{rng.randint(1, 28):02d}",
+                f"C{rng.randint(1, 40):04d}",
+                product,
+                str(quantity),
+                str(price),
+                rng.choice(REGIONS),
+                str(price * quantity),
+            ]
+        )
+    return rows
+
+
+def csv_line(row: list[str]) -> bytes:
+    return ",".join(f'"{v}"' if "," in v else v for v in row).encode()
+
+
+def write_sales(path: Path, rows: list[list[str]], extra: list[bytes] = ()) -> None:
+    """BOM + CRLF, as a spreadsheet export would write it."""
+    lines = [HEADER.encode()] + [csv_line(r) for r in rows] + list(extra)
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
+
+
+def write_plain_csv(path: Path, rows: list[list[str]]) -> None:
+    path.write_bytes(b"\n".join([HEADER.encode()] + [csv_line(r) for r in rows]) + b"\n")
+
+
+def write_customers(path: Path) -> None:
+    lines = [
+        json.dumps(
+            {
+                "customer_id": cid,
+                "age_group": ("18-25", "26-35", "36-45")[i % 3],
+                "membership_tier": ("Gold", "Silver", "Bronze")[i % 3],
+                "signup_date": f"2024-0{1 + i % 9}-15",
+            }
+        )
+        for i, cid in enumerate(KNOWN_CUSTOMERS)
+    ]
+    lines += [lines[0], '{"customer_id": "C0099", broken']  # exact copy, invalid JSON
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_job(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(JOB), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def table_rows(path: Path) -> list[tuple]:
+    """Every row of a hive-partitioned Parquet folder, sorted (DuckDB)."""
+    return duckdb.sql(
+        "select * exclude (year, month), year, month "
+        f"from read_parquet('{path}/**/*.parquet', hive_partitioning = true) "
+        "order by all"
+    ).fetchall()
+
+
+def snapshot(out: Path) -> dict:
+    return {
+        "enriched": table_rows(out / "enriched"),
+        "summary": table_rows(out / "sales_summary"),
+        "files": sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")),
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    clean = clean_rows(seed=7, n=600)
+    copies = [csv_line(r) for r in clean[:EXACT_COPIES]]
+    write_sales(work / "sales.csv", clean, extra=copies + [b for b, _ in BAD_ROWS])
+    write_plain_csv(work / "clean.csv", clean)
+    write_customers(work / "customers.ndjson")
+    september = [r for r in clean if r[1].startswith("2025-09")][:10]
+    (work / "september").mkdir()
+    write_sales(work / "september" / "sales.csv", september)
+    out = work / "processed"
+    common = ["--customers_path", "customers.ndjson", "--output_path", "processed"]
+    result: dict = {"work": work, "september": september}
+    for run_id, sales in (("r1", "sales.csv"), ("r2", "sales.csv"), ("r3", "september")):
+        proc = run_job("--sales_path", sales, *common, "--run_id", run_id, cwd=work)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        shutil.copytree(out, work / f"after_{run_id}")  # the state each test looks at
+        result[run_id] = {
+            "out": work / f"after_{run_id}",
+            "proc": proc,
+            "metrics": json.loads((out / "_runs" / f"{run_id}.json").read_text()),
+            **snapshot(out),
+        }
+    return result
+
+
+def duck_expected(clean_csv: Path) -> duckdb.DuckDBPyRelation:
+    return duckdb.sql(
+        f"""
+        select
+            cast("date" as date) as d,
+            region,
+            product,
+            cast(total_amount as decimal(12, 2)) as total_amount,
+            customer_id,
+        from read_csv('{clean_csv}', header = true, all_varchar = true)
+        """
+    )
+
+
+def test_partitions_hold_the_rows_and_sums_duckdb_computes_from_the_raw_csv(runs):
+    expected = duck_expected(runs["work"] / "clean.csv")
+    want = expected.query(
+        "expected",
+        "select year(d), month(d), count(*), sum(total_amount) from expected "
+        "group by all order by all",
+    ).fetchall()
+    enriched = runs["r1"]["out"] / "enriched"
+    got = duckdb.sql(
+        f"select year, month, count(*), sum(total_amount) from "
+        f"read_parquet('{enriched}/**/*.parquet', hive_partitioning = true) "
+        "group by all order by all"
+    ).fetchall()
+    assert got == want
+    assert [r[2] for r in got] == [200, 200, 200]
+
+
+def test_summary_groups_match_duckdb_with_half_up_average(runs):
+    expected = duck_expected(runs["work"] / "clean.csv")
+    groups = expected.query(
+        "expected",
+        "select year(d), month(d), region, product, sum(total_amount), count(*) "
+        "from expected group by all order by all",
+    ).fetchall()
+    cent = Decimal("0.01")
+    want = [
+        (y, m, reg, prod, total, n, (total / n).quantize(cent, ROUND_HALF_UP))
+        for y, m, reg, prod, total, n in groups
+    ]
+    summary = runs["r1"]["out"] / "sales_summary"
+    got = duckdb.sql(
+        "select year, month, region, product, total_revenue, transaction_count, "
+        f"avg_transaction_value from read_parquet('{summary}/**/*.parquet', "
+        "hive_partitioning = true) order by all"
+    ).fetchall()
+    assert got == want
+
+
+def test_unknown_customers_stay_with_null_demographics(runs):
+    unknown = [r for r in runs["r1"]["enriched"] if r[2] not in KNOWN_CUSTOMERS]
+    clean = clean_rows(seed=7, n=600)
+    assert len(unknown) == sum(1 for r in clean if r[2] not in KNOWN_CUSTOMERS) > 0
+    assert all(r[8] is None and r[9] is None and r[10] is None for r in unknown)
+    assert runs["r1"]["metrics"]["unknown_customers"] == len(unknown)
+
+
+def test_parquet_types_are_date_and_decimal_snappy_few_files(runs):
+    out = runs["r1"]["out"]
+    enriched_file = next((out / "enriched").rglob("*.parquet"))
+    schema = pq.read_schema(enriched_file)
+    assert schema.field("transaction_date").type == pa.date32()
+    assert schema.field("signup_date").type == pa.date32()
+    assert schema.field("unit_price").type == pa.decimal128(12, 2)
+    assert schema.field("total_amount").type == pa.decimal128(12, 2)
+    assert schema.field("quantity").type == pa.int32()
+    assert schema.field("day").type == pa.int32()
+    assert "year" not in schema.names  # a partition column, in the path
+    summary = pq.read_schema(next((out / "sales_summary").rglob("*.parquet")))
+    assert summary.field("total_revenue").type == pa.decimal128(18, 2)
+    assert summary.field("transaction_count").type == pa.int64()
+    assert summary.field("avg_transaction_value").type == pa.decimal128(12, 2)
+    meta = pq.ParquetFile(enriched_file).metadata
+    assert meta.row_group(0).column(0).compression == "SNAPPY"
+    for folder in (out / "enriched").glob("year=*/month=*"):
+        assert 1 <= len(list(folder.glob("*.parquet"))) <= 2
+
+
+def test_metrics_account_for_every_row(runs):
+    m = runs["r1"]["metrics"]
+    clean = 600
+    expected_reasons = {}
+    for _, reason in BAD_ROWS:
+        expected_reasons[reason] = expected_reasons.get(reason, 0) + 1
+    assert m["status"] == "succeeded"
+    assert m["rows_read"] == {"sales": clean + EXACT_COPIES + len(BAD_ROWS), "customers": 32}
+    assert m["rows_written"]["enriched"] == clean
+    assert m["rows_quarantined_by_source"]["sales"] == expected_reasons
+    assert m["rows_quarantined_by_source"]["customers"] == {"invalid_json": 1}
+    assert {k: v for k, v in m["rows_quarantined"].items() if v} == {
+        **expected_reasons,
+        "invalid_json": 1,
+    }
+    assert m["quarantined_total"] == len(BAD_ROWS) + 1
+    assert m["duplicates_dropped"] == EXACT_COPIES + 1
+    assert m["reconciliation"]["sales"] == {
+        "read": clean + EXACT_COPIES + len(BAD_ROWS),
+        "written": clean,
+        "quarantined": len(BAD_ROWS),
+        "duplicates_dropped": EXACT_COPIES,
+        "ok": True,
+    }
+    assert m["reconciliation"]["customers"]["ok"] is True
+    assert m["partitions_written"] == [
+        "year=2025/month=7",
+        "year=2025/month=8",
+        "year=2025/month=9",
+    ]
+    assert m["bytes_read"]["sales"] == (runs["work"] / "sales.csv").stat().st_size
+    assert all(m["bytes_written"][k] > 0 for k in ("enriched", "sales_summary", "quarantine"))
+    for key in (
+        "run_id", "job_name", "started_at", "finished_at", "inputs", "durations_seconds",
+    ):  # fmt: skip
+        assert key in m
+    assert m["durations_seconds"]["total"] > 0
+    assert runs["r1"]["proc"].stdout.strip().splitlines()[-1].startswith("run r1 succeeded")
+
+
+def test_quarantine_keeps_raw_rows_with_reason_source_and_run(runs):
+    qdir = runs["r1"]["out"] / "quarantine" / "run_id=r1"
+    rows = duckdb.sql(
+        f"select source, reason, record_id, raw_record, raw_bytes, source_file, run_id "
+        f"from read_parquet('{qdir}/*.parquet')"
+    ).fetchall()
+    assert len(rows) == len(BAD_ROWS) + 1
+    sales = {(r[1], r[2]) for r in rows if r[0] == "sales"}
+    assert ("malformed_row", "B08") in sales and ("conflicting_duplicate", "B10") in sales
+    encoding = [r for r in rows if r[1] == "invalid_encoding"]
+    assert len(encoding) == 1 and b"Caf\xe9 mug" in encoding[0][4]
+    malformed = next(r for r in rows if r[1] == "malformed_row")
+    assert malformed[3] == "B08,2025-07-03,C0001,Mouse"
+    assert all(r[5].endswith(("sales.csv", "customers.ndjson")) and r[6] == "r1" for r in rows)
+
+
+def test_second_run_on_the_same_input_gives_identical_output(runs):
+    first, second = runs["r1"], runs["r2"]
+    assert second["enriched"] == first["enriched"]
+    assert second["summary"] == first["summary"]
+    data_files = [f for f in second["files"] if not f.startswith("quarantine")]
+    assert len(data_files) == len([f for f in first["files"] if not f.startswith("quarantine")])
+    # Quarantine keeps one folder per run.
+    assert (second["out"] / "quarantine" / "run_id=r1").is_dir()
+    assert (second["out"] / "quarantine" / "run_id=r2").is_dir()
+
+
+def test_partial_month_input_replaces_only_that_month(runs):
+    before, after = runs["r2"], runs["r3"]
+    september = runs["september"]
+    assert after["metrics"]["partitions_written"] == ["year=2025/month=9"]
+    # enriched columns: ..., year (index 12), month (index 13)
+    keep = [r for r in before["enriched"] if r[13] != 9]
+    assert [r for r in after["enriched"] if r[13] != 9] == keep
+    assert sorted(r[0] for r in after["enriched"] if r[13] == 9) == sorted(r[0] for r in september)
+    assert [r for r in after["summary"] if r[6] != 9] == [r for r in before["summary"] if r[6] != 9]
+    sept_revenue = sum(r[2] for r in after["summary"] if r[6] == 9)
+    assert sept_revenue == sum(Decimal(r[7]) for r in september)
+    assert after["metrics"]["quarantined_total"] == 1  # only the customers' bad line
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda w: None, "sales input not found"),
+        (lambda w: (w / "sales.csv").write_bytes(b""), "sales input is empty"),
+        (lambda w: (w / "sales.csv").write_text("id,day,amount\n1,2,3\n"), "header mismatch"),
+    ],
+)
+def test_fatal_input_ends_with_one_clear_line_and_touches_no_output(tmp_path, setup, message):
+    write_customers(tmp_path / "customers.ndjson")
+    setup(tmp_path)
+    earlier = tmp_path / "processed" / "enriched" / "year=2025" / "month=1" / "part-0.parquet"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"earlier output")
+    proc = run_job(
+        "--sales_path", "sales.csv", "--customers_path", "customers.ndjson",
+        "--output_path", "processed",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: ") and message in last, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [p.name for p in (tmp_path / "processed").rglob("*") if p.is_file()] == [
+        "part-0.parquet"
+    ]
+    assert earlier.read_bytes() == b"earlier output"
+
+
+def test_missing_required_argument_is_a_one_line_error(tmp_path):
+    proc = run_job("--sales_path", "x.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("ERROR: bad arguments")
