@@ -184,7 +184,7 @@ bounds as (
 ranked as (
     select
         amount,
-        row_number() over (order by amount) as position,
+        row_number() over (order by amount) as amount_order,
         count(*) over () as total
     from amounts
 ),
@@ -192,7 +192,7 @@ ranked as (
 median as (
     select avg(amount) as median_amount
     from ranked
-    where position in (floor((total + 1) / 2.0), ceiling((total + 1) / 2.0))
+    where amount_order in (floor((total + 1) / 2.0), ceiling((total + 1) / 2.0))
 ),
 
 binned as (
