@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 import types
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import types as T
 
 import glue_etl_job as job
 
+REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2025, 6, 30)
 HEADER = ",".join(job.SALES_COLUMNS)
 
@@ -562,4 +565,33 @@ def test_glue_branch_failure_does_not_commit(spark, fake_awsglue, inputs, capsys
     assert "Job.commit" not in [c[0] for c in fake_awsglue]
     assert (
         capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: sales input not found")
+    )
+
+
+# --- with the project's own generators ------------------------------------------------------
+
+GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
+
+
+@pytest.mark.skipif(not all(p.exists() for p in GENERATORS), reason="generators not present")
+def test_generated_dirty_input_in_a_folder_of_files_reconciles(spark, tmp_path):
+    """The generators' dirty rows all land in the job's vocabulary and every row reconciles."""
+    gen = [sys.executable, str(GENERATORS[0]), "--rows", "2000", "--customers", "100"]
+    subprocess.run([*gen, "--seed", "3", "--dirty-rate", "0.1", "--output", str(tmp_path / "s.csv")], check=True, capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, str(GENERATORS[1]), "--customers", "90", "--seed", "3", "--output", str(tmp_path / "c.ndjson")], check=True, capture_output=True)  # fmt: skip
+    lines = (tmp_path / "s.csv").read_bytes().splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    (tmp_path / "sales").mkdir()
+    (tmp_path / "sales" / "part-1.csv").write_bytes(header + b"".join(body[:1000]))
+    (tmp_path / "sales" / "part-2.csv").write_bytes(header + b"".join(body[1000:]))
+    args = args_for(tmp_path / "sales", tmp_path / "c.ndjson", tmp_path / "out")
+    plan = job.plan_inputs(args, None)
+    m = job.run_job(spark, args, plan, run_id="gen", started=job._utc_now())
+    assert m["rows_read"]["sales"] == len(body)  # each file's header skipped, nothing else
+    assert m["reconciliation"]["sales"]["ok"] and m["reconciliation"]["customers"]["ok"]
+    assert set(m["rows_quarantined"]) == set(job.REASONS)
+    assert m["rows_quarantined"]["conflicting_duplicate"] > 0
+    assert m["duplicates_dropped"] > 0 and m["unknown_customers"] > 0
+    assert m["rows_written"]["enriched"] == (
+        len(body) - m["quarantined_total"] - m["duplicates_dropped"]
     )
