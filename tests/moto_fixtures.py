@@ -39,13 +39,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_CONFIG_FILE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-    ):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    # No ~/.aws files: a developer's real profile can never leak into a test.
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
