@@ -1,0 +1,133 @@
+"""run_pipeline.py end to end on a small dataset in a temporary lake.
+
+The summary's figures must be the job's own (the metrics file) and must agree with
+what is in the lake, counted here independently with DuckDB and the raw CSV.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "e2e-test"
+CHARTS = [
+    "01_revenue_by_region.png",
+    "02_top_products.png",
+    "03_monthly_trend.png",
+    "04_customer_tiers.png",
+    "05_age_group_analysis.png",
+    "06_transaction_distribution.png",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def run_pipeline(lake: Path, charts: Path, run_id: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable, "run_pipeline.py", "--lake", str(lake), "--prefix", PREFIX,
+            "--charts-dir", str(charts), "--run-id", run_id, "--rows", "4000",
+            "--customers", "150", "--seed", "11", "--dirty-rate", "0.05", *extra,
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def summary_figure(stdout: str, label: str) -> int:
+    match = re.search(rf"^\s+{re.escape(label)}\s+([\d,]+)\s*$", stdout, re.MULTILINE)
+    assert match, f"{label!r} not in summary:\n{stdout}"
+    return int(match.group(1).replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    lake, charts = base / "lake", base / "charts"
+    result = run_pipeline(lake, charts, "first")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return lake, charts, result
+
+
+def test_six_charts_are_written(first_run):
+    _, charts, _ = first_run
+    for name in CHARTS:
+        png = charts / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert png.stat().st_size > 10_000, name
+
+
+def test_summary_figures_are_the_jobs_metrics_and_match_the_lake(first_run):
+    lake, _, result = first_run
+    out = result.stdout
+    metrics = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "first.json").read_text())
+    raw_csv = lake / f"{PREFIX}-raw" / "input" / "sales_data_csv" / "sales_data.csv"
+    enriched = lake / f"{PREFIX}-processed" / "enriched"
+
+    # Independent counts: lines in the raw file, rows in the Parquet lake.
+    raw_rows = len(raw_csv.read_text().splitlines()) - 1
+    lake_rows = duckdb.sql(
+        f"select count(*) from read_parquet('{enriched}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()[0][0]
+    assert raw_rows == 4000
+
+    assert summary_figure(out, "sales read") == metrics["rows_read"]["sales"] == raw_rows
+    assert (
+        summary_figure(out, "enriched rows written")
+        == metrics["rows_written"]["enriched"]
+        == lake_rows
+    )
+    assert summary_figure(out, "quarantined") == metrics["quarantined_total"] > 0
+    assert summary_figure(out, "exact duplicates dropped") == metrics["duplicates_dropped"] > 0
+    assert raw_rows == lake_rows + metrics["quarantined_total"] + metrics["duplicates_dropped"]
+    for reason, count in metrics["rows_quarantined"].items():
+        assert summary_figure(out, reason) == count
+
+    partitions = sorted(
+        f"{p.parent.name}/{p.name}"
+        for p in enriched.glob("year=*/month=*")
+        if any(p.glob("*.parquet"))
+    )
+    line = next(line for line in out.splitlines() if "partitions (year/month)" in line)
+    assert int(line.split()[2]) == len(partitions) == 4
+    for partition in partitions:
+        assert partition in line
+
+
+def test_second_run_leaves_the_same_lake_without_duplicates(first_run, tmp_path):
+    lake, charts, _ = first_run
+    enriched = lake / f"{PREFIX}-processed" / "enriched"
+    query = (
+        "select year, month, count(*) as n, count(distinct transaction_id) as ids, sum(total_amount) as s "
+        f"from read_parquet('{enriched}/**/*.parquet', hive_partitioning = true) group by all order by all"
+    )
+    before = duckdb.sql(query).fetchall()
+    result = run_pipeline(lake, charts, "second")
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = duckdb.sql(query).fetchall()
+    assert after == before
+    assert all(n == ids for _, _, n, ids, _ in after)
+
+
+def test_failing_stage_names_itself_and_keeps_earlier_results(first_run):
+    lake, charts, _ = first_run
+    enriched = lake / f"{PREFIX}-processed" / "enriched"
+    files_before = sorted((p, p.stat().st_mtime_ns) for p in enriched.rglob("*.parquet"))
+    charts_before = {name: (charts / name).stat().st_mtime_ns for name in CHARTS}
+    result = subprocess.run(
+        [
+            sys.executable, "run_pipeline.py", "--lake", str(lake), "--prefix", PREFIX,
+            "--charts-dir", str(charts), "--run-id", "empty", "--rows", "0", "--customers", "150",
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pipeline failed: stage 'etl' failed:"), last
+    assert "Traceback" not in last
+    assert sorted((p, p.stat().st_mtime_ns) for p in enriched.rglob("*.parquet")) == files_before
+    assert {name: (charts / name).stat().st_mtime_ns for name in CHARTS} == charts_before
