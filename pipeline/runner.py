@@ -164,6 +164,26 @@ def _partition_key(partition: str) -> tuple[int, ...]:
     return tuple(int(part.split("=")[1]) for part in partition.split("/") if "=" in part)
 
 
+class ResultCache:
+    """An engine stand-in that answers named queries from results already fetched.
+
+    The charts stage reads the queries stage's results through it, so no query runs
+    (or, on Athena, is billed) twice.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.results: dict[str, Any] = {}
+
+    def setup_tables(self) -> None:
+        self.engine.setup_tables()
+
+    def run_named(self, name: str) -> Any:
+        if name not in self.results:
+            self.results[name] = self.engine.run_named(name)
+        return self.results[name]
+
+
 def run_queries(engine: Any) -> list[dict[str, Any]]:
     """Run every analytic query; returns name, rows, seconds and bytes read for each."""
     from pipeline.sql import analytic_names
@@ -229,7 +249,7 @@ def _analyse(config: PipelineConfig, options: RunOptions, report: RunReport, sto
     from pipeline.engines import make_engine
 
     with stage(report, "tables"):
-        engine = make_engine(config)
+        engine = ResultCache(make_engine(config))
         engine.setup_tables()
         report.raw_bytes, report.parquet_bytes, report.partitions = lake_figures(storage, config)
     with stage(report, "queries"):
