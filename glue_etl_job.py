@@ -985,7 +985,9 @@ def run_job(
         },
         "rows_read": {"sales": sales_read, "customers": cust_read},
         "rows_written": {"enriched": 0, "sales_summary": 0},
-        "rows_quarantined": {r: sales_q.get(r, 0) + cust_q.get(r, 0) for r in REASONS},
+        "rows_quarantined": {
+            r: sales_q.get(r, 0) + cust_q.get(r, 0) for r in REASONS if r in sales_q or r in cust_q
+        },
         "rows_quarantined_by_source": {"sales": dict(sales_q), "customers": dict(cust_q)},
         "quarantined_total": sales_q_total + cust_q_total,
         "duplicates_dropped": sales_dups + cust_dups,
@@ -999,6 +1001,7 @@ def run_job(
         },
         "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
         "durations_seconds": durations,
+        "reason_vocabulary": {"sales": SALES_REASONS, "customers": CUSTOMER_REASONS},
         "reconciliation": planned,
     }
     runs_file = _join(output, "_runs", f"{run_id}.json")
