@@ -163,20 +163,20 @@ from by_age
 order by age_group
 
 -- name: transaction_distribution
--- Histogram of transaction amounts: 20 equal-width bins from the smallest to the
--- largest amount (the largest falls in the last bin), with the overall mean and
--- exact median repeated on every row.
+-- Histogram of transaction amounts: 20 bins of equal width on a log scale from the
+-- smallest to the largest amount (amounts span $10 to $10,000, so equal-width bins
+-- would put almost everything in the first), with the overall mean and exact median
+-- repeated on every row.
 with amounts as (
     select cast(total_amount as double) as amount
     from enriched_sales
-    where total_amount is not null
+    where total_amount > 0
 ),
 
 bounds as (
     select
-        min(amount) as min_amount,
-        max(amount) as max_amount,
-        (max(amount) - min(amount)) / 20 as bin_width,
+        ln(min(amount)) as log_min,
+        (ln(max(amount)) - ln(min(amount))) / 20 as log_width,
         avg(amount) as mean_amount
     from amounts
 ),
@@ -198,7 +198,7 @@ median as (
 binned as (
     select
         coalesce(
-            least(cast(floor((a.amount - b.min_amount) / nullif(b.bin_width, 0)) as integer), 19),
+            least(cast(floor((ln(a.amount) - b.log_min) / nullif(b.log_width, 0)) as integer), 19),
             0
         ) as bin,
         a.amount
@@ -220,8 +220,8 @@ all_bins as (
 )
 
 select
-    round(b.min_amount + ab.bin * b.bin_width, 2) as bin_lower,
-    round(b.min_amount + (ab.bin + 1) * b.bin_width, 2) as bin_upper,
+    round(exp(b.log_min + ab.bin * b.log_width), 2) as bin_lower,
+    round(exp(b.log_min + (ab.bin + 1) * b.log_width), 2) as bin_upper,
     coalesce(bc.transaction_count, 0) as transaction_count,
     round(b.mean_amount, 2) as mean_amount,
     round(m.median_amount, 2) as median_amount
@@ -229,7 +229,7 @@ from all_bins as ab
 cross join bounds as b
 cross join median as m
 left join bin_counts as bc on ab.bin = bc.bin
-where b.min_amount is not null
+where b.log_min is not null
 order by ab.bin
 
 -- name: high_value_transactions

@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from cycler import cycler  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, StrMethodFormatter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -355,9 +355,14 @@ def transaction_distribution_chart(df: pd.DataFrame) -> Figure:
     )
     ax.legend(loc="upper right", frameon=True, fontsize=11)
     ax.set_title("Distribution of transaction amounts")
-    ax.set_xlabel("Transaction amount (USD)")
+    # The query's bins are equal on a log scale: amounts span three orders of magnitude.
+    ax.set_xscale("log")
+    ax.set_xlabel("Transaction amount (USD, log scale)")
     ax.set_ylabel("Number of transactions")
     ax.xaxis.set_major_formatter(CURRENCY)
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(CURRENCY)
+    ax.tick_params(axis="x", which="both", length=0)  # major and minor labels on one line
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5-transaction ticks
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_xlim(data["bin_lower"].min(), data["bin_upper"].max())

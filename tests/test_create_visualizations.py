@@ -98,8 +98,8 @@ AGES = pd.DataFrame(
 
 BINS = pd.DataFrame(
     {
-        "bin_lower": [Decimal("0"), Decimal("100"), Decimal("200")],
-        "bin_upper": [Decimal("100"), Decimal("200"), Decimal("300")],
+        "bin_lower": [Decimal("10"), Decimal("100"), Decimal("1000")],
+        "bin_upper": [Decimal("100"), Decimal("1000"), Decimal("10000")],
         "transaction_count": [5, 12, 3],
         "mean_amount": [Decimal("131.50")] * 3,
         "median_amount": [Decimal("120.25")] * 3,
@@ -205,8 +205,9 @@ def test_transaction_histogram_uses_the_bins_and_marks_mean_and_median():
     (ax,) = fig.axes
     bars = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert [b.get_height() for b in bars] == [5, 12, 3]
-    assert [b.get_x() for b in bars] == [0, 100, 200]
-    assert [b.get_width() for b in bars] == [100, 100, 100]
+    assert [b.get_x() for b in bars] == [10, 100, 1000]
+    assert [b.get_width() for b in bars] == [90, 900, 9000]
+    assert ax.get_xscale() == "log"
     vertical_x = sorted(line.get_xdata()[0] for line in ax.lines)
     assert vertical_x == pytest.approx([120.25, 131.50])
     legend = [t.get_text() for t in ax.get_legend().get_texts()]

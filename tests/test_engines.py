@@ -124,13 +124,14 @@ def expect_age_group_analysis(df: pd.DataFrame) -> pd.DataFrame:
 
 def expect_transaction_distribution(df: pd.DataFrame) -> pd.DataFrame:
     amounts = df["total_amount"].to_numpy(dtype=float)
-    low, high = amounts.min(), amounts.max()
+    # 20 bins of equal width in log(amount), from the smallest to the largest amount.
+    low, high = np.log(amounts.min()), np.log(amounts.max())
     width = (high - low) / 20
-    bins = np.minimum(np.floor((amounts - low) / width), 19).astype(int)
+    bins = np.minimum(np.floor((np.log(amounts) - low) / width), 19).astype(int)
     return pd.DataFrame(
         {
-            "bin_lower": np.round(low + np.arange(20) * width, 2),
-            "bin_upper": np.round(low + np.arange(1, 21) * width, 2),
+            "bin_lower": np.round(np.exp(low + np.arange(20) * width), 2),
+            "bin_upper": np.round(np.exp(low + np.arange(1, 21) * width), 2),
             "transaction_count": np.bincount(bins, minlength=20),
             "mean_amount": round(amounts.mean(), 2),
             "median_amount": round(float(np.median(amounts)), 2),
