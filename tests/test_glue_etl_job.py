@@ -435,6 +435,16 @@ def test_hadoop_files_work_on_file_uris(spark, tmp_path):
     assert fs.size_under(root + "/in") == 12
 
 
+def test_file_uris_work_end_to_end_through_hadoop(spark, inputs):
+    sales, customers, out = inputs
+    args = args_for(sales.as_uri(), customers.as_uri(), out.as_uri())
+    plan = job.plan_inputs(args, spark)
+    m = job.run_job(spark, args, plan, run_id="uri", started=job._utc_now())
+    assert m["rows_written"]["enriched"] == 1 and m["reconciliation"]["sales"]["ok"]
+    assert json.loads((out / "_runs" / "uri.json").read_text())["status"] == "succeeded"
+    assert list((out / "enriched" / "year=2025" / "month=6").glob("*.parquet"))
+
+
 # --- arguments and runtime detection ------------------------------------------------------
 
 BASE_ARGV = ["glue_etl_job.py", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
