@@ -445,6 +445,23 @@ def test_file_uris_work_end_to_end_through_hadoop(spark, inputs):
     assert list((out / "enriched" / "year=2025" / "month=6").glob("*.parquet"))
 
 
+def test_rows_that_do_not_reconcile_fail_the_run_before_writing(spark, inputs, monkeypatch, capsys):
+    sales, customers, out = inputs
+    real_enrich = job.enrich
+    monkeypatch.setattr(job, "enrich", lambda s, c: real_enrich(s, c).limit(0))  # loses a row
+    argv = ["glue_etl_job.py", "--sales_path", str(sales), "--customers_path", str(customers)]
+    assert job.main([*argv, "--output_path", str(out), "--run_id", "bad"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("ERROR: job failed: rows do not reconcile before writing")
+    metrics = json.loads((out / "_runs" / "bad.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["reconciliation"]["sales"] == {
+        "read": 1, "written": 0, "quarantined": 0, "duplicates_dropped": 0, "ok": False,
+    }  # fmt: skip
+    assert not (out / "enriched").exists() and not (out / "quarantine").exists()
+    spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's settings
+
+
 # --- arguments and runtime detection ------------------------------------------------------
 
 BASE_ARGV = ["glue_etl_job.py", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
