@@ -209,7 +209,7 @@ def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
     from create_visualizations import render_all
 
     charts_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=charts_dir.parent) as scratch:
+    with tempfile.TemporaryDirectory(dir=charts_dir, prefix=".rendering-") as scratch:
         rendered = render_all(engine, Path(scratch), setup_tables=False)
         published = []
         for path in rendered:
