@@ -1,5 +1,6 @@
 # Two commands do all set-up: `make run` and `make test`.
-PYTHON ?= python3
+# Glue 5.x runs Python 3.11: prefer it when installed.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

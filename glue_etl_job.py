@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import reduce
 from typing import Any
 
@@ -858,7 +858,7 @@ def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = Non
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(ts: datetime) -> str:

@@ -1,8 +1,8 @@
 """List-price cost estimates for the ``aws`` target (us-east-1, stated as estimates).
 
 Prices: AWS Glue $0.44 per DPU-hour, billed per second with a 1-minute minimum on
-Glue 5.x; a G.1X worker is 1 DPU. Athena $5.00 per TB scanned, with a 10 MB minimum
-per query. S3 Standard $0.023 per GB-month.
+Glue 5.x jobs and a 10-minute minimum per crawler run; a G.1X worker is 1 DPU. Athena
+$5.00 per TB scanned, with a 10 MB minimum per query. S3 Standard $0.023 per GB-month.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 GLUE_USD_PER_DPU_HOUR = 0.44
 GLUE_MIN_SECONDS = 60
+CRAWLER_MIN_DPU_HOURS = 10 / 60  # one DPU for the 10-minute minimum
 DPU_PER_G1X_WORKER = 1
 ATHENA_USD_PER_TB = 5.00
 ATHENA_MIN_BYTES = 10 * 1024**2
@@ -29,6 +30,11 @@ def glue_dpu_hours(
 def glue_usd(seconds: float, workers: int = 2) -> float:
     """Estimated Glue cost of one job run."""
     return glue_dpu_hours(seconds, workers) * GLUE_USD_PER_DPU_HOUR
+
+
+def crawler_usd(dpu_hours: float | None) -> float:
+    """Estimated cost of one crawl; Glue reports its DPU-hours, else assume the minimum."""
+    return max(dpu_hours or 0.0, CRAWLER_MIN_DPU_HOURS) * GLUE_USD_PER_DPU_HOUR
 
 
 def athena_billed_bytes(scanned: Iterable[int]) -> int:

@@ -49,9 +49,7 @@ class RunOptions:
     dirty_rate: float = 0.0
     charts_dir: Path = ROOT / "screenshots"
     run_id: str = field(
-        default_factory=lambda: (
-            "run-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        )
+        default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
 
 
@@ -329,15 +327,26 @@ def cost_lines(report: RunReport) -> list[str]:
     """Estimated cost of the run at list prices (estimates, not a bill)."""
     job_seconds = float(report.aws.get("job_seconds", 0.0))
     workers = int(report.aws.get("workers", 2))
+    crawl_dpu_hours = report.aws.get("crawl_dpu_hours")
     scanned = [q["bytes_read"] or 0 for q in report.queries]
     glue = costs.glue_usd(job_seconds, workers)
+    crawler = costs.crawler_usd(crawl_dpu_hours)
     athena = costs.athena_usd(scanned)
+    stored = report.raw_bytes + report.parquet_bytes
+    crawl_basis = (
+        f"{crawl_dpu_hours:.4f} DPU-hours (reported)"
+        if crawl_dpu_hours
+        else f"{costs.CRAWLER_MIN_DPU_HOURS:.4f} DPU-hours (assumed: 1 DPU, 10-minute minimum)"
+    )
     return [
         "Estimated cost at list prices (us-east-1; an estimate, not a bill)",
         f"  Glue job: {workers} x G.1X for {job_seconds:.0f}s = "
         f"{costs.glue_dpu_hours(job_seconds, workers):.4f} DPU-hours x ${costs.GLUE_USD_PER_DPU_HOUR}"
         f" = ${glue:.4f}",
+        f"  Glue crawler: {crawl_basis} x ${costs.GLUE_USD_PER_DPU_HOUR} = ${crawler:.4f}",
         f"  Athena: {len(scanned)} queries, {costs.athena_billed_bytes(scanned):,} bytes billed"
         f" x ${costs.ATHENA_USD_PER_TB}/TB = ${athena:.6f}",
-        f"  Total per run: ${glue + athena:.4f}",
+        f"  Total per run: ${glue + crawler + athena:.4f}",
+        f"  S3 storage: {stored:,} bytes x ${costs.S3_USD_PER_GB_MONTH}/GB-month"
+        f" = ${costs.s3_usd_per_month(stored):.6f} per month",
     ]
