@@ -444,6 +444,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--lake", type=Path, help="local lake root (default: ./lake or $PIPELINE_LAKE)"
     )
     parser.add_argument("--prefix", help="name prefix for buckets etc. (default: sales-pipeline)")
+    parser.add_argument(
+        "--region", help="AWS region (aws target; default: AWS_REGION or us-east-1)"
+    )
+    parser.add_argument("--profile", help="AWS profile (aws target)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. a moto server (aws target)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -457,7 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from pipeline.config import PipelineConfig
 
-    options = {"target": args.target, "lake": args.lake, "prefix": args.prefix}
+    options = {
+        "target": args.target, "lake": args.lake, "prefix": args.prefix,
+        "region": args.region, "profile": args.profile, "endpoint_url": args.endpoint_url,
+    }  # fmt: skip
     try:
         config = PipelineConfig(**{k: v for k, v in options.items() if v is not None})
         if config.target == "local" and not _has_processed_data(config):
