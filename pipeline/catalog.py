@@ -111,15 +111,37 @@ def infer_file(path: Path, classification: str) -> tuple[list[tuple[str, str]], 
     if classification == "csv":
         # Only an empty field is null: text such as "N/A" or "NULL" makes the column a
         # string, as for Glue's classifier (and DuckDB could not cast it to a number).
+        skipped = 0
+
+        def skip_ragged(row: Any) -> str:
+            # A ragged row is the job's to quarantine; the crawler types the good rows.
+            nonlocal skipped
+            skipped += 1
+            return "skip"
+
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=block),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=skip_ragged),
             convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True),
         )
+        if skipped:
+            log.warning("%s: %d ragged rows skipped while inferring types", path, skipped)
         names = _column_names(table.column_names)
         columns = [(n, glue_type(t)) for n, t in zip(names, table.schema.types, strict=True)]
         return columns, table.num_rows
     read_options = pajson.ReadOptions(block_size=block)
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        # A JSON array rather than NDJSON (the job accepts it with a warning): type its
+        # elements; pyarrow's reader only reads one object per line.
+        log.warning("%s is a JSON array, not NDJSON; typing its elements", path)
+        table = pa.Table.from_pylist(json.loads(path.read_text(encoding="utf-8-sig")))
+        return [
+            (n, glue_type(t))
+            for n, t in zip(_column_names(table.column_names), table.schema.types, strict=True)
+        ], table.num_rows
     table = pajson.read_json(path, read_options=read_options)
     types = {}
     # pyarrow reads "2024-01-05" in JSON as a timestamp: call it a date only when every

@@ -248,3 +248,25 @@ def test_aws_crawler_that_does_not_exist_says_to_deploy(aws_env) -> None:  # noq
     with mock_aws():
         with pytest.raises(CrawlerError, match="does not exist: deploy"):
             run_aws_crawler(config, boto3.client("glue", region_name=REGION), poll_seconds=0)
+
+
+def test_ragged_csv_rows_are_left_to_the_job_and_the_rest_is_typed(tmp_path: Path) -> None:
+    config = local_config(tmp_path)
+    put_raw(
+        config, "sales_data_csv", "s.csv", "id,qty,price\n1,2,3.5\n2,3\n3,4,5.25,extra\n4,5,6.0\n"
+    )
+    table = crawl_local(config)["sales_data_csv"]
+    assert columns(table) == {"id": "bigint", "qty": "bigint", "price": "double"}
+    assert table["Parameters"]["recordCount"] == "2"
+
+
+def test_customers_as_a_json_array_are_typed_per_element(tmp_path: Path) -> None:
+    config = local_config(tmp_path)
+    records = [
+        {"customer_id": "CUST0001", "age_group": "18-25", "visits": 3},
+        {"customer_id": "CUST0002", "age_group": None, "visits": 5},
+    ]
+    put_raw(config, "customer_demographics_json", "c.json", json.dumps(records, indent=2))
+    table = crawl_local(config)["customer_demographics_json"]
+    assert columns(table) == {"customer_id": "string", "age_group": "string", "visits": "bigint"}
+    assert table["Parameters"]["recordCount"] == "2"
