@@ -1134,7 +1134,7 @@ def _summary_line(m: dict[str, Any]) -> str:
     )
 
 
-def _main_glue(argv: Sequence[str], args: JobArgs) -> dict[str, Any]:
+def _main_glue(args: JobArgs) -> dict[str, Any]:
     from awsglue.context import GlueContext
     from awsglue.job import Job
     from pyspark.context import SparkContext
@@ -1207,7 +1207,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] | None = 
     try:
         args = parse_args(argv)
         if is_glue_runtime(argv):
-            metrics = _main_glue(argv, args)
+            metrics = _main_glue(args)
         else:
             metrics = _main_local(args)
     except FatalInputError as exc:
