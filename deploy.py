@@ -7,6 +7,10 @@ python deploy.py run                   # upload data + script, crawl, run the jo
 python deploy.py status                # each resource, the last crawl and job run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
+
+`up` and `run` exit 1 without changing anything when one of the deployment's names is
+taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, or the
+shared Glue database owned by another prefix); `down` never deletes such a resource.
 """
 
 from __future__ import annotations

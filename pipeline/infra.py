@@ -4,8 +4,10 @@ Every name comes from :class:`~pipeline.config.PipelineConfig`. The desired stat
 each resource is a pure function of the config (``plan``); ``up`` reads what exists,
 creates what is missing and puts drifted settings back; ``down`` deletes only what
 carries this deployment's marks (tags on buckets, workgroup, role, crawler and job,
-a parameter on the Glue database). Policy documents are plain functions so tests and
-auditors can read them without AWS.
+a parameter on the Glue database). ``up`` never takes over a resource with one of
+its names that lacks those marks: it stops with :class:`DeployError` before changing
+anything. Policy documents are plain functions so tests and auditors can read them
+without AWS.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from pipeline import aws, costs
 from pipeline.config import (
     ATHENA_RESULTS_PREFIX,
     ENRICHED_PREFIX,
+    ENRICHED_TABLE,
     QUARANTINE_PREFIX,
     RAW_CUSTOMERS_PREFIX,
+    RAW_CUSTOMERS_TABLE,
     RAW_SALES_PREFIX,
+    RAW_SALES_TABLE,
     RUNS_PREFIX,
     SCRIPT_KEY,
     SUMMARY_PREFIX,
+    SUMMARY_TABLE,
     PipelineConfig,
     split_s3_uri,
 )
@@ -64,6 +70,13 @@ RAW_NONCURRENT_EXPIRE_DAYS = 30
 
 PROCESSED_PREFIXES = (ENRICHED_PREFIX, SUMMARY_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)
 RAW_PREFIXES = (RAW_SALES_PREFIX, RAW_CUSTOMERS_PREFIX)
+# The only catalog tables the role touches: the crawler creates and updates these two
+# (one per raw folder, named after it). The job reads and writes S3 paths and makes no
+# catalog call; enriched_sales and sales_summary are created by Athena DDL run by the
+# deploying identity, never by this role.
+CRAWLER_TABLES = (RAW_SALES_TABLE, RAW_CUSTOMERS_TABLE)
+# The tables the Athena DDL creates, each at a folder of the processed bucket.
+CURATED_TABLES = {ENRICHED_TABLE: ENRICHED_PREFIX, SUMMARY_TABLE: SUMMARY_PREFIX}
 
 ACCOUNT_PLACEHOLDER = "<account-id>"
 
@@ -101,7 +114,16 @@ def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> dict[str, Any
 
 
 def glue_trust_policy() -> dict[str, Any]:
-    """Return the role trust policy: only the Glue service may assume the role."""
+    """Return the role trust policy: only the Glue service may assume the role.
+
+    No ``aws:SourceAccount`` / ``aws:SourceArn`` condition: AWS Glue's documentation
+    (its IAM chapter, "Create an IAM role for AWS Glue", crawler prerequisites) has no
+    cross-service confused-deputy section and never shows these keys in a Glue role's
+    trust policy. A ``StringEquals`` on a key the service does not send evaluates to
+    false, so Glue could no longer assume the role and every crawl and job run would
+    fail. Cross-account misuse is already blocked by ``iam:PassRole``: only identities
+    of this account that may pass the role can attach it to a crawler or job.
+    """
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -127,7 +149,8 @@ def glue_role_policy(
     """Return the least-privilege inline policy for the crawler and the job.
 
     Every S3 statement names a bucket or a key prefix; Glue catalog actions name this
-    database and its tables; logs name the ``/aws-glue/*`` log groups. The only ``*``
+    database and the two tables the crawler writes; logs name the ``/aws-glue/*`` log
+    groups. The only ``*``
     resource is ``cloudwatch:PutMetricData``, which has no resource ARN, narrowed by
     a namespace condition.
     """
@@ -180,7 +203,10 @@ def glue_role_policy(
                 "Resource": [f"{s3}{b}" for b in (raw, processed, scripts)],
             },
             {
-                "Sid": "CatalogThisDatabase",
+                # The crawler (running as this role) reads the database and creates or
+                # updates its two raw tables. GetTables on named tables returns only
+                # those tables. The job itself makes no catalog call.
+                "Sid": "CrawlerRawTables",
                 "Effect": "Allow",
                 "Action": [
                     "glue:GetDatabase",
@@ -199,7 +225,7 @@ def glue_role_policy(
                 "Resource": [
                     f"{glue}:catalog",
                     f"{glue}:database/{config.database}",
-                    f"{glue}:table/{config.database}/*",
+                    *(f"{glue}:table/{config.database}/{t}" for t in CRAWLER_TABLES),
                 ],
             },
             {
@@ -483,42 +509,282 @@ class Account:
         return cls(ident["Account"], ident["Arn"].split(":")[1])
 
 
+# ------------------------------------------------------------------------ ownership
+
+
+@dataclass(frozen=True)
+class Found:
+    """What exists under one of this deployment's names, and whether it carries our marks."""
+
+    kind: str
+    name: str
+    exists: bool
+    ours: bool = False
+    why_not_ours: str = ""
+    owner: str | None = None  # the deploy.py prefix it is marked for, if another one
+
+
+def _tag_map(tag_list: Iterable[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_list}
+
+
+def _by_tags(config: PipelineConfig, kind: str, name: str, found_tags: dict[str, str]) -> Found:
+    if _contains(tags(config), found_tags):
+        return Found(kind, name, exists=True, ours=True)
+    owner = found_tags.get(PREFIX_KEY)
+    if found_tags.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE and owner:
+        why = f"tagged for deploy.py prefix {owner!r}, not {config.prefix!r}"
+        return Found(kind, name, exists=True, ours=False, why_not_ours=why, owner=owner)
+    if found_tags:
+        why = f"not tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE}, {PREFIX_KEY}={config.prefix}"
+    else:
+        why = "it has no tags"
+    return Found(kind, name, exists=True, ours=False, why_not_ours=why)
+
+
+def find_bucket(config: PipelineConfig, clients: Clients, bucket: str) -> Found:
+    """Read one bucket's existence and tags (no change)."""
+    s3 = clients.s3
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return Found("s3-bucket", bucket, exists=False)
+        if _code(exc) in ("403", "AccessDenied"):
+            why = "it exists but this account cannot use it (another account's?)"
+            return Found("s3-bucket", bucket, exists=True, why_not_ours=why)
+        raise
+    try:
+        tag_set = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchTagSet":
+            raise
+        tag_set = []
+    return _by_tags(config, "s3-bucket", bucket, _tag_map(tag_set))
+
+
+def find_role(config: PipelineConfig, clients: Clients) -> Found:
+    """Read the Glue role's existence and tags (no change)."""
+    try:
+        role = clients.iam.get_role(RoleName=config.role_name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        return Found("iam-role", config.role_name, exists=False)
+    return _by_tags(config, "iam-role", config.role_name, _tag_map(role.get("Tags", [])))
+
+
+def find_database(config: PipelineConfig, clients: Clients) -> Found:
+    """Read the Glue database's existence and owner parameters (no change)."""
+    name = config.database
+    try:
+        db = clients.glue.get_database(Name=name)["Database"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        return Found("glue-database", name, exists=False)
+    params = db.get("Parameters") or {}
+    owner = params.get(PREFIX_KEY)
+    if owner == config.prefix and params.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE:
+        return Found("glue-database", name, exists=True, ours=True)
+    if owner == config.prefix:
+        why = f"its {MANAGED_BY_KEY} parameter is not {MANAGED_BY_VALUE}"
+    elif owner:
+        why = f"its {PREFIX_KEY} parameter says it belongs to prefix {owner!r}"
+    else:
+        why = f"it has no {PREFIX_KEY} parameter: deploy.py did not create it"
+    return Found("glue-database", name, exists=True, why_not_ours=why, owner=owner)
+
+
+def _glue_tags(
+    clients: Clients, account: Account, config: PipelineConfig, kind: str, name: str
+) -> dict:
+    arn = f"arn:{account.partition}:glue:{config.region}:{account.account_id}:{kind}/{name}"
+    return clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
+
+
+def find_crawler(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the crawler's existence and tags (no change)."""
+    name = config.crawler_name
+    try:
+        clients.glue.get_crawler(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        return Found("glue-crawler", name, exists=False)
+    return _by_tags(
+        config, "glue-crawler", name, _glue_tags(clients, account, config, "crawler", name)
+    )
+
+
+def find_job(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the job's existence and tags (no change)."""
+    name = config.job_name
+    try:
+        clients.glue.get_job(JobName=name)
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        return Found("glue-job", name, exists=False)
+    return _by_tags(config, "glue-job", name, _glue_tags(clients, account, config, "job", name))
+
+
+def find_workgroup(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the Athena workgroup's existence and tags (no change)."""
+    name = config.workgroup
+    if get_workgroup(clients.athena, name) is None:
+        return Found("athena-workgroup", name, exists=False)
+    arn = f"arn:{account.partition}:athena:{config.region}:{account.account_id}:workgroup/{name}"
+    try:
+        found_tags = clients.athena.list_tags_for_resource(ResourceARN=arn).get("Tags", [])
+    except ClientError as exc:
+        # moto answers this for a workgroup created without tags; either way the
+        # workgroup exists and shows no marks of ours, so it is not ours.
+        if _code(exc) != "InvalidRequestException":
+            raise
+        found_tags = []
+    return _by_tags(config, "athena-workgroup", name, _tag_map(found_tags))
+
+
+def find_all(config: PipelineConfig, clients: Clients, account: Account) -> list[Found]:
+    """Every resource name this deployment uses: what exists and whether it is ours."""
+    return [
+        *(find_bucket(config, clients, b) for b in config.buckets),
+        find_role(config, clients),
+        find_database(config, clients),
+        find_crawler(config, clients, account),
+        find_job(config, clients, account),
+        find_workgroup(config, clients, account),
+    ]
+
+
+def not_ours_error(config: PipelineConfig, foreign: list[Found]) -> DeployError:
+    """The error for resources that carry one of our names but not our marks (one line)."""
+    listed = "; ".join(f"{f.kind} {f.name} ({f.why_not_ours})" for f in foreign)
+    hints = []
+    if any(f.kind != "glue-database" for f in foreign):
+        hints.append(
+            "choose another --prefix (every name except the Glue database derives from it)"
+        )
+    for f in foreign:
+        if f.kind != "glue-database":
+            continue
+        remedy = (
+            f"run `deploy.py down --prefix {f.owner}` if that deployment is no longer needed"
+            if f.owner
+            else "drop it yourself if it is no longer needed"
+        )
+        hints.append(
+            f"the database name {config.database} is fixed and shared by every prefix, so one "
+            f"account and region holds one deployment at a time: {remedy}, or deploy to "
+            "another region or account"
+        )
+    if any(f.kind == "s3-bucket" and f.why_not_ours == "it has no tags" for f in foreign):
+        hints.append(
+            "if an untagged bucket is an empty one that an interrupted `up` created just before "
+            "it could tag it, delete it yourself and run `up` again"
+        )
+    return DeployError(
+        f"refusing to touch prefix {config.prefix!r}: these already exist and deploy.py did not "
+        f"create them for this prefix, so it will neither change nor delete them: {listed}. "
+        f"To go on, {'; '.join(hints)}."
+    )
+
+
+def check_nothing_foreign(config: PipelineConfig, clients: Clients, account: Account) -> None:
+    """Raise :class:`DeployError` if any of our names is taken by something we did not make."""
+    foreign = [f for f in find_all(config, clients, account) if f.exists and not f.ours]
+    if foreign:
+        raise not_ours_error(config, foreign)
+
+
+def table_location_problems(config: PipelineConfig, glue: Any) -> tuple[list[str], list[str]]:
+    """Check that each Athena table reads this prefix's processed bucket.
+
+    Returns ``(problems, missing)``: one line per table whose LOCATION (or partition
+    projection ``storage.location.template``) is not the expected folder of
+    ``<prefix>-processed``, and the tables that do not exist.
+    """
+    problems, missing = [], []
+    for table, folder in CURATED_TABLES.items():
+        want = f"s3://{config.processed_bucket}/{folder}"
+        try:
+            found = glue.get_table(DatabaseName=config.database, Name=table)["Table"]
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            missing.append(table)
+            continue
+        location = found.get("StorageDescriptor", {}).get("Location") or ""
+        if location.rstrip("/") + "/" != want:
+            problems.append(f"{table} LOCATION is {location or '(none)'}, expected {want}")
+        template = (found.get("Parameters") or {}).get("storage.location.template")
+        if template is not None and not template.startswith(want):
+            problems.append(
+                f"{table} storage.location.template is {template}, expected one under {want}"
+            )
+    return problems, missing
+
+
+def check_table_locations(config: PipelineConfig, glue: Any, *, warn_missing: bool) -> None:
+    """Raise :class:`DeployError` when a table reads another bucket's data (one line)."""
+    problems, missing = table_location_problems(config, glue)
+    if problems:
+        wrong = sorted({p.split(" ", 1)[0] for p in problems})
+        drops = "; ".join(f"DROP TABLE {config.database}.{t}" for t in wrong)
+        raise DeployError(
+            f"tables in {config.database} would read data that is not this prefix's: "
+            f"{'; '.join(problems)}. The DDL is `create external table if not exists`, so it "
+            f"keeps an existing table as it is. Drop it in Athena ({drops}: an external "
+            "table, so only the definition goes, no data) and run `deploy.py up` again"
+        )
+    if missing and warn_missing:
+        log.warning(
+            "after the DDL, %s not in the Glue catalog (an endpoint that runs no SQL, "
+            "such as moto, creates none)",
+            ", ".join(f"{config.database}.{t}" for t in missing)
+            + (" is" if len(missing) == 1 else " are"),
+        )
+
+
 # ------------------------------------------------------------------------------ up
 
 
 def _ensure_bucket(
-    config: PipelineConfig, clients: Clients, bucket: str, partition: str
+    config: PipelineConfig, clients: Clients, found: Found, partition: str
 ) -> list[str]:
+    """Create the bucket (tags right after CreateBucket) or repair ours; ``found`` is ours or absent."""
     s3 = clients.s3
+    bucket = found.name
     changes = []
-    existed = True
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if _code(exc) in ("403", "AccessDenied"):
-            raise DeployError(
-                f"bucket {bucket} exists but this account cannot use it (another account's?); "
-                "choose another --prefix"
-            ) from exc
-        if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-        existed = False
+    if not found.exists:
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if config.region != "us-east-1":  # us-east-1 rejects a LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.region}
         try:
             s3.create_bucket(**kwargs)
-            changes.append(f"created bucket {bucket}")
         except ClientError as create_exc:
             if _code(create_exc) == "BucketAlreadyExists":
                 raise DeployError(
                     f"bucket name {bucket} is taken by another account; choose another --prefix"
                 ) from create_exc
-            if _code(create_exc) != "BucketAlreadyOwnedByYou":
-                raise
+            if _code(create_exc) == "BucketAlreadyOwnedByYou":
+                # Made by someone else in this account after we looked: not ours.
+                raise DeployError(
+                    f"bucket {bucket} appeared while up was running and deploy.py did not "
+                    "create it; it is left alone. Choose another --prefix"
+                ) from create_exc
+            raise
+        # Tag at once: the tags are what tell a later `up` and `down` that it is ours.
+        # A crash between these two calls leaves an untagged bucket that the next `up`
+        # refuses to adopt (docs/aws.md, "Ownership").
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": _tag_list(tags(config))})
+        changes.append(f"created bucket {bucket}")
         s3.get_waiter("bucket_exists").wait(
             Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
+    elif not found.ours:  # check_nothing_foreign already refused; never adopt
+        raise not_ours_error(config, [found])
 
     want = bucket_settings(config, bucket, partition)
 
@@ -530,16 +796,6 @@ def _ensure_bucket(
                 return None
             raise
 
-    # Tags first: they are what lets `down` delete this bucket later.
-    tag_set = get_or_none(lambda: s3.get_bucket_tagging(Bucket=bucket)["TagSet"], ("NoSuchTagSet",))
-    current = {t["Key"]: t["Value"] for t in tag_set or []}
-    if not _contains(want["Tags"], current):
-        if existed:
-            log.warning("adopting existing bucket %s: down will now delete it", bucket)
-        s3.put_bucket_tagging(
-            Bucket=bucket, Tagging={"TagSet": _tag_list({**current, **want["Tags"]})}
-        )
-        changes.append(f"tagged {bucket}")
     pab = get_or_none(
         lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
         ("NoSuchPublicAccessBlockConfiguration",),
@@ -609,13 +865,12 @@ def _ensure_role(config: PipelineConfig, clients: Clients, account: Account) -> 
         )
         changes.append(f"created role {name}")
     else:
+        # Only a role tagged as ours gets here (check_nothing_foreign); never adopt one.
+        if not _contains(tags(config), _tag_map(role.get("Tags", []))):
+            raise not_ours_error(config, [find_role(config, clients)])
         if role["AssumeRolePolicyDocument"] != trust:
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
             changes.append(f"restored trust policy of {name}")
-        current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
-        if not _contains(tags(config), current):
-            iam.tag_role(RoleName=name, Tags=_tag_list(tags(config)))
-            changes.append(f"tagged role {name}")
 
     wanted = glue_role_policy(config, account.account_id, account.partition)
     for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
@@ -674,15 +929,11 @@ def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
             raise
         glue.create_database(DatabaseInput=want)
         return [f"created database {config.database}"]
-    owner = db.get("Parameters", {}).get(PREFIX_KEY)
-    if owner != config.prefix:
-        # Shared name, made by someone else: use it, never claim it (down would drop it).
-        log.warning(
-            "database %s was not made by deploy.py for this prefix (owner %s); using it as is",
-            config.database,
-            owner,
-        )
-        return []
+    found = find_database(config, clients)
+    if not found.ours:
+        # Another prefix's (or a person's) database: its crawler tables and Athena tables
+        # would be overwritten or silently point at the other deployment's buckets.
+        raise not_ours_error(config, [found])
     if not _contains(want, db):
         glue.update_database(Name=config.database, DatabaseInput=want)
         return [f"updated database {config.database}"]
@@ -776,9 +1027,14 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
     """Create what is missing and put drifted settings back; return the changes made."""
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
+    # Read everything first: refuse before any change if one of our names is taken.
+    found = find_all(config, clients, account)
+    foreign = [f for f in found if f.exists and not f.ours]
+    if foreign:
+        raise not_ours_error(config, foreign)
     changes: list[str] = []
-    for bucket in config.buckets:
-        changes += _ensure_bucket(config, clients, bucket, account.partition)
+    for bucket_found in found[: len(config.buckets)]:
+        changes += _ensure_bucket(config, clients, bucket_found, account.partition)
     changes += _ensure_role(config, clients, account)
     if not JOB_SCRIPT.is_file():
         log.warning("%s not found; the job's script is not uploaded yet", JOB_SCRIPT.name)
@@ -791,27 +1047,16 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
     changes += _ensure_workgroup(config, clients)
     for change in changes:
         log.info("%s", change)
-    # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change.
-    if tables and create_tables(config):
+    # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change,
+    # but it keeps a table that already exists, wherever it points: check the locations.
+    ran_ddl = tables and create_tables(config)
+    if ran_ddl:
         log.info("ran the DDL blocks of athena_queries.sql in workgroup %s", config.workgroup)
+    check_table_locations(config, clients.glue, warn_missing=ran_ddl)
     return changes
 
 
 # ---------------------------------------------------------------------------- down
-
-
-def _bucket_is_ours(config: PipelineConfig, clients: Clients, bucket: str) -> bool | None:
-    """True if ours, False if someone else's, None if it does not exist."""
-    try:
-        tag_set = clients.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
-    except ClientError as exc:
-        if _code(exc) in ("NoSuchBucket", "404"):
-            return None
-        if _code(exc) == "NoSuchTagSet":
-            return False
-        raise
-    found = {t["Key"]: t["Value"] for t in tag_set}
-    return _contains(tags(config), found)
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -835,100 +1080,50 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return removed
 
 
-def _glue_tags(
-    clients: Clients, account: Account, config: PipelineConfig, kind: str, name: str
-) -> dict:
-    arn = f"arn:{account.partition}:glue:{config.region}:{account.account_id}:{kind}/{name}"
-    return clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
-
-
 def down(config: PipelineConfig, clients: Clients | None = None) -> list[str]:
     """Delete what ``up`` made (only resources carrying its marks); return what was deleted."""
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
     deleted: list[str] = []
 
-    def skip(what: str) -> None:
-        log.warning(
-            "%s exists but was not made by deploy.py for prefix %s; kept", what, config.prefix
-        )
+    def ours(found: Found) -> bool:
+        if found.exists and not found.ours:
+            log.warning(
+                "%s %s exists but deploy.py did not make it for prefix %s (%s); kept",
+                found.kind,
+                found.name,
+                config.prefix,
+                found.why_not_ours,
+            )
+        return found.ours
 
     # Athena workgroup (and its saved queries).
-    if get_workgroup(clients.athena, config.workgroup) is not None:
-        wg_arn = f"arn:{account.partition}:athena:{config.region}:{account.account_id}:workgroup/{config.workgroup}"
-        wg_tags = {
-            t["Key"]: t["Value"]
-            for t in clients.athena.list_tags_for_resource(ResourceARN=wg_arn).get("Tags", [])
-        }
-        if _contains(tags(config), wg_tags):
-            clients.athena.delete_work_group(WorkGroup=config.workgroup, RecursiveDeleteOption=True)
-            deleted.append(f"workgroup {config.workgroup}")
-        else:
-            skip(f"workgroup {config.workgroup}")
-
-    for kind, name, getter, deleter in (
-        (
-            "job",
-            config.job_name,
-            lambda n: clients.glue.get_job(JobName=n),
-            lambda n: clients.glue.delete_job(JobName=n),
-        ),
-        (
-            "crawler",
-            config.crawler_name,
-            lambda n: clients.glue.get_crawler(Name=n),
-            lambda n: clients.glue.delete_crawler(Name=n),
-        ),
-    ):
-        try:
-            getter(name)
-        except ClientError as exc:
-            if _code(exc) != "EntityNotFoundException":
-                raise
-            continue
-        if _contains(tags(config), _glue_tags(clients, account, config, kind, name)):
-            deleter(name)
-            deleted.append(f"{kind} {name}")
-        else:
-            skip(f"{kind} {name}")
-
-    try:
-        db = clients.glue.get_database(Name=config.database)["Database"]
-    except ClientError as exc:
-        if _code(exc) != "EntityNotFoundException":
-            raise
-    else:
-        if db.get("Parameters", {}).get(PREFIX_KEY) == config.prefix:
-            clients.glue.delete_database(Name=config.database)
-            deleted.append(f"database {config.database} (and its tables)")
-        else:
-            skip(f"database {config.database}")
+    if ours(find_workgroup(config, clients, account)):
+        clients.athena.delete_work_group(WorkGroup=config.workgroup, RecursiveDeleteOption=True)
+        deleted.append(f"workgroup {config.workgroup}")
+    if ours(find_job(config, clients, account)):
+        clients.glue.delete_job(JobName=config.job_name)
+        deleted.append(f"job {config.job_name}")
+    if ours(find_crawler(config, clients, account)):
+        clients.glue.delete_crawler(Name=config.crawler_name)
+        deleted.append(f"crawler {config.crawler_name}")
+    if ours(find_database(config, clients)):
+        clients.glue.delete_database(Name=config.database)
+        deleted.append(f"database {config.database} (and its tables)")
 
     iam = clients.iam
-    try:
-        role = iam.get_role(RoleName=config.role_name)["Role"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
-            raise
-    else:
-        if _contains(tags(config), {t["Key"]: t["Value"] for t in role.get("Tags", [])}):
-            for policy_name in iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]:
-                iam.delete_role_policy(RoleName=config.role_name, PolicyName=policy_name)
-            for attached in iam.list_attached_role_policies(RoleName=config.role_name)[
-                "AttachedPolicies"
-            ]:
-                iam.detach_role_policy(RoleName=config.role_name, PolicyArn=attached["PolicyArn"])
-            iam.delete_role(RoleName=config.role_name)
-            deleted.append(f"role {config.role_name}")
-        else:
-            skip(f"role {config.role_name}")
+    if ours(find_role(config, clients)):
+        for policy_name in iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=config.role_name, PolicyName=policy_name)
+        for attached in iam.list_attached_role_policies(RoleName=config.role_name)[
+            "AttachedPolicies"
+        ]:
+            iam.detach_role_policy(RoleName=config.role_name, PolicyArn=attached["PolicyArn"])
+        iam.delete_role(RoleName=config.role_name)
+        deleted.append(f"role {config.role_name}")
 
     for bucket in config.buckets:
-        ours = _bucket_is_ours(config, clients, bucket)
-        if ours is None:
-            continue
-        if not ours:
-            skip(f"bucket {bucket}")
+        if not ours(find_bucket(config, clients, bucket)):
             continue
         removed = empty_bucket(clients.s3, bucket)
         clients.s3.delete_bucket(Bucket=bucket)
@@ -1094,6 +1289,26 @@ def last_crawl_dpu_hours(glue: Any, crawler_name: str) -> float | None:
     return latest.get("DPUHour")
 
 
+def check_ready_to_run(config: PipelineConfig, clients: Clients) -> None:
+    """Raise :class:`DeployError` unless this prefix's deployment is complete and its own.
+
+    A crawler writing into another prefix's database, or Athena tables left pointing
+    at another prefix's bucket, would make this run read someone else's data.
+    """
+    account = Account.of(clients)
+    found = find_all(config, clients, account)
+    foreign = [f for f in found if f.exists and not f.ours]
+    if foreign:
+        raise not_ours_error(config, foreign)
+    missing = [f"{f.kind} {f.name}" for f in found if not f.exists]
+    if missing:
+        raise DeployError(
+            f"not deployed for prefix {config.prefix!r}: {', '.join(missing)} missing; "
+            "run `deploy.py up` first"
+        )
+    check_table_locations(config, clients.glue, warn_missing=False)
+
+
 def run(
     config: PipelineConfig,
     sales_file: Path,
@@ -1106,15 +1321,19 @@ def run(
 ) -> dict[str, Any]:
     """Run the deployed pipeline's AWS half: upload, crawl, run the Glue job.
 
-    Uploads the raw files and the job script, starts the crawler and waits for it,
-    starts the job with ``--run_id`` and polls it with back-off. Returns the job run
-    id and state, ``job_seconds`` (billed execution time), workers, DPU-hours and
-    stage durations; the caller runs the Athena tables, queries and charts.
+    First checks, without changing anything, that every resource is deployed and
+    carries this prefix's marks, and that existing Athena tables read this prefix's
+    processed bucket (:func:`check_ready_to_run`). Then uploads the raw files and the
+    job script, starts the crawler and waits for it, starts the job with ``--run_id``
+    and polls it with back-off. Returns the job run id and state, ``job_seconds``
+    (billed execution time), workers, DPU-hours and stage durations; the caller runs
+    the Athena tables, queries and charts.
     """
     from pipeline.catalog import run_aws_crawler
     from pipeline.storage import make_storage, upload_raw
 
     clients = clients or Clients.for_config(config)
+    check_ready_to_run(config, clients)
     durations: dict[str, float] = {}
 
     t = time.perf_counter()

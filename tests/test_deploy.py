@@ -15,6 +15,7 @@ from parliament import analyze_policy_string
 
 import deploy
 from pipeline import infra
+from pipeline.config import PipelineConfig
 from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
     aws,
     aws_env,
@@ -177,11 +178,28 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
     assert statements["ListProcessedOutput"]["Condition"] == {
         "StringLike": {"s3:prefix": ["enriched*", "sales_summary*", "quarantine*", "_runs*"]}
     }
-    assert statements["CatalogThisDatabase"]["Resource"] == [
+    # The crawler's two raw tables only: not every table of the shared database.
+    assert statements["CrawlerRawTables"]["Resource"] == [
         f"arn:aws:glue:us-east-1:{ACCOUNT}:catalog",
         f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/*",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/sales_data_csv",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/customer_demographics_json",
     ]
+    assert statements["CrawlerRawTables"]["Action"] == [
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:GetTables",
+        "glue:CreateTable",
+        "glue:UpdateTable",
+        "glue:GetPartition",
+        "glue:GetPartitions",
+        "glue:BatchGetPartition",
+        "glue:CreatePartition",
+        "glue:BatchCreatePartition",
+        "glue:UpdatePartition",
+        "glue:BatchUpdatePartition",
+    ]
+    assert not any("glue:Delete" in a for s in statements.values() for a in s["Action"])
     assert statements["GlueLogs"]["Resource"] == [
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*",
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*:log-stream:*",
@@ -377,12 +395,391 @@ def test_down_keeps_a_same_named_bucket_that_up_did_not_make(aws, config):
     assert aws.s3.get_object(Bucket="test-sales-raw", Key="precious.csv")["Body"].read() == b"x"
 
 
+# ------------------------------------------------- ownership: never adopt, never delete
+
+# What a team made by hand before anyone ran deploy.py with prefix test-sales.
+FOREIGN_BUCKET_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "TeamReads",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::test-sales-raw/*",
+        }
+    ],
+}
+
+
+def _objects(s3, bucket):
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def _bucket_tags(s3, bucket):
+    try:
+        return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchTagSet"
+        return {}
+
+
+def _has_public_access_block(s3, bucket):
+    try:
+        s3.get_public_access_block(Bucket=bucket)
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "foreign_tags",
+    [
+        {},
+        {"team": "finance"},
+        {"managed-by": "deploy.py", "pipeline-prefix": "other-sales"},
+    ],
+    ids=["untagged", "someone-elses-tags", "another-prefix"],
+)
+def test_up_refuses_a_foreign_bucket_with_our_name_and_down_keeps_it(aws, capsys, foreign_tags):
+    s3 = aws.s3
+    s3.create_bucket(Bucket="test-sales-raw")
+    s3.put_object(Bucket="test-sales-raw", Key="precious.csv", Body=b"id\n1\n")
+    s3.put_bucket_policy(Bucket="test-sales-raw", Policy=json.dumps(FOREIGN_BUCKET_POLICY))
+    if foreign_tags:
+        s3.put_bucket_tagging(
+            Bucket="test-sales-raw",
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in foreign_tags.items()]},
+        )
+
+    assert deploy.main(["up", "--prefix", "test-sales"]) == 1
+    err = capsys.readouterr().err
+    assert "s3-bucket test-sales-raw" in err
+    assert "choose another --prefix" in err
+
+    # Untouched: same policy, tags and objects; none of up's settings were applied.
+    assert json.loads(s3.get_bucket_policy(Bucket="test-sales-raw")["Policy"]) == (
+        FOREIGN_BUCKET_POLICY
+    )
+    assert _bucket_tags(s3, "test-sales-raw") == foreign_tags
+    assert _objects(s3, "test-sales-raw") == {"precious.csv": b"id\n1\n"}
+    assert s3.get_bucket_versioning(Bucket="test-sales-raw").get("Status") is None
+    assert _has_public_access_block(s3, "test-sales-raw") is False
+    # up refused before creating anything else.
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["test-sales-raw"]
+    assert aws.iam.list_roles()["Roles"] == []
+
+    assert deploy.main(["down", "--yes", "--prefix", "test-sales"]) == 0
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["test-sales-raw"]
+    assert _objects(s3, "test-sales-raw") == {"precious.csv": b"id\n1\n"}
+    assert _bucket_tags(s3, "test-sales-raw") == foreign_tags
+
+
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+TEAM_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-data/*"}
+    ],
+}
+
+
+def test_up_refuses_a_foreign_role_with_our_name_and_down_keeps_it(aws, capsys):
+    iam = aws.iam
+    iam.create_role(
+        RoleName="test-sales-glue-role",
+        AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
+        Tags=[{"Key": "team", "Value": "finance"}],
+    )
+    iam.put_role_policy(
+        RoleName="test-sales-glue-role",
+        PolicyName="team-policy",
+        PolicyDocument=json.dumps(TEAM_POLICY),
+    )
+    iam.create_policy(PolicyName="team-managed", PolicyDocument=json.dumps(TEAM_POLICY))
+    iam.attach_role_policy(
+        RoleName="test-sales-glue-role", PolicyArn="arn:aws:iam::123456789012:policy/team-managed"
+    )
+
+    assert deploy.main(["up", "--prefix", "test-sales"]) == 1
+    err = capsys.readouterr().err
+    assert "iam-role test-sales-glue-role (not tagged managed-by=deploy.py" in err
+    assert "choose another --prefix" in err
+
+    def role_as_found():
+        role = iam.get_role(RoleName="test-sales-glue-role")["Role"]
+        return {
+            "trust": role["AssumeRolePolicyDocument"],
+            "tags": {t["Key"]: t["Value"] for t in role.get("Tags", [])},
+            "inline": iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"],
+            "attached": [
+                a["PolicyArn"]
+                for a in iam.list_attached_role_policies(RoleName="test-sales-glue-role")[
+                    "AttachedPolicies"
+                ]
+            ],
+        }
+
+    expected = {
+        "trust": EC2_TRUST,
+        "tags": {"team": "finance"},
+        "inline": ["team-policy"],
+        "attached": ["arn:aws:iam::123456789012:policy/team-managed"],
+    }
+    assert role_as_found() == expected
+    assert aws.s3.list_buckets()["Buckets"] == []
+
+    assert deploy.main(["down", "--yes", "--prefix", "test-sales"]) == 0
+    assert role_as_found() == expected
+    assert (
+        iam.get_role_policy(RoleName="test-sales-glue-role", PolicyName="team-policy")[
+            "PolicyDocument"
+        ]
+        == TEAM_POLICY
+    )
+
+
+def _foreign_crawler(aws):
+    aws.glue.create_crawler(
+        Name="test-sales-raw-crawler",
+        Role="arn:aws:iam::123456789012:role/team-role",
+        DatabaseName="team_db",
+        Targets={"S3Targets": [{"Path": "s3://team-data/"}]},
+    )
+    return lambda: aws.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]["Role"]
+
+
+def _foreign_job(aws):
+    aws.glue.create_job(
+        Name="test-sales-etl-job",
+        Role="arn:aws:iam::123456789012:role/team-role",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://team-data/job.py"},
+    )
+    return lambda: aws.glue.get_job(JobName="test-sales-etl-job")["Job"]["Role"]
+
+
+def _foreign_workgroup(aws):
+    aws.athena.create_work_group(
+        Name="test-sales-workgroup",
+        Configuration={"ResultConfiguration": {"OutputLocation": "s3://team-data/athena/"}},
+    )
+    return lambda: aws.athena.get_work_group(WorkGroup="test-sales-workgroup")["WorkGroup"][
+        "Configuration"
+    ]["ResultConfiguration"]["OutputLocation"]
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "untouched"),
+    [
+        (
+            _foreign_crawler,
+            "glue-crawler test-sales-raw-crawler",
+            "arn:aws:iam::123456789012:role/team-role",
+        ),
+        (_foreign_job, "glue-job test-sales-etl-job", "arn:aws:iam::123456789012:role/team-role"),
+        (_foreign_workgroup, "athena-workgroup test-sales-workgroup", "s3://team-data/athena/"),
+    ],
+    ids=["crawler", "job", "workgroup"],
+)
+def test_up_refuses_a_foreign_crawler_job_or_workgroup_and_down_keeps_it(
+    aws, config, make, kind, untouched
+):
+    read_back = make(aws)
+
+    with pytest.raises(infra.DeployError) as refused:
+        infra.up(config, aws, tables=False)
+
+    assert f"{kind} (it has no tags)" in str(refused.value)
+    assert read_back() == untouched
+    assert aws.s3.list_buckets()["Buckets"] == []
+    infra.down(config, aws)
+    assert read_back() == untouched
+
+
+def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
+    def crawler_fails(*args, **kwargs):
+        raise RuntimeError("network dropped")
+
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(infra, "_ensure_crawler", crawler_fails)
+        infra.up(config, aws, tables=False)
+    # What the interrupted run made already carries the marks, so it is not "foreign".
+    assert _bucket_tags(aws.s3, "test-sales-processed") == {
+        "managed-by": "deploy.py",
+        "pipeline-prefix": "test-sales",
+    }
+    assert aws.glue.list_crawlers()["CrawlerNames"] == []
+
+    changes = infra.up(config, aws, tables=False)
+
+    assert changes == [
+        "created crawler test-sales-raw-crawler",
+        "created job test-sales-etl-job",
+        "created workgroup test-sales-workgroup",
+    ]
+    assert infra.up(config, aws, tables=False) == []
+
+
+def test_a_bucket_left_untagged_by_a_crash_is_refused_with_a_hint(aws, config, monkeypatch):
+    # A crash between CreateBucket and PutBucketTagging: the documented edge case.
+    def crash(**kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(aws.s3, "put_bucket_tagging", crash)
+        infra.up(config, aws, tables=False)
+
+    with pytest.raises(infra.DeployError) as refused:
+        infra.up(config, aws, tables=False)
+
+    message = str(refused.value)
+    assert "s3-bucket test-sales-raw (it has no tags)" in message
+    assert "interrupted `up`" in message and "delete it yourself" in message
+    assert infra.down(config, aws) == []
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == ["test-sales-raw"]
+
+
+# ------------------------------------- the shared database and the tables' locations
+
+OTHER_DB_PARAMETERS = {"pipeline-prefix": "other-sales", "managed-by": "deploy.py"}
+
+
+def test_up_refuses_a_database_that_another_prefix_deployed(aws, config):
+    other = PipelineConfig(prefix="other-sales", target="aws", region="us-east-1")
+    infra.up(other, aws, tables=False)
+
+    with pytest.raises(infra.DeployError) as refused:
+        infra.up(config, aws, tables=False)
+
+    message = str(refused.value)
+    assert (
+        "glue-database sales_analytics_db (its pipeline-prefix parameter says it belongs to prefix 'other-sales')"
+        in message
+    )
+    assert "run `deploy.py down --prefix other-sales`" in message
+    db = aws.glue.get_database(Name="sales_analytics_db")["Database"]
+    assert db["Parameters"] == OTHER_DB_PARAMETERS
+    assert sorted(b["Name"] for b in aws.s3.list_buckets()["Buckets"]) == [
+        "other-sales-athena-results",
+        "other-sales-processed",
+        "other-sales-raw",
+        "other-sales-scripts",
+    ]
+
+
 @pytest.mark.parametrize("parameters", [{"pipeline-prefix": "other"}, {"team": "finance"}])
 def test_down_keeps_a_database_that_up_did_not_make(aws, config, parameters):
     aws.glue.create_database(DatabaseInput={"Name": "sales_analytics_db", "Parameters": parameters})
-    infra.up(config, aws, tables=False)
+    with pytest.raises(infra.DeployError):
+        infra.up(config, aws, tables=False)
     infra.down(config, aws)
     assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == parameters
+
+
+def test_run_stops_before_uploading_when_the_database_belongs_to_another_prefix(
+    deployed, config, tmp_path
+):
+    # As if other-sales had re-created the shared database after ours was deployed.
+    deployed.glue.update_database(
+        Name="sales_analytics_db",
+        DatabaseInput={"Name": "sales_analytics_db", "Parameters": OTHER_DB_PARAMETERS},
+    )
+    sales, customers = tmp_path / "s.csv", tmp_path / "c.json"
+    sales.write_text("transaction_id\nT1\n")
+    customers.write_text("{}\n")
+
+    with pytest.raises(infra.DeployError) as refused:
+        infra.run(config, sales, customers, run_id="r1", clients=deployed, poll_seconds=0)
+
+    assert "belongs to prefix 'other-sales'" in str(refused.value)
+    assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
+    assert "LastCrawl" not in deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
+    assert deployed.glue.get_job_runs(JobName="test-sales-etl-job")["JobRuns"] == []
+
+
+def _athena_table(glue, name, location, template):
+    """Create a table in the catalog as Athena's DDL would (moto runs no SQL)."""
+    glue.create_table(
+        DatabaseName="sales_analytics_db",
+        TableInput={
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "StorageDescriptor": {
+                "Columns": [{"Name": "region", "Type": "string"}],
+                "Location": location,
+            },
+            "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
+            "Parameters": {"projection.enabled": "true", "storage.location.template": template},
+        },
+    )
+
+
+def test_up_accepts_tables_that_read_this_prefix_processed_bucket(deployed, config):
+    _athena_table(
+        deployed.glue,
+        "enriched_sales",
+        "s3://test-sales-processed/enriched/",
+        "s3://test-sales-processed/enriched/year=${year}/month=${month}/",
+    )
+    _athena_table(
+        deployed.glue,
+        "sales_summary",
+        "s3://test-sales-processed/sales_summary/",
+        "s3://test-sales-processed/sales_summary/year=${year}/month=${month}/",
+    )
+    assert infra.up(config, deployed, tables=True) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "template", "expected_problem"),
+    [
+        (
+            "s3://other-sales-processed/enriched/",
+            "s3://other-sales-processed/enriched/year=${year}/month=${month}/",
+            "enriched_sales LOCATION is s3://other-sales-processed/enriched/, "
+            "expected s3://test-sales-processed/enriched/",
+        ),
+        (
+            "s3://test-sales-processed/enriched/",
+            "s3://other-sales-processed/enriched/year=${year}/month=${month}/",
+            "enriched_sales storage.location.template is "
+            "s3://other-sales-processed/enriched/year=${year}/month=${month}/, "
+            "expected one under s3://test-sales-processed/enriched/",
+        ),
+    ],
+    ids=["location", "projection-template"],
+)
+def test_up_and_run_fail_when_a_table_reads_another_prefix_bucket(
+    deployed, config, tmp_path, location, template, expected_problem
+):
+    # Left over from another deployment: `create external table if not exists` keeps it.
+    _athena_table(deployed.glue, "enriched_sales", location, template)
+
+    with pytest.raises(infra.DeployError) as from_up:
+        infra.up(config, deployed, tables=True)
+    message = str(from_up.value)
+    assert expected_problem in message
+    assert "DROP TABLE sales_analytics_db.enriched_sales:" in message
+    assert "DROP TABLE sales_analytics_db.sales_summary" not in message
+
+    sales, customers = tmp_path / "s.csv", tmp_path / "c.json"
+    sales.write_text("transaction_id\nT1\n")
+    customers.write_text("{}\n")
+    with pytest.raises(infra.DeployError) as from_run:
+        infra.run(config, sales, customers, run_id="r1", clients=deployed, poll_seconds=0)
+    assert expected_problem in str(from_run.value)
+    assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
 
 
 # --------------------------------------------------------------------- CLI, status
