@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--prefix", default=None, help=f"name prefix (default {DEFAULT_PREFIX})")
     parser.add_argument("--region", default=None, help="AWS region")
+    parser.add_argument("--profile", default=None, help="AWS profile")
     parser.add_argument(
         "--endpoint-url", default=None, help="AWS endpoint (moto server, LocalStack)"
     )
@@ -57,6 +58,7 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
         "target": args.target,
         "lake": args.lake,
         "region": args.region,
+        "profile": args.profile,
         "endpoint_url": args.endpoint_url,
     }
     return PipelineConfig(**{k: v for k, v in overrides.items() if v is not None})
