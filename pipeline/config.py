@@ -17,6 +17,11 @@ TARGETS = ("local", "aws")
 
 DATABASE = "sales_analytics_db"
 
+# The repository's own files that the pipeline runs or uploads.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+JOB_SCRIPT = REPO_ROOT / "glue_etl_job.py"
+QUERIES_FILE = REPO_ROOT / "athena_queries.sql"
+
 # Raw layout: one folder per source so a crawler makes one table each, named after
 # the folder (the seed's table names).
 RAW_SALES_TABLE = "sales_data_csv"

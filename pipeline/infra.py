@@ -28,6 +28,7 @@ from pipeline.config import (
     ATHENA_RESULTS_PREFIX,
     ENRICHED_PREFIX,
     ENRICHED_TABLE,
+    JOB_SCRIPT,
     QUARANTINE_PREFIX,
     RAW_CUSTOMERS_PREFIX,
     RAW_CUSTOMERS_TABLE,
@@ -43,8 +44,6 @@ from pipeline.config import (
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-JOB_SCRIPT = ROOT / "glue_etl_job.py"
 
 # Marks that say "deploy.py made this"; down deletes nothing without them.
 MANAGED_BY_KEY = "managed-by"

@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import costs
-from pipeline.config import CUSTOMERS_FILENAME, SALES_FILENAME, PipelineConfig
+from pipeline.config import (
+    CUSTOMERS_FILENAME,
+    JOB_SCRIPT,
+    REPO_ROOT,
+    SALES_FILENAME,
+    PipelineConfig,
+)
 from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
 
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[1]
-JOB_SCRIPT = ROOT / "glue_etl_job.py"
 
 
 class StageFailed(RuntimeError):
@@ -47,7 +50,7 @@ class RunOptions:
     customers: int = 500
     seed: int = 42
     dirty_rate: float = 0.0
-    charts_dir: Path = ROOT / "screenshots"
+    charts_dir: Path = REPO_ROOT / "screenshots"
     run_id: str = field(
         default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
@@ -125,7 +128,7 @@ def run_local_job(
         "--run_id", run_id,
     ]  # fmt: skip
     proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     last = ""
     assert proc.stdout is not None

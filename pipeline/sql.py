@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-QUERIES_PATH = Path(__file__).resolve().parent.parent / "athena_queries.sql"
+from pipeline.config import QUERIES_FILE as QUERIES_PATH
 
 _NAME_RE = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 _SNAKE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
