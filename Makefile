@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-generate bench-etl clean
 
 # (Re)install whenever requirements.txt changes.
 $(STAMP): requirements.txt
@@ -28,8 +28,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Both benchmarks, one after the other (never in parallel: they measure the machine).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_etl.py
+
+bench-generate: $(STAMP)
+	$(BIN)/python benchmarks/bench_generate.py
+
+# The ETL job at 1M and 10M rows against DuckDB and plain Spark (inputs cached in benchmarks/.cache/).
+bench-etl: $(STAMP)
+	$(BIN)/python benchmarks/bench_etl.py
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache
