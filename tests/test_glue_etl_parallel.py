@@ -1,0 +1,723 @@
+"""glue_etl_job.py reading large sales files in parallel: the line-by-line fast path, the
+multiLine slow path for files with quoted line breaks, the read plan in the metrics,
+removal of crash leftovers and the per-phase progress lines.
+
+Every expectation is computed here from the rows this file writes (or, for generated data,
+by pandas over the raw CSV), never from the job's code. Split sizes are forced small with
+``spark.sql.files.maxPartitionBytes`` so that a file of a few MB is read by many tasks, and
+the awkward lines are placed at exact byte offsets: straddling a split boundary, ending
+exactly on one, a CRLF pair cut in two by one, a boundary inside a UTF-8 character.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from etl_expectations import expected_from_raw
+
+import glue_etl_job as job
+
+REPO = Path(__file__).resolve().parent.parent
+JOB = REPO / "glue_etl_job.py"
+HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
+BOM = b"\xef\xbb\xbf"
+KIB = 1024
+MAX_PARTITION_BYTES = "spark.sql.files.maxPartitionBytes"
+
+MONTHS = ((2025, 3), (2025, 4), (2025, 5))
+# Two products need quoting (a comma; doubled quotes), but neither spans a line.
+PRICES = {
+    "Laptop": "1199.99",
+    "Mouse": "25.50",
+    "Desk, oak": "349.00",
+    'Chair "Ergo", black': "219.00",
+    "Lamp": "45.25",
+    "Headphones": "149.99",
+}
+REGIONS = ("North", "South", "East", "West", "Central")
+KNOWN_CUSTOMERS = [f"C{i:04d}" for i in range(1, 51)]  # sales also use C0051..C0060
+PHASES = ("read_and_check", "write_enriched", "write_summary", "write_quarantine", "verify")
+
+
+# --- writing the input ----------------------------------------------------------------------
+
+
+def clean_rows(seed: int, prefix: str) -> Iterator[list[str]]:
+    """Endless valid sales rows over three months; total = quantity x price to the cent."""
+    rng = random.Random(seed)
+    for i in itertools.count():
+        year, month = MONTHS[i % len(MONTHS)]
+        product = rng.choice(sorted(PRICES))
+        quantity = rng.choice((1, 1, 1, 2, 2, 3, 5))
+        price = Decimal(PRICES[product])
+        yield [
+            f"{prefix}{i:07d}",
+            f"{year}-{month:02d}-{rng.randint(1, 28):02d}",
+            f"C{rng.randint(1, 60):04d}",
+            product,
+            str(quantity),
+            str(price),
+            rng.choice(REGIONS),
+            str(price * quantity),
+        ]
+
+
+def csv_text(row: list[str]) -> str:
+    """One CSV record; fields with a comma, quote or line break are quoted (quotes doubled)."""
+    return ",".join(
+        '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\r\n') else v for v in row
+    )
+
+
+def conflicting(row: list[str]) -> list[str]:
+    """A still valid row with the same transaction_id and different content."""
+    quantity = int(row[4]) + 1
+    return [*row[:4], str(quantity), row[5], row[6], str(Decimal(row[5]) * quantity)]
+
+
+class SalesFile:
+    """A sales CSV built line by line, with chosen lines placed at exact byte offsets.
+
+    ``rows`` are the valid rows written, with the values the job must read back;
+    ``lines`` maps a transaction_id to the exact bytes of its line (no line end).
+    """
+
+    MAX_ROW = 160  # longer than any natural clean line: leaves room to pad and place
+
+    def __init__(self, eol: bytes, rows: Iterator[list[str]], bom: bool = False) -> None:
+        self.eol = eol
+        self.clean = rows
+        self.data = bytearray((BOM if bom else b"") + HEADER.encode() + eol)
+        self.rows: list[list[str]] = []
+        self.lines: dict[str, bytes] = {}
+        self.offsets: dict[str, int] = {}
+
+    def add(self, row: list[str], pad: int = 0) -> None:
+        """A valid row; ``pad`` spaces after the region (the job trims fields)."""
+        line = csv_text([*row[:6], row[6] + " " * pad, row[7]]).encode()
+        self._append(row[0], line)
+        self.rows.append(row)
+
+    def add_bad(self, line: bytes) -> None:
+        self._append(line.split(b",", 1)[0].decode(), line)
+
+    def add_blank(self) -> None:
+        """An empty line: not a record."""
+        self.data += self.eol
+
+    def add_clean(self, n: int) -> None:
+        for _ in range(n):
+            self.add(next(self.clean))
+
+    def _append(self, tid: str, line: bytes) -> None:
+        assert tid not in self.lines or self.lines[tid] == line
+        self.offsets[tid] = len(self.data)
+        self.lines[tid] = line
+        self.data += line + self.eol
+
+    def _gap_to(self, target: int) -> int:
+        while len(self.data) + 2 * self.MAX_ROW < target:
+            self.add(next(self.clean))
+        gap = target - len(self.data)
+        assert self.MAX_ROW < gap <= 2 * self.MAX_ROW, "targets too close together"
+        return gap
+
+    def _pad_next(self, length: int) -> None:
+        """Add the next clean row padded so that its line plus line end is ``length`` bytes."""
+        row = next(self.clean)
+        pad = length - len(csv_text(row).encode()) - len(self.eol)
+        assert pad >= 0
+        self.add(row, pad)
+
+    def straddle(self, target: int, item: list[str] | bytes, cut: int | None = None) -> None:
+        """Place a row (valid) or raw line (bad) so that byte ``target`` is ``cut`` bytes into it."""
+        line = csv_text(item).encode() if isinstance(item, list) else item
+        cut = len(line) // 2 if cut is None else cut
+        assert 0 < cut < len(line)
+        self._pad_next(self._gap_to(target) - cut)
+        if isinstance(item, list):
+            self.add(item)
+        else:
+            self.add_bad(item)
+        assert self.data[target - cut : target - cut + len(line)] == line
+
+    def end_at(self, target: int) -> None:
+        """A clean line whose line end is the last byte before ``target``."""
+        self._pad_next(self._gap_to(target))
+        assert len(self.data) == target
+
+    def split_eol(self, target: int) -> None:
+        """A clean CRLF line whose \\r is the last byte before ``target`` and \\n the first after."""
+        assert self.eol == b"\r\n"
+        self._pad_next(self._gap_to(target) + 1)
+        assert self.data[target - 1 : target + 1] == b"\r\n" and len(self.data) == target + 1
+
+    def write(self, path: Path, final_eol: bool = True) -> Path:
+        path.write_bytes(bytes(self.data if final_eol else self.data[: -len(self.eol)]))
+        return path
+
+
+def write_customers(path: Path) -> Path:
+    lines = [
+        json.dumps(
+            {
+                "customer_id": cid,
+                "age_group": ("18-25", "26-35", "36-45")[i % 3],
+                "membership_tier": ("Gold", "Silver", "Bronze")[i % 3],
+                "signup_date": f"2024-0{1 + i % 9}-15",
+            }
+        )
+        for i, cid in enumerate(KNOWN_CUSTOMERS)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- running the job and reading what it wrote ----------------------------------------------
+
+
+@contextlib.contextmanager
+def max_partition_bytes(spark, size: int | None) -> Iterator[None]:
+    """Set the split size for one run; the session is shared by the whole suite."""
+    if size is None:
+        yield
+        return
+    before = spark.conf.get(MAX_PARTITION_BYTES, None)
+    spark.conf.set(MAX_PARTITION_BYTES, str(size))
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(MAX_PARTITION_BYTES)
+        else:
+            spark.conf.set(MAX_PARTITION_BYTES, before)
+
+
+def run_in_process(
+    spark, sales: Path, customers: Path, out: Path, run_id: str, split: int | None = None
+) -> dict:
+    args = job.JobArgs(sales_path=str(sales), customers_path=str(customers), output_path=str(out))
+    plan = job.plan_inputs(args, None)
+    with max_partition_bytes(spark, split):
+        return job.run_job(spark, args, plan, run_id=run_id, started=job._utc_now())
+
+
+def by_month(rows: list[list[str]]) -> list[tuple]:
+    """(year, month, rows, revenue) from the rows as written."""
+    acc: dict[tuple[int, int], tuple[int, Decimal]] = {}
+    for r in rows:
+        key = (int(r[1][:4]), int(r[1][5:7]))
+        n, total = acc.get(key, (0, Decimal(0)))
+        acc[key] = (n + 1, total + Decimal(r[7]))
+    return sorted((y, m, n, total) for (y, m), (n, total) in acc.items())
+
+
+def enriched_by_month(out: Path) -> list[tuple]:
+    return duckdb.sql(
+        "select year, month, count(*), sum(total_amount) from "
+        f"read_parquet('{out}/enriched/**/*.parquet', hive_partitioning = true) "
+        "group by all order by all"
+    ).fetchall()
+
+
+def summary_by_month(out: Path) -> list[tuple]:
+    return duckdb.sql(
+        "select year, month, sum(transaction_count), sum(total_revenue) from "
+        f"read_parquet('{out}/sales_summary/**/*.parquet', hive_partitioning = true) "
+        "group by all order by all"
+    ).fetchall()
+
+
+def enriched_rows(out: Path, ids: list[str]) -> dict[str, dict]:
+    rel = duckdb.sql(
+        "select transaction_id, cast(transaction_date as varchar) as date, customer_id, product, "
+        "quantity, cast(unit_price as varchar) as unit_price, region, "
+        "cast(total_amount as varchar) as total_amount from "
+        f"read_parquet('{out}/enriched/**/*.parquet', hive_partitioning = true) "
+        f"where transaction_id in ({', '.join('?' for _ in ids)})",
+        params=ids,
+    )
+    names = rel.columns
+    return {r[0]: dict(zip(names, r, strict=True)) for r in rel.fetchall()}
+
+
+def as_read(row: list[str]) -> dict:
+    """A written row as the enriched table must hold it."""
+    return {
+        "transaction_id": row[0],
+        "date": row[1],
+        "customer_id": row[2],
+        "product": row[3],
+        "quantity": int(row[4]),
+        "unit_price": row[5],
+        "region": row[6],
+        "total_amount": row[7],
+    }
+
+
+def quarantine(out: Path, run_id: str) -> list[dict]:
+    return pq.read_table(out / "quarantine" / f"run_id={run_id}").to_pylist()
+
+
+def unknown(rows: list[list[str]]) -> int:
+    return sum(1 for r in rows if r[2] not in KNOWN_CUSTOMERS)
+
+
+def read_plan(metrics: dict) -> tuple[int, list[str], list[str]]:
+    """(tasks, parallel file names, multiLine file names) from the metrics."""
+    plan = metrics["read_plan"]["sales"]
+    return (
+        plan["tasks"],
+        sorted(os.path.basename(p) for p in plan["parallel_files"]),
+        sorted(os.path.basename(p) for p in plan["multiline_files"]),
+    )
+
+
+def assert_reconciled(m: dict) -> None:
+    assert m["status"] == "succeeded"
+    assert m["reconciliation"]["sales"]["ok"] and m["reconciliation"]["customers"]["ok"]
+
+
+# --- 1. a quoted line break deep in a large file ----------------------------------------------
+
+SPLIT_1 = 128 * KIB
+
+
+@pytest.fixture(scope="module")
+def quoted_break(spark, tmp_path_factory):
+    """~3 MB of CRLF rows; two records with a quoted line break far past the first split,
+    each straddling a split boundary (CRLF file: a line break inside quotes becomes \\n)."""
+    work = tmp_path_factory.mktemp("quoted_break")
+    f = SalesFile(b"\r\n", clean_rows(seed=11, prefix="T"))
+    f.add_clean(100)
+    lf = ["M1", "2025-04-10", "C0001", "Desk\nlamp", "2", "45.25", "North", "90.50"]
+    crlf = ["M2", "2025-05-11", "C0055", "Gadget\r\nXL", "1", "1199.99", "East", "1199.99"]
+    commas = ["Q1", "2025-03-12", "C0002", 'Sofa, "Big", grey', "1", "999.00", "West", "999.00"]
+    # the boundary falls on the first byte after the quoted line break
+    f.straddle(14 * SPLIT_1, lf, cut=csv_text(lf).encode().index(b"\n") + 1)
+    f.straddle(17 * SPLIT_1, crlf)
+    f.straddle(19 * SPLIT_1, commas)
+    f.add_clean(20_000)
+    sales = f.write(work / "sales.csv")
+    assert 2 * 1024 * KIB < sales.stat().st_size < 5 * 1024 * KIB
+    assert f.offsets["M1"] > 10 * SPLIT_1  # far past the first split
+    m = run_in_process(
+        spark, sales, write_customers(work / "customers.ndjson"), work / "out", "qb", SPLIT_1
+    )
+    return {"m": m, "file": f, "out": work / "out"}
+
+
+def test_quoted_line_break_deep_in_a_file_every_row_read_and_reconciled(quoted_break):
+    m, f, out = quoted_break["m"], quoted_break["file"], quoted_break["out"]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == len(f.rows)
+    assert m["rows_quarantined"] == {}
+    assert m["duplicates_dropped"] == 0
+    assert m["rows_written"]["enriched"] == len(f.rows)
+    assert m["unknown_customers"] == unknown(f.rows)
+    assert enriched_by_month(out) == by_month(f.rows)
+    assert summary_by_month(out) == by_month(f.rows)
+
+
+def test_quoted_line_break_is_kept_in_the_product(quoted_break):
+    f = quoted_break["file"]
+    got = enriched_rows(quoted_break["out"], ["M1", "M2", "Q1"])
+    written = {r[0]: r for r in f.rows if r[0] in ("M1", "M2", "Q1")}
+    assert got["M1"] == as_read(written["M1"])
+    assert got["M1"]["product"] == "Desk\nlamp"
+    assert got["M2"] == {**as_read(written["M2"]), "product": "Gadget\nXL"}  # CRLF normalised
+    assert got["Q1"] == as_read(written["Q1"])
+    assert got["Q1"]["product"] == 'Sofa, "Big", grey'
+
+
+def test_read_plan_sends_a_file_with_a_quoted_line_break_to_multiline(quoted_break):
+    tasks, parallel, multiline = read_plan(quoted_break["m"])
+    assert multiline == ["sales.csv"]
+    assert parallel == []
+    assert tasks >= 1
+
+
+# --- 2. a large BOM + CRLF file without quoted line breaks --------------------------------------
+
+SPLIT_2 = 128 * KIB
+FIRST = ["F0000001", "2025-03-01", "C0001", 'Chair "Ergo", black', "2", "219.00", "North", "438.00"]
+NON_UTF8 = (
+    b"E1,2025-04-02,C0002,Caf\xe9 cr\xe8me mug \xff\xfe latin-1 bytes in a long product name,"
+    b"1,25.50,South,25.50"
+)
+SHORT = b"S1,2025-04-03,C0003,Mouse pad with a long enough name to straddle a split"
+CUT_CHAR = [
+    "U1",
+    "2025-05-04",
+    "C0004",
+    "Cr\u00e8me br\u00fbl\u00e9e",
+    "1",
+    "45.25",
+    "West",
+    "45.25",
+]
+
+
+@pytest.fixture(scope="module")
+def bom_file(spark, tmp_path_factory):
+    work = tmp_path_factory.mktemp("bom_crlf")
+    f = SalesFile(b"\r\n", clean_rows(seed=22, prefix="P"), bom=True)
+    f.add(FIRST)
+    f.add_clean(50)
+    f.straddle(3 * SPLIT_2, next(f.clean))  # an ordinary line across a boundary
+    f.end_at(5 * SPLIT_2)  # a line ending exactly on a boundary
+    f.add_blank()  # and a blank line right after it
+    f.add_blank()
+    f.split_eol(7 * SPLIT_2)  # \r | \n across a boundary
+    f.straddle(9 * SPLIT_2, NON_UTF8)
+    line = csv_text(CUT_CHAR).encode()
+    f.straddle(11 * SPLIT_2, CUT_CHAR, cut=line.index("\u00e8".encode()) + 1)  # inside the è
+    f.straddle(13 * SPLIT_2, SHORT)
+    f.add_clean(25_000)
+    sales = f.write(work / "sales.csv")
+    assert sales.stat().st_size > 3 * 1024 * KIB
+    assert [t for t, ln in f.lines.items() if ln.count(b'"') % 2] == []  # no line break in quotes
+    m = run_in_process(
+        spark, sales, write_customers(work / "customers.ndjson"), work / "out", "bom", SPLIT_2
+    )
+    return {"m": m, "file": f, "out": work / "out"}
+
+
+def test_bom_crlf_file_rows_and_reasons(bom_file):
+    m, f, out = bom_file["m"], bom_file["file"], bom_file["out"]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == len(f.rows) + 2  # header skipped, E1 and S1 counted
+    assert m["rows_quarantined"] == {"invalid_encoding": 1, "malformed_row": 1}
+    assert m["duplicates_dropped"] == 0
+    assert m["rows_written"]["enriched"] == len(f.rows)
+    assert m["unknown_customers"] == unknown(f.rows)
+    assert enriched_by_month(out) == by_month(f.rows)
+    assert summary_by_month(out) == by_month(f.rows)
+
+
+def test_bom_crlf_file_quarantine_keeps_exact_bytes_and_text(bom_file):
+    q = {r["record_id"]: r for r in quarantine(bom_file["out"], "bom")}
+    assert sorted(q) == ["E1", "S1"]
+    assert q["E1"]["reason"] == "invalid_encoding"
+    assert q["E1"]["raw_bytes"] == NON_UTF8  # byte-exact, no line end
+    assert q["S1"]["reason"] == "malformed_row"
+    assert q["S1"]["raw_record"] == SHORT.decode()
+    assert q["S1"]["raw_bytes"] is None
+    assert all(r["source_file"].endswith("/sales.csv") for r in q.values())
+
+
+def test_bom_crlf_file_first_row_and_boundary_rows_read_exactly(bom_file):
+    f, out = bom_file["file"], bom_file["out"]
+    rows = {r[0]: r for r in f.rows}
+    got = enriched_rows(out, ["F0000001", "U1"])
+    assert got["F0000001"] == as_read(FIRST)  # right after the BOM header
+    assert got["U1"] == as_read(rows["U1"])  # a split boundary inside a UTF-8 character
+    ids = duckdb.sql(
+        f"select transaction_id from read_parquet('{out}/enriched/**/*.parquet') "
+        "where transaction_id like '%transaction_id%' or transaction_id like '%\ufeff%' "
+        "or region like '%\r%' or total_amount is null"
+    ).fetchall()
+    assert ids == []
+
+
+def test_read_plan_reads_a_bom_crlf_file_in_parallel(bom_file):
+    tasks, parallel, multiline = read_plan(bom_file["m"])
+    assert parallel == ["sales.csv"]
+    assert multiline == []
+    assert tasks > 1
+
+
+def test_read_plan_is_in_the_metrics_file(bom_file):
+    m = bom_file["m"]
+    on_disk = json.loads((bom_file["out"] / "_runs" / "bom.json").read_text())
+    assert on_disk["read_plan"] == m["read_plan"]
+    assert set(m["read_plan"]["sales"]) == {"tasks", "parallel_files", "multiline_files"}
+    assert isinstance(m["read_plan"]["sales"]["tasks"], int)
+
+
+# --- 3. a folder mixing files with and without quoted line breaks -------------------------------
+
+SPLIT_3 = 64 * KIB
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(spark, tmp_path_factory):
+    """a.csv (LF, no line end after its last row) and c.csv (BOM + CRLF) plain, b.csv (LF)
+    with a quoted line break.
+
+    Exact copies: A0000100 of a.csv in b.csv (fast/slow), A0000200 of a.csv in c.csv
+    (fast/fast). Conflicting copies: C0000300 of c.csv in b.csv, A0000400 of a.csv in c.csv.
+    """
+    work = tmp_path_factory.mktemp("mixed")
+    folder = work / "sales"
+    folder.mkdir()
+    a = SalesFile(b"\n", clean_rows(seed=31, prefix="A"))
+    a.add_clean(4_000)
+    b = SalesFile(b"\n", clean_rows(seed=32, prefix="B"))
+    c = SalesFile(b"\r\n", clean_rows(seed=33, prefix="C"), bom=True)
+    c.add_clean(4_000)
+    rows_a = {r[0]: r for r in a.rows}
+    rows_c = {r[0]: r for r in c.rows}
+    b.add_clean(500)
+    b.add(rows_a["A0000100"])
+    b.add(conflicting(rows_c["C0000300"]))
+    b.add_clean(400)
+    b.add(["ML1", "2025-04-20", "C0005", "Desk\nlamp", "1", "45.25", "South", "45.25"])
+    b.add_clean(100)
+    c.add(rows_a["A0000200"])
+    c.add(conflicting(rows_a["A0000400"]))
+    a.write(folder / "a.csv", final_eol=False)  # the last line has no line end
+    b.write(folder / "b.csv")
+    c.write(folder / "c.csv")
+    assert (folder / "a.csv").stat().st_size > 3 * SPLIT_3
+    m = run_in_process(
+        spark, folder, write_customers(work / "customers.ndjson"), work / "out", "mix", SPLIT_3
+    )
+    every = a.rows + b.rows + c.rows
+    versions: dict[str, set[tuple]] = {}
+    for r in every:
+        versions.setdefault(r[0], set()).add(tuple(r))
+    kept = [list(v.pop()) for v in versions.values() if len(v) == 1]
+    return {"m": m, "every": every, "kept": kept, "out": work / "out"}
+
+
+def test_mixed_folder_rows_reconcile_with_duplicates_across_paths(mixed_folder):
+    m, kept, out = mixed_folder["m"], mixed_folder["kept"], mixed_folder["out"]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == len(mixed_folder["every"])
+    assert m["rows_quarantined"] == {"conflicting_duplicate": 4}
+    assert m["duplicates_dropped"] == 2
+    assert m["rows_written"]["enriched"] == len(kept) == len(mixed_folder["every"]) - 6
+    assert m["unknown_customers"] == unknown(kept)
+    assert enriched_by_month(out) == by_month(kept)
+    assert summary_by_month(out) == by_month(kept)
+    got = enriched_rows(out, ["A0000100", "A0000200", "C0000300", "A0000400", "ML1"])
+    assert sorted(got) == ["A0000100", "A0000200", "ML1"]
+    assert got["ML1"]["product"] == "Desk\nlamp"
+
+
+def test_mixed_folder_conflicting_copies_are_all_quarantined(mixed_folder):
+    q = quarantine(mixed_folder["out"], "mix")
+    files = {}
+    for r in q:
+        assert r["reason"] == "conflicting_duplicate"
+        files.setdefault(r["record_id"], []).append(os.path.basename(r["source_file"]))
+    assert {k: sorted(v) for k, v in files.items()} == {
+        "C0000300": ["b.csv", "c.csv"],
+        "A0000400": ["a.csv", "c.csv"],
+    }
+
+
+def test_read_plan_of_a_mixed_folder(mixed_folder):
+    tasks, parallel, multiline = read_plan(mixed_folder["m"])
+    assert parallel == ["a.csv", "c.csv"]
+    assert multiline == ["b.csv"]
+    assert tasks >= 3  # a.csv and c.csv span several splits each
+
+
+# --- a data line equal to the header --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repeated_header(spark, tmp_path_factory):
+    """A second header line in the middle of a file is a data row (and the file goes slow)."""
+    work = tmp_path_factory.mktemp("repeated_header")
+    f = SalesFile(b"\n", clean_rows(seed=41, prefix="H"))
+    f.add_clean(20)
+    f.add_bad(HEADER.encode())
+    f.add_clean(20)
+    sales = f.write(work / "sales.csv")
+    m = run_in_process(
+        spark, sales, write_customers(work / "customers.ndjson"), work / "out", "rh", 256
+    )
+    return {"m": m, "file": f, "out": work / "out"}
+
+
+def test_a_repeated_header_line_is_a_quarantined_data_row(repeated_header):
+    m, f = repeated_header["m"], repeated_header["file"]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == len(f.rows) + 1
+    assert m["rows_quarantined"] == {"invalid_type": 1}  # quantity "quantity"
+    assert m["rows_written"]["enriched"] == len(f.rows) == 40
+    (q,) = quarantine(repeated_header["out"], "rh")
+    assert q["raw_record"] == HEADER and q["record_id"] == "transaction_id"
+
+
+def test_read_plan_sends_a_file_with_a_repeated_header_to_multiline(repeated_header):
+    _tasks, parallel, multiline = read_plan(repeated_header["m"])
+    assert (parallel, multiline) == ([], ["sales.csv"])
+
+
+# --- 4. a dirty 1M-row file from the project's generators ---------------------------------------
+
+GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
+REASONS_GENERATED = (
+    "missing_field",
+    "invalid_date",
+    "non_positive_quantity",
+    "amount_mismatch",
+    "conflicting_duplicate",
+)
+
+
+@pytest.fixture(scope="module")
+def generated(spark, tmp_path_factory):
+    work = tmp_path_factory.mktemp("generated_1m")
+    sales, customers = work / "sales.csv", work / "customers.ndjson"
+    subprocess.run(
+        [sys.executable, str(GENERATORS[0]), "--rows", "1000000", "--customers", "500",
+         "--seed", "7", "--dirty-rate", "0.01", "--no-progress", "--output", str(sales)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(GENERATORS[1]), "--customers", "450", "--seed", "7",
+         "--output", str(customers)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    known = {json.loads(line)["customer_id"] for line in customers.read_text().splitlines()}
+    m = run_in_process(spark, sales, customers, work / "out", "gen", 16 * 1024 * KIB)
+    with sales.open("rb") as fh:
+        lines = sum(1 for _ in fh)
+    return {"m": m, "expected": expected_from_raw(sales, known), "rows": lines - 1}
+
+
+def test_generated_million_rows_match_pandas(generated):
+    m, expected = generated["m"], generated["expected"]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == generated["rows"] == 1_000_000
+    assert m["rows_quarantined_by_source"]["sales"] == {
+        r: expected[r] for r in REASONS_GENERATED if expected[r]
+    }
+    assert all(expected[r] > 0 for r in REASONS_GENERATED)
+    assert m["duplicates_dropped_by_source"]["sales"] == expected["duplicates_dropped"] > 0
+    assert m["rows_written"]["enriched"] == expected["enriched"]
+    assert m["unknown_customers"] == expected["unknown_customers"] > 0
+
+
+def test_read_plan_reads_the_generated_file_in_parallel(generated):
+    tasks, parallel, multiline = read_plan(generated["m"])
+    assert parallel == ["sales.csv"]
+    assert multiline == []
+    assert tasks > 1
+
+
+# --- 5. leftovers of a crashed run ----------------------------------------------------------------
+
+LEFTOVERS = (
+    "enriched/.spark-staging-deadbeef/year=2025/month=1/part-0.parquet",
+    "sales_summary/.spark-staging-cafe/x",
+)
+NOT_LEFTOVERS = (  # not directly under enriched/ or sales_summary/, or not staging folders
+    "enriched/year=2024/month=1/.spark-staging-nested/x",
+    "quarantine/.spark-staging-q/x",
+    ".spark-staging-root/x",
+    "enriched/_archive/x",
+)
+
+
+def snapshot(out: Path) -> dict:
+    def table(name: str) -> list[tuple]:
+        return duckdb.sql(
+            f"select * from read_parquet('{out}/{name}/year=*/month=*/*.parquet', "
+            "hive_partitioning = true) order by all"
+        ).fetchall()
+
+    return {
+        "enriched": table("enriched"),
+        "summary": table("sales_summary"),
+        "folders": sorted(
+            str(p.relative_to(out))
+            for p in out.glob("*/year=*/month=*")
+            if any(p.glob("*.parquet"))
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def crashed(spark, tmp_path_factory):
+    work = tmp_path_factory.mktemp("crashed")
+    f = SalesFile(b"\n", clean_rows(seed=51, prefix="R"))
+    f.add_clean(3_000)
+    sales = f.write(work / "sales.csv")
+    customers = write_customers(work / "customers.ndjson")
+    out = work / "out"
+    first = run_in_process(spark, sales, customers, out, "first")
+    before = snapshot(out)
+    for rel in LEFTOVERS + NOT_LEFTOVERS:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(b"left by a killed run")
+    second = run_in_process(spark, sales, customers, out, "second")
+    return {"first": first, "second": second, "before": before, "after": snapshot(out), "out": out}
+
+
+def test_rerun_after_a_crash_gives_the_first_runs_output(crashed):
+    assert_reconciled(crashed["second"])
+    assert crashed["after"] == crashed["before"]
+    assert len(crashed["after"]["enriched"]) == crashed["first"]["rows_written"]["enriched"] == 3000
+    assert crashed["second"]["rows_written"] == crashed["first"]["rows_written"]
+
+
+def test_rerun_removes_staging_leftovers_of_earlier_runs(crashed):
+    out = crashed["out"]
+    assert [rel for rel in LEFTOVERS if (out / rel).exists()] == []
+    assert not (out / LEFTOVERS[0].split("/year=")[0]).exists()
+    assert not (out / "sales_summary" / ".spark-staging-cafe").exists()
+    assert [p.name for p in (out / "enriched").glob(".spark-staging-*")] == []
+    assert [p.name for p in (out / "sales_summary").glob(".spark-staging-*")] == []
+
+
+def test_rerun_keeps_everything_else(crashed):
+    out = crashed["out"]
+    assert [rel for rel in NOT_LEFTOVERS if not (out / rel).is_file()] == []
+    assert (out / "quarantine").is_dir() and (out / "_runs" / "first.json").is_file()
+
+
+# --- 6. one progress line when each phase starts and one when it ends -----------------------------
+
+PHASE_RE = re.compile(r"phase (\w+): (started|done in (\d+(?:\.\d+)?) s(?:, ([\d,]+) rows)?)\s*$")
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("progress")
+    f = SalesFile(b"\n", clean_rows(seed=61, prefix="G"))
+    f.add_clean(30)
+    f.add_bad(b"G9,2025-04-01,C0001,Mouse,0,25.50,North,0.00")  # so the quarantine is written
+    sales = f.write(work / "sales.csv")
+    customers = write_customers(work / "customers.ndjson")
+    proc = subprocess.run(
+        [sys.executable, str(JOB), "--sales_path", str(sales), "--customers_path", str(customers),
+         "--output_path", str(work / "out"), "--run_id", "cli"],
+        cwd=work, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_progress_lines_one_start_and_one_end_per_phase_in_order(cli_run):
+    events = []
+    for line in cli_run.stderr.splitlines():
+        found = PHASE_RE.search(line)
+        if found:
+            assert "glue_etl_job" in line and "INFO" in line, line
+            events.append((found[1], "started" if found[2] == "started" else "done"))
+    assert events == [(p, e) for p in PHASES for e in ("started", "done")], cli_run.stderr
+
+
+def test_progress_lines_are_few(cli_run):
+    job_lines = [ln for ln in cli_run.stderr.splitlines() if "glue_etl_job" in ln]
+    assert len(job_lines) <= 2 * len(PHASES) + 4, cli_run.stderr  # no line per task
+    assert not [ln for ln in job_lines if re.search(r"\btask\b", ln, re.IGNORECASE)]
