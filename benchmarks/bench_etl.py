@@ -25,8 +25,8 @@ and ``sales_<rows>_dirty<rate>_x8/``, the same rows in order split into 8 files 
 each carry the header. Each run writes to a fresh temporary directory, deleted after.
 
 Per run the table shows wall seconds, input rows per second, the peak memory of the
-whole process tree (RSS summed over the child and all its descendants, such as the JVM
-pyspark starts, sampled every 0.1 s with psutil; shared pages count once per process),
+whole process tree (PSS, proportional set size, summed over the child and all its descendants, such as the JVM
+pyspark starts, sampled every 0.1 s with psutil; pages shared between processes count once),
 enriched Parquet bytes over input CSV bytes, the input read tasks (the job's
 ``read_plan.sales.tasks`` metric when it reports one, plain Spark's CSV partitions,
 DuckDB's threads), the enriched rows written, and on the job's row its wall time over
@@ -184,7 +184,12 @@ class ChildRun:
 
 
 def tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process]) -> int:
-    """RSS of ``proc`` and all its descendants right now; remembers every process seen."""
+    """Memory of ``proc`` and all its descendants right now; remembers every process seen.
+
+    PSS (proportional set size), not RSS: a process the JVM spawns (Hadoop runs shell
+    commands on local files) shares the JVM's pages for a moment, and summing RSS would
+    count them twice. Falls back to RSS where PSS is not available.
+    """
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
@@ -192,7 +197,10 @@ def tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process]) -> int:
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            try:
+                total += p.memory_full_info().pss
+            except (AttributeError, psutil.AccessDenied):
+                total += p.memory_info().rss
             seen.setdefault(p.pid, p)
         except psutil.Error:
             pass
@@ -200,7 +208,7 @@ def tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process]) -> int:
 
 
 def run_child(cmd: list[str], cwd: Path) -> ChildRun:
-    """Run ``cmd`` in ``cwd``; wall time, and peak tree RSS sampled every SAMPLE_SECONDS."""
+    """Run ``cmd`` in ``cwd``; wall time, and peak tree memory (PSS) sampled every SAMPLE_SECONDS."""
     out_path, err_path = cwd / "child.stdout", cwd / "child.stderr"
     seen: dict[int, psutil.Process] = {}
     peak = 0
@@ -505,7 +513,7 @@ def main() -> int:
             "",
             markdown(table),
             "",
-            "rows/s: input rows over wall seconds. peak MiB: RSS summed over the process tree "
+            "rows/s: input rows over wall seconds. peak MiB: PSS summed over the process tree "
             f"(sampled every {SAMPLE_SECONDS} s). Parquet/CSV: enriched Parquet bytes over "
             "input CSV bytes. job ÷ X: the job's wall time over X's on the same input."
             + (f" Median of {args.repeat} runs." if args.repeat > 1 else ""),
