@@ -330,6 +330,42 @@ def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(sp
     assert q["Q5"]["raw_bytes"] is None
 
 
+# Lines that are records on their own but awkward: both sales readers must agree on each.
+ONE_LINE_CASES = [
+    b'P1,2025-06-01,C1,"Gadget, ""big""",1,5.00,North,5.00',  # quoted comma, "" escape
+    b"P2,2025-06-02,C1,Caf\xef\xbf\xbd legit replacement char,1,5.00,North,5.00",
+    b"P3,2025-06-03,C1,Cr\xc3\xa8me,1,5.00,North,5.00",
+    b"P4,2025-06-04,C1,Caf\xe9 latin-1,1,5.00,North,5.00",  # invalid UTF-8
+    b"P5,2025-06-05,C1,Short row",
+    b"P6,2025-06-06,C1,Laptop,1,5.00,North,5.00,extra",
+    b"P7,2025-06-07,,Laptop,,5.00,North,5.00",  # empty fields
+    b" P8 , 2025-06-08 ,C1, Desk ,1, 5.00 ,North, 5.00 ",  # padded fields
+    b'P9,2025-06-09,C1,"",1,5.00,North,5.00',  # quoted empty field
+    b"P10,2025-06-10,C1,Lamp,1,5.00,North,6.00",  # amount mismatch
+]
+
+
+def test_line_reader_and_multiline_reader_agree_on_one_line_records(spark, tmp_path):
+    """The parallel path (line by line) and the multiLine path classify each row alike."""
+    path = tmp_path / "sales.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join([HEADER.encode(), *ONE_LINE_CASES]) + b"\r\n")
+    cols = [*job.SALES_CONTENT, "reason", "detail"]
+    lines = job.read_sales_lines(spark, [str(path)], [HEADER])
+    assert lines.where("_odd_quotes").count() == 0
+    assert lines.where("_header").count() == 1
+    by_line = job.classify_sales(lines.where("not _header").drop(*job._LINE_FLAGS), TODAY)
+    by_file = job.classify_sales(job.read_sales(spark, [str(path)]), TODAY)
+    got = {r["transaction_id"]: r for r in by_line.select(*cols, "_raw_bytes").collect()}
+    want = {r["transaction_id"]: r for r in by_file.select(*cols, "_raw_bytes").collect()}
+    assert sorted(got) == sorted(want) == sorted(f"P{i}" for i in range(1, 11))
+    for tid in got:
+        assert [got[tid][c] for c in cols] == [want[tid][c] for c in cols], tid
+    assert got["P4"]["reason"] == "invalid_encoding"
+    assert got["P4"]["_raw_bytes"] == ONE_LINE_CASES[3]  # the exact line
+    assert got["P1"]["product"] == 'Gadget, "big"'
+    assert got["P5"]["reason"] == got["P6"]["reason"] == "malformed_row"
+
+
 def test_read_customers_ndjson_with_bom_crlf_blank_lines_and_bad_bytes(spark, tmp_path):
     path = tmp_path / "c.ndjson"
     path.write_bytes(
