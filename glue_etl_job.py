@@ -118,7 +118,8 @@ SALES_REASONS = {
     "future_date": "date is after the run date (UTC)",
     "non_positive_quantity": "quantity <= 0",
     "non_positive_price": "unit_price <= 0",
-    "amount_mismatch": "total_amount differs from quantity x unit_price by more than 0.01",
+    "amount_mismatch": "total_amount differs from quantity x unit_price by more than "
+    "0.005 x quantity + 0.005 (unit_price is a per-unit figure rounded to the cent)",
     "conflicting_duplicate": "the transaction_id appears on valid rows with different "
     "content; every copy is quarantined",
 }
@@ -527,11 +528,17 @@ def _id_key(col: Any) -> Any:
     return F.trim(F.translate(F.substring_index(col, ",", 1), '"', ""))
 
 
+def _text_lines(spark: SparkSession, files: Sequence[str]) -> DataFrame:
+    """``_source_file`` and ``value`` (the raw bytes) of every non-empty line."""
+    return (
+        spark.read.text(list(files))
+        .select(F.input_file_name().alias("_source_file"), "value")
+        .where(F.col("value") != "")
+    )
+
+
 def read_sales_lines(
-    spark: SparkSession,
-    files: Sequence[str],
-    header_lines: Sequence[str],
-    keep: DataFrame | None = None,
+    spark: SparkSession, files: Sequence[str], header_lines: Sequence[str]
 ) -> DataFrame:
     """Read sales CSV files line by line, in parallel: one row per non-empty line.
 
@@ -543,15 +550,12 @@ def read_sales_lines(
     or a data line that looks like one). Lines are read as raw bytes (the text source
     does not decode), so invalid UTF-8 is detected exactly and ``_raw_record`` is the
     exact line. Columns: as ``read_sales``, plus ``_header`` and ``_odd_quotes``.
-    ``keep`` (a frame of ``_id_key`` values) narrows the lines to those ids before parsing.
     """
-    lines = (
-        spark.read.text(list(files))
-        .select(F.input_file_name().alias("_source_file"), "value")
-        .where(F.col("value") != "")
-    )
-    if keep is not None:
-        lines = lines.join(keep, _id_key(F.col("value")) == keep["_id_key"], "left_semi")
+    return parse_sales_lines(_text_lines(spark, files), header_lines)
+
+
+def parse_sales_lines(lines: DataFrame, header_lines: Sequence[str]) -> DataFrame:
+    """Parse the ``value`` of each row of ``lines`` (see ``read_sales_lines``)."""
     line = F.col("value")
     raw_bytes = line.cast("binary")
     parsed = F.from_csv(line, SALES_READ_SCHEMA.simpleString(), CSV_OPTIONS)
@@ -785,12 +789,18 @@ def check_sales_rows(raw: DataFrame, today: date) -> DataFrame:
                 _show("unit_price", c("_unit_price_text")),
             ),
             (
-                F.abs(c("total_amount") - expected) > F.lit(0.01).cast(MONEY),
+                # In thousandths of a unit, so the comparison stays exact.
+                F.abs(c("total_amount") - expected) * 1000 > c("quantity").cast("long") * 5 + 5,
                 "amount_mismatch",
                 F.concat(
                     _show("total_amount", c("_total_amount_text")),
                     F.lit(" but quantity x unit_price="),
                     expected.cast("string"),
+                    F.lit(" (tolerance "),
+                    ((c("quantity").cast("long") * 5 + 5) / 1000)
+                    .cast("decimal(16,3)")
+                    .cast("string"),
+                    F.lit(")"),
                 ),
             ),
         ]
@@ -1254,12 +1264,19 @@ def conflicting_rows_with_raw(
     def reread(narrow: bool) -> DataFrame:
         parts = []
         if fast:
-            paths = [read.source_paths[f] for f in fast]
-            keys = ids.select(_id_key(F.col("transaction_id")).alias("_id_key")).distinct()
-            lines = read_sales_lines(
-                spark, paths, headers, keep=F.broadcast(keys) if narrow else None
-            )
-            lines = lines.where(~F.col("_header")).drop(*_LINE_FLAGS)
+            text = _text_lines(spark, [read.source_paths[f] for f in fast])
+            if narrow:
+                keys = F.broadcast(
+                    ids.select(_id_key(F.col("transaction_id")).alias("_id_key")).distinct()
+                )
+                # Persisted so that no filter on the parsed rows is pushed below the
+                # narrowing (which would parse every line).
+                text = text.join(
+                    keys, _id_key(F.col("value")) == keys["_id_key"], "left_semi"
+                ).persist()
+                narrowed.append(text)
+            lines = parse_sales_lines(text, headers).where(~F.col("_header"))
+            lines = lines.drop(*_LINE_FLAGS)
             parts.append(check_sales_rows(lines, today))
         if slow:
             paths = [read.source_paths[f] for f in slow]
@@ -1278,12 +1295,15 @@ def conflicting_rows_with_raw(
             )
         )
 
+    narrowed: list[DataFrame] = []
     found = reread(narrow=True).persist()
     if found.count() != expected:  # cannot happen if _id_key is right; stay exact anyway
         log.warning("conflicting rows: narrowed re-read missed some; reading the files whole")
         found.unpersist()
         found = reread(narrow=False).persist()
-    ids.unpersist()
+        found.count()
+    for df in (ids, *narrowed):
+        df.unpersist()
     return found
 
 
@@ -1481,8 +1501,13 @@ def run_job(
             phase["rows"] = enriched_rows
         with _phase("write_summary", durations):
             # Small: one file per month.
-            summary = summarize(enriched).repartition(*PARTITION_COLUMNS)
-            _write_partitioned(summary.sortWithinPartitions("region", "product"), out.summary)
+            # Small (months x regions x products rows): one task, one file per month.
+            summary = (
+                summarize(enriched)
+                .coalesce(1)
+                .sortWithinPartitions(*PARTITION_COLUMNS, "region", "product")
+            )
+            _write_partitioned(summary, out.summary)
         metrics["leftovers_removed"] = [
             path
             for root in (out.enriched, out.summary)
@@ -1504,7 +1529,9 @@ def run_job(
                     allowMissingColumns=True,
                 )
             quarantine = quarantine_records(rejected, customers, run_id)
-            quarantine.coalesce(1).write.mode("overwrite").parquet(out.quarantine)
+            # repartition, not coalesce: the scan that finds the rejected rows stays
+            # parallel; only those rows move to the one task that writes the file.
+            quarantine.repartition(1).write.mode("overwrite").parquet(out.quarantine)
         phase["rows"] = sales_q_total + cust_q_total
 
     with _phase("verify", durations):
@@ -1582,8 +1609,7 @@ def _verify(
     out_fs = filesystem_for(out.root, spark)
     q_fs = filesystem_for(out.quarantine, spark)
     parts = [f"year={y}/month={m}" for y, m in months]
-    written_enriched = _count_parquet(spark, out.enriched, parts)
-    written_summary = _count_parquet(spark, out.summary, parts)
+    written_enriched, written_summary = _count_parquet(spark, [out.enriched, out.summary], parts)
     q_by_source = {"sales": 0, "customers": 0}
     if metrics["quarantined_total"]:
         for r in spark.read.parquet(out.quarantine).groupBy("source").count().collect():
@@ -1619,10 +1645,21 @@ def _reconcile(read: int, written: int, quarantined: int, dups: int) -> dict[str
     }
 
 
-def _count_parquet(spark: SparkSession, root: str, parts: list[str]) -> int:
+def _count_parquet(spark: SparkSession, roots: Sequence[str], parts: list[str]) -> list[int]:
+    """Rows in the given partitions of each Parquet table, counted in one Spark job."""
     if not parts:
-        return 0
-    return spark.read.option("basePath", root).parquet(*[_join(root, p) for p in parts]).count()
+        return [0 for _ in roots]
+    tables = [
+        spark.read.option("basePath", root)
+        .parquet(*[_join(root, p) for p in parts])
+        .select(F.lit(i).alias("table"))
+        for i, root in enumerate(roots)
+    ]
+    found = {
+        r["table"]: r["count"]
+        for r in reduce(DataFrame.unionByName, tables).groupBy("table").count().collect()
+    }
+    return [found.get(i, 0) for i in range(len(roots))]
 
 
 def _finish(

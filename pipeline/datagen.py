@@ -274,7 +274,10 @@ def _make_dirty(cols, n, spec, rng, quantity, unit_cents, total_cents, width):
     replace("customer_id", unknown, ids)
 
     mismatch = rows_of("amount_mismatch")
-    off = rng.choice([-1, 1], size=mismatch.size) * rng.integers(2, 5000, size=mismatch.size)
+    # Beyond the rounding tolerance the job allows (half a cent per unit, plus half).
+    off = rng.choice([-1, 1], size=mismatch.size) * np.maximum(
+        rng.integers(2, 5000, size=mismatch.size), quantity[mismatch] + 1
+    )
     replace("total_amount", mismatch, _money(np.maximum(total_cents[mismatch] + off, 1)))
 
     # Duplicates last: an exact duplicate repeats the previous (clean) row whole; a

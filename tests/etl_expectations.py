@@ -17,7 +17,8 @@ def expected_from_raw(sales_csv: Path, known_customers: set[str]) -> dict[str, i
     qty = pd.to_numeric(df["quantity"], errors="coerce")
     date_ok = pd.to_datetime(df["date"], format="%Y-%m-%d", errors="coerce").notna()
     cents = lambda col: (pd.to_numeric(df[col], errors="coerce") * 100).round()  # noqa: E731
-    mismatch = (cents("total_amount") - qty * cents("unit_price")).abs() > 1
+    # unit_price is rounded to the cent: half a cent per unit, plus half for the total.
+    mismatch = (cents("total_amount") - qty * cents("unit_price")).abs() > 0.5 * qty + 0.5
     invalid_date = ~empty & ~date_ok
     non_positive = ~empty & date_ok & (qty <= 0)
     amount = ~empty & date_ok & (qty > 0) & mismatch

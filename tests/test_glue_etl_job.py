@@ -86,10 +86,15 @@ SALES_CASES = [
     (with_field(quantity="-2", total_amount="-21.00"), "non_positive_quantity"),
     (with_field(unit_price="0.00", total_amount="0.00"), "non_positive_price"),
     (with_field(unit_price="-10.50", total_amount="-21.00"), "non_positive_price"),
-    (with_field(total_amount="21.02"), "amount_mismatch"),
+    # unit_price is rounded: |total - qty x price| <= 0.005 x qty + 0.005 is no mismatch
+    (with_field(total_amount="21.02"), "amount_mismatch"),  # qty 2: bound 0.015
     (with_field(total_amount="210.00"), "amount_mismatch"),
-    (with_field(total_amount="21.01"), None),  # within a cent
+    (with_field(total_amount="21.01"), None),
     (with_field(total_amount="20.99"), None),
+    (with_field(quantity="14", unit_price="2.14", total_amount="30.03"), None),  # 0.07 <= 0.075
+    (with_field(quantity="14", unit_price="2.14", total_amount="29.89"), None),  # -0.07
+    (with_field(quantity="14", unit_price="2.14", total_amount="30.04"), "amount_mismatch"),
+    (with_field(quantity="14", unit_price="2.14", total_amount="30.96"), "amount_mismatch"),  # $1
     (GOOD, None),
 ]
 
