@@ -1505,7 +1505,6 @@ def run_job(
             _write_partitioned(enriched.select(*ENRICHED_COLUMNS), out.enriched)
             phase["rows"] = enriched_rows
         with _phase("write_summary", durations):
-            # Small: one file per month.
             # Small (months x regions x products rows): one task, one file per month.
             summary = (
                 summarize(enriched)
@@ -1520,6 +1519,7 @@ def run_job(
         ]
     else:
         log.warning("no valid sales rows: enriched/ and sales_summary/ left untouched")
+    reread: DataFrame | None = None
     with _phase("write_quarantine", durations) as phase:
         if sales_q_total + cust_q_total:
             conflicts = sales_q.get("conflicting_duplicate", 0)
@@ -1527,12 +1527,10 @@ def run_job(
                 F.col("reason").isNotNull() & (F.col("reason") != "conflicting_duplicate")
             )
             if conflicts:
-                rejected = rejected.unionByName(
-                    conflicting_rows_with_raw(
-                        spark, read, sales, plan.sales_headers, today, expected=conflicts
-                    ),
-                    allowMissingColumns=True,
+                reread = conflicting_rows_with_raw(
+                    spark, read, sales, plan.sales_headers, today, expected=conflicts
                 )
+                rejected = rejected.unionByName(reread, allowMissingColumns=True)
             quarantine = quarantine_records(rejected, customers, run_id)
             # repartition, not coalesce: the scan that finds the rejected rows stays
             # parallel; only those rows move to the one task that writes the file.
@@ -1541,7 +1539,7 @@ def run_job(
 
     with _phase("verify", durations):
         _verify(spark, metrics, out, months, sales_dups=sales_dups, cust_dups=cust_dups)
-    for df in (*read.persisted, outcome, customers):
+    for df in (*read.persisted, outcome, customers, reread):
         if df is not None:
             df.unpersist()
     ok = all(r["ok"] for r in metrics["reconciliation"].values())
@@ -1596,6 +1594,7 @@ def _metrics(
             "customers": sum(f.size for f in plan.customer_files),
         },
         "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
+        "leftovers_removed": [],
         "durations_seconds": durations,
         "reason_vocabulary": {"sales": SALES_REASONS, "customers": CUSTOMER_REASONS},
     }
