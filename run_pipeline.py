@@ -3,6 +3,7 @@
 
 python run_pipeline.py                                  # local target, default data
 python run_pipeline.py --rows 100000 --dirty-rate 0.02
+python run_pipeline.py --sales-path my_sales.csv --customers-path my_customers.json
 python run_pipeline.py --target aws --endpoint-url http://127.0.0.1:5000
 """
 
@@ -46,6 +47,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fraction of bad sales rows, 0-0.5 (default 0)",
     )
     parser.add_argument(
+        "--sales-path",
+        default=None,
+        help="your own sales CSV: a file or a folder (s3://... on the aws target); "
+        "skips the generate stage; needs --customers-path",
+    )
+    parser.add_argument(
+        "--customers-path",
+        default=None,
+        help="your own customers (NDJSON or a JSON array): a file or a folder "
+        "(s3://... on the aws target); needs --sales-path",
+    )
+    parser.add_argument(
         "--lake",
         type=Path,
         default=None,
@@ -64,7 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--endpoint-url", default=None, help="AWS endpoint, e.g. a moto server (aws target)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.sales_path is None) != (args.customers_path is None):
+        parser.error("--sales-path and --customers-path go together: give both or neither")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         options = RunOptions(
             rows=args.rows, customers=args.customers, seed=args.seed,
             dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,
+            sales_path=args.sales_path, customers_path=args.customers_path,
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id

@@ -1310,8 +1310,8 @@ def check_ready_to_run(config: PipelineConfig, clients: Clients) -> None:
 
 def run(
     config: PipelineConfig,
-    sales_file: Path,
-    customers_file: Path,
+    sales_file: str | Path,
+    customers_file: str | Path,
     *,
     run_id: str,
     clients: Clients | None = None,

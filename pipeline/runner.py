@@ -51,6 +51,10 @@ class RunOptions:
     seed: int = 42
     dirty_rate: float = 0.0
     charts_dir: Path = REPO_ROOT / "screenshots"
+    # Your own raw inputs (each a file, a folder, or an s3:// URI on the aws target);
+    # when given, nothing is generated.
+    sales_path: str | Path | None = None
+    customers_path: str | Path | None = None
     run_id: str = field(
         default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
@@ -70,6 +74,8 @@ class RunReport:
     parquet_bytes: int = 0
     partitions: list[str] = field(default_factory=list)
     aws: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # source -> what was given
+    raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
 
 
 def _one_line(exc: BaseException) -> str:
@@ -207,7 +213,7 @@ def run_queries(engine: Any) -> list[dict[str, Any]]:
 
 def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
     """Render the six charts into a scratch folder, then move them into place together."""
-    from create_visualizations import render_all
+    from pipeline.charts import render_all
 
     charts_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=charts_dir, prefix=".rendering-") as scratch:
@@ -229,8 +235,18 @@ def run(config: PipelineConfig, options: RunOptions) -> RunReport:
     storage = make_storage(config)
     work = config.lake / "_generated"
 
-    with stage(report, "generate"):
-        sales, customers = generate(options, work)
+    sales: str | Path
+    customers: str | Path
+    if options.sales_path is not None and options.customers_path is not None:
+        sales, customers = options.sales_path, options.customers_path
+        report.inputs = {"sales": str(sales), "customers": str(customers)}
+    else:
+        with stage(report, "generate"):
+            sales, customers = generate(options, work)
+        report.inputs = {
+            "sales": f"generated: {options.rows:,} rows, dirty rate {options.dirty_rate}",
+            "customers": f"generated: {options.customers:,} customers",
+        }
     if config.target == "aws":
         return _run_aws(config, options, report, storage, sales, customers)
 
@@ -253,6 +269,13 @@ def _analyse(config: PipelineConfig, options: RunOptions, report: RunReport, sto
         engine = ResultCache(make_engine(config))
         engine.setup_tables()
         report.raw_bytes, report.parquet_bytes, report.partitions = lake_figures(storage, config)
+        report.raw_files = {
+            source: [o.uri[len(uri) :] for o in storage.list(uri)]
+            for source, uri in (
+                ("sales", config.raw_sales_uri),
+                ("customers", config.raw_customers_uri),
+            )
+        }
     with stage(report, "queries"):
         report.queries = run_queries(engine)
     with stage(report, "charts"):
@@ -264,8 +287,8 @@ def _run_aws(
     options: RunOptions,
     report: RunReport,
     storage: Any,
-    sales: Path,
-    customers: Path,
+    sales: str | Path,
+    customers: str | Path,
 ) -> RunReport:
     from pipeline import infra
 
@@ -287,6 +310,14 @@ def summary_lines(report: RunReport) -> list[str]:
         "",
         "Stage durations",
         *[f"  {name:<14}{seconds:9.1f} s" for name, seconds in report.stages.items()],
+        "",
+        "Inputs",
+        *[
+            line
+            for source in ("sales", "customers")
+            if source in report.inputs
+            for line in _input_lines(source, report.inputs[source], report.raw_files.get(source))
+        ],
         "",
         "Rows",
         f"  {'sales read':<34}{read.get('sales', 0):>12,}",
@@ -323,6 +354,14 @@ def summary_lines(report: RunReport) -> list[str]:
         lines += ["", *cost_lines(report)]
     if report.charts:
         lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
+    return lines
+
+
+def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
+    lines = [f"  {source:<34}{given}"]
+    if read is not None:
+        shown = ", ".join(read[:5]) + (f", ... ({len(read) - 5} more)" if len(read) > 5 else "")
+        lines.append(f"    {'files the job read':<32}{len(read):>12,}  {shown}")
     return lines
 
 

@@ -13,12 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.config import (
-    CUSTOMERS_FILENAME,
-    SALES_FILENAME,
-    PipelineConfig,
-    split_s3_uri,
-)
+from pipeline.config import PipelineConfig, split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +100,12 @@ class S3Storage:
         bucket, key = split_s3_uri(uri)
         self.s3.put_object(Bucket=bucket, Key=key, Body=data)
 
+    def copy(self, source_uri: str, uri: str) -> None:
+        """Copy an object inside S3 (multipart for large objects, as boto3 decides)."""
+        src_bucket, src_key = split_s3_uri(source_uri)
+        bucket, key = split_s3_uri(uri)
+        self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key)
+
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
         try:
@@ -141,21 +142,75 @@ def make_storage(config: PipelineConfig) -> Storage:
     return S3Storage(client(config, "s3"))
 
 
-def upload_raw(
-    storage: Storage, config: PipelineConfig, sales_file: Path, customers_file: Path
-) -> list[str]:
-    """Put the generated raw files under the raw bucket, one prefix per source.
+def _hidden(name: str) -> bool:
+    # The job (and Spark) skip these too: _SUCCESS, .crc files, _temporary folders.
+    return name.startswith((".", "_"))
 
-    Returns the URIs written: ``raw_sales_uri + SALES_FILENAME`` and
-    ``raw_customers_uri + CUSTOMERS_FILENAME``.
+
+def input_files(source: str | Path, storage: Storage | None = None) -> list[tuple[Any, str]]:
+    """The files a raw input names, each with the name it keeps in the raw bucket.
+
+    ``source`` is a file (kept under its own name), a folder (every file under it, by
+    its path relative to the folder; names starting with ``.`` or ``_`` are skipped, as
+    the job skips them), or an ``s3://`` URI of an object or a prefix (listed through
+    ``storage``, which must then be S3). Returns ``(local Path or s3 URI, name)`` pairs,
+    sorted by name. Raises FileNotFoundError with one readable line when nothing is there.
     """
-    uploads = [
-        (Path(sales_file), config.raw_sales_uri + SALES_FILENAME),
-        (Path(customers_file), config.raw_customers_uri + CUSTOMERS_FILENAME),
+    text = str(source)
+    if text.startswith("s3://"):
+        if not isinstance(storage, S3Storage):
+            raise ValueError(f"{text}: s3:// inputs need the aws target (--target aws)")
+        exact = [o for o in storage.list(text) if o.uri == text]
+        if exact:
+            return [(text, text.rsplit("/", 1)[-1])]
+        prefix = text.rstrip("/") + "/"
+        found = []
+        for obj in storage.list(prefix):
+            rel = obj.uri[len(prefix) :]
+            if rel and not any(_hidden(part) for part in rel.split("/")):
+                found.append((obj.uri, rel))
+        if not found:
+            raise FileNotFoundError(f"no objects under {text}")
+        return found
+    path = Path(source).expanduser()
+    if path.is_file():
+        return [(path, path.name)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"input not found: {path}")
+    files = [
+        (file, file.relative_to(path).as_posix())
+        for file in sorted(path.rglob("*"))
+        if file.is_file() and not any(_hidden(p) for p in file.relative_to(path).parts)
     ]
-    for path, uri in uploads:
-        if not path.is_file():
-            raise FileNotFoundError(f"raw input not found: {path}")
-        storage.put_file(path, uri)
-        log.info("uploaded %s -> %s (%d bytes)", path, uri, path.stat().st_size)
-    return [uri for _, uri in uploads]
+    if not files:
+        raise FileNotFoundError(f"no files in folder {path}")
+    return files
+
+
+def upload_raw(
+    storage: Storage,
+    config: PipelineConfig,
+    sales: str | Path,
+    customers: str | Path,
+) -> list[str]:
+    """Put raw inputs under the raw bucket, one prefix per source, keeping their names.
+
+    ``sales`` and ``customers`` are each a file, a folder or (aws target) an ``s3://``
+    object or prefix; see :func:`input_files`. Files already under the prefixes stay:
+    a new file lands beside the earlier ones and the next run reads them all, while a
+    file of the same name is replaced. Everything is checked before anything is put.
+    Returns the URIs written, sales first.
+    """
+    plan = [
+        (src, prefix + name)
+        for source, prefix in ((sales, config.raw_sales_uri), (customers, config.raw_customers_uri))
+        for src, name in input_files(source, storage)
+    ]
+    for src, uri in plan:
+        if isinstance(src, str):  # an s3:// object: copied inside S3
+            storage.copy(src, uri)  # type: ignore[attr-defined]
+            log.info("copied %s -> %s", src, uri)
+        else:
+            storage.put_file(src, uri)
+            log.info("uploaded %s -> %s (%d bytes)", src, uri, src.stat().st_size)
+    return [uri for _, uri in plan]

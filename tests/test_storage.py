@@ -64,7 +64,7 @@ def test_local_storage_mirrors_s3_uri_as_lake_bucket_key(tmp_path: Path) -> None
     assert storage.list("s3://other-bucket/") == []
 
 
-def test_upload_raw_puts_each_source_under_its_own_raw_prefix(tmp_path: Path) -> None:
+def test_upload_raw_puts_each_source_under_its_own_raw_prefix_keeping_names(tmp_path: Path) -> None:
     config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
     sales = tmp_path / "s.csv"
     customers = tmp_path / "c.json"
@@ -74,15 +74,92 @@ def test_upload_raw_puts_each_source_under_its_own_raw_prefix(tmp_path: Path) ->
     uris = upload_raw(make_storage(config), config, sales, customers)
 
     assert uris == [
-        "s3://demo-raw/input/sales_data_csv/sales_data.csv",
-        "s3://demo-raw/input/customer_demographics_json/customer_demographics.json",
+        "s3://demo-raw/input/sales_data_csv/s.csv",
+        "s3://demo-raw/input/customer_demographics_json/c.json",
     ]
     lake = tmp_path / "lake" / "demo-raw" / "input"
-    assert (lake / "sales_data_csv" / "sales_data.csv").read_text() == "transaction_id\nT1\n"
-    assert (lake / "customer_demographics_json" / "customer_demographics.json").exists()
+    assert (lake / "sales_data_csv" / "s.csv").read_text() == "transaction_id\nT1\n"
+    assert (lake / "customer_demographics_json" / "c.json").exists()
 
 
-def test_upload_raw_fails_clearly_when_an_input_is_missing(tmp_path: Path) -> None:
+def test_upload_raw_takes_folders_and_skips_hidden_files(tmp_path: Path) -> None:
     config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
-    with pytest.raises(FileNotFoundError, match="raw input not found"):
-        upload_raw(make_storage(config), config, tmp_path / "nope.csv", tmp_path / "nope.json")
+    sales = tmp_path / "sales"
+    (sales / "2024").mkdir(parents=True)
+    (sales / "_tmp").mkdir()
+    (sales / "a.csv").write_text("a\n")
+    (sales / "2024" / "b.csv").write_text("b\n")
+    (sales / ".a.csv.crc").write_text("x")
+    (sales / "_SUCCESS").write_text("")
+    (sales / "_tmp" / "c.csv").write_text("c\n")
+    customers = tmp_path / "customers"
+    customers.mkdir()
+    (customers / "one.ndjson").write_text("{}\n")
+
+    uris = upload_raw(make_storage(config), config, sales, customers)
+
+    assert uris == [
+        "s3://demo-raw/input/sales_data_csv/2024/b.csv",
+        "s3://demo-raw/input/sales_data_csv/a.csv",
+        "s3://demo-raw/input/customer_demographics_json/one.ndjson",
+    ]
+
+
+def test_a_new_file_lands_beside_the_earlier_ones(tmp_path: Path) -> None:
+    config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
+    storage = make_storage(config)
+    customers = tmp_path / "c.json"
+    customers.write_text("{}\n")
+    for name, text in (("jan.csv", "old\n"), ("feb.csv", "new\n"), ("jan.csv", "again\n")):
+        (tmp_path / name).write_text(text)
+        upload_raw(storage, config, tmp_path / name, customers)
+
+    listed = storage.list(config.raw_sales_uri)
+    assert [(o.uri.rsplit("/", 1)[1], o.size) for o in listed] == [("feb.csv", 4), ("jan.csv", 6)]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "nope.csv", "input not found: .*nope.csv"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "no files in folder .*empty"),
+        (lambda d: "s3://somebody-else/sales.csv", "s3:// inputs need the aws target"),
+    ],
+)
+def test_upload_raw_fails_clearly_and_puts_nothing(tmp_path: Path, make, message) -> None:
+    config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
+    customers = tmp_path / "c.json"
+    customers.write_text("{}\n")
+    with pytest.raises((FileNotFoundError, ValueError), match=message):
+        upload_raw(make_storage(config), config, make(tmp_path), customers)
+    assert not (tmp_path / "lake").exists()
+
+
+def test_upload_raw_copies_s3_objects_and_prefixes_keeping_names(aws_env, tmp_path: Path) -> None:  # noqa: F811
+    config = PipelineConfig(prefix="demo", target="aws", region=REGION)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in ("their-data", config.raw_bucket):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket="their-data", Key="exports/sales/part-1.csv", Body=b"s1")
+        s3.put_object(Bucket="their-data", Key="exports/sales/day/part-2.csv", Body=b"s22")
+        s3.put_object(Bucket="their-data", Key="exports/sales/_SUCCESS", Body=b"")
+        s3.put_object(Bucket="their-data", Key="exports/customers.json", Body=b"{}")
+
+        uris = upload_raw(
+            S3Storage(s3),
+            config,
+            "s3://their-data/exports/sales",
+            "s3://their-data/exports/customers.json",
+        )
+
+        raw = f"s3://{config.raw_bucket}/input/"
+        assert uris == [
+            raw + "sales_data_csv/day/part-2.csv",
+            raw + "sales_data_csv/part-1.csv",
+            raw + "customer_demographics_json/customers.json",
+        ]
+        got = s3.get_object(Bucket=config.raw_bucket, Key="input/sales_data_csv/day/part-2.csv")
+        assert got["Body"].read() == b"s22"
+        with pytest.raises(FileNotFoundError, match="no objects under s3://their-data/nothing"):
+            upload_raw(S3Storage(s3), config, "s3://their-data/nothing", "s3://their-data/x")
