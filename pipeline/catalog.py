@@ -2,10 +2,10 @@
 
 On the ``local`` target every folder under the raw prefix (``input/<table>/``) becomes one
 table, as a Glue crawler would make it: pyarrow reads the files (CSV with a header, or
-newline-delimited JSON) and infers types, which are mapped to Glue/Hive types. The table
-is written as ``<lake>/_catalog/<database>/<table>.json`` in the shape of Glue's
-``TableInput``; a re-crawl rewrites it. On the ``aws`` target the deployed crawler is
-started and polled until it finishes, fails or times out.
+JSON: newline-delimited, or one array of objects) and infers types, which are mapped to
+Glue/Hive types. The table is written as ``<lake>/_catalog/<database>/<table>.json`` in
+the shape of Glue's ``TableInput``; a re-crawl rewrites it. On the ``aws`` target the
+deployed crawler is started and polled until it finishes, fails or times out.
 """
 
 from __future__ import annotations
@@ -103,8 +103,15 @@ def _all_dates(values: pa.ChunkedArray) -> bool:
     return len(values) > 0 and pc.all(pc.match_substring_regex(values, _DATE_RE)).as_py()
 
 
+def is_json_array(path: Path) -> bool:
+    """True when a JSON file holds one array (``[{...}, ...]``) rather than NDJSON."""
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
 def infer_file(path: Path, classification: str) -> tuple[list[tuple[str, str]], int]:
-    """Return ``([(column, glue_type)], row_count)`` for one CSV or NDJSON file."""
+    """Return ``([(column, glue_type)], row_count)`` for one CSV, NDJSON or JSON-array file."""
     # One block for the whole file, so a late odd value widens the type (to string)
     # instead of failing a type guessed from the first block.
     block = max(1 << 20, min(path.stat().st_size + 1, 1 << 30))
@@ -130,26 +137,30 @@ def infer_file(path: Path, classification: str) -> tuple[list[tuple[str, str]], 
         names = _column_names(table.column_names)
         columns = [(n, glue_type(t)) for n, t in zip(names, table.schema.types, strict=True)]
         return columns, table.num_rows
-    read_options = pajson.ReadOptions(block_size=block)
-    with path.open("rb") as fh:
-        head = fh.read(64)
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        # A JSON array rather than NDJSON (the job accepts it with a warning): type its
-        # elements; pyarrow's reader only reads one object per line.
+    array_lines: bytes | None = None
+    if is_json_array(path):
+        # A JSON array rather than NDJSON (the job accepts it with a warning): its
+        # elements, one per line, are typed exactly as an NDJSON file's objects are, so
+        # both layouts give the same columns and types.
         log.warning("%s is a JSON array, not NDJSON; typing its elements", path)
-        table = pa.Table.from_pylist(json.loads(path.read_text(encoding="utf-8-sig")))
-        return [
-            (n, glue_type(t))
-            for n, t in zip(_column_names(table.column_names), table.schema.types, strict=True)
-        ], table.num_rows
-    table = pajson.read_json(path, read_options=read_options)
+        records = json.loads(path.read_text(encoding="utf-8-sig"))
+        if not records:
+            return [], 0
+        array_lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+        block = max(1 << 20, min(len(array_lines) + 1, 1 << 30))
+
+    def source() -> Path | pa.BufferReader:
+        return path if array_lines is None else pa.BufferReader(array_lines)
+
+    read_options = pajson.ReadOptions(block_size=block)
+    table = pajson.read_json(source(), read_options=read_options)
     types = {}
     # pyarrow reads "2024-01-05" in JSON as a timestamp: call it a date only when every
     # value is written as a plain date, so the column is unambiguous.
     ts_cols = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
     if ts_cols:
         as_text = pajson.read_json(
-            path,
+            source(),
             read_options=read_options,
             parse_options=pajson.ParseOptions(
                 explicit_schema=pa.schema([(c, pa.string()) for c in ts_cols])

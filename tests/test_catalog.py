@@ -270,3 +270,36 @@ def test_customers_as_a_json_array_are_typed_per_element(tmp_path: Path) -> None
     table = crawl_local(config)["customer_demographics_json"]
     assert columns(table) == {"customer_id": "string", "age_group": "string", "visits": "bigint"}
     assert table["Parameters"]["recordCount"] == "2"
+
+
+def test_json_array_and_ndjson_of_the_same_records_give_the_same_table(tmp_path: Path) -> None:
+    records = [
+        {"customer_id": "CUST0001", "membership_tier": "Gold", "signup_date": "2022-03-14"},
+        {"customer_id": "CUST0002", "membership_tier": None, "signup_date": "2023-07-01"},
+        {"customer_id": "CUST0003", "visits": 4, "signup_date": None},
+    ]
+    as_lines = "".join(json.dumps(r) + "\n" for r in records)
+    as_array = "\ufeff" + json.dumps(records, indent=2)  # a BOM, as some editors write
+    tables = {}
+    for layout, text in (("ndjson", as_lines), ("array", as_array)):
+        config = local_config(tmp_path / layout)
+        put_raw(config, "customer_demographics_json", "c.json", text)
+        tables[layout] = crawl_local(config)["customer_demographics_json"]
+    expected = {
+        "customer_id": "string",
+        "membership_tier": "string",
+        "signup_date": "date",  # every value a plain YYYY-MM-DD, in both layouts
+        "visits": "bigint",
+    }
+    for table in tables.values():
+        assert columns(table) == expected
+        assert table["Parameters"]["recordCount"] == "3"
+
+
+def test_an_empty_json_array_is_a_table_of_no_rows(tmp_path: Path) -> None:
+    config = local_config(tmp_path)
+    put_raw(config, "customer_demographics_json", "empty.json", "[]\n")
+    put_raw(config, "customer_demographics_json", "more.json", '{"customer_id": "C1"}\n')
+    table = crawl_local(config)["customer_demographics_json"]
+    assert columns(table) == {"customer_id": "string"}
+    assert table["Parameters"]["recordCount"] == "1"
