@@ -64,6 +64,20 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def printable(result: QueryResult, max_rows: int = 50) -> pd.DataFrame:
+    """The first ``max_rows`` rows, with each DECIMAL column as its exact text.
+
+    ``result.df`` holds decimals as floats, which pandas prints as ``1.023026e+09``; money
+    is printed from the exact values instead, to the last digit of its scale.
+    """
+    shown = result.df.head(max_rows).copy()
+    for i, values in result.decimals.items():
+        exact = values.slice(0, len(shown)).to_pylist()
+        # A missing value prints as pandas prints it in the other columns.
+        shown.isetitem(i, ["NaN" if v is None else format(v, "f") for v in exact])
+    return shown
+
+
 def format_result(result: QueryResult, max_rows: int = 50) -> str:
     """Return the result as a text table followed by one line of stats."""
     df = result.df
@@ -71,7 +85,7 @@ def format_result(result: QueryResult, max_rows: int = 50) -> str:
         table = "(no rows)" if len(df.columns) == 0 else df.to_string(index=False) + "\n(no rows)"
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 50):
-            table = df.head(max_rows).to_string(index=False)
+            table = printable(result, max_rows).to_string(index=False)
         if len(df) > max_rows:
             table += f"\n... {len(df) - max_rows} more rows"
     files = "n/a" if result.files_read is None else f"{result.files_read}"

@@ -6,10 +6,12 @@ register the tables: each ``LOCATION`` / ``storage.location.template`` is mapped
 lake, hive partitions are read with the declared partition types, the projection ranges
 are applied, and the declared column types are cast. The crawled raw tables come from
 the local catalog's ``TableInput`` JSON. Files and bytes read are measured from DuckDB's
-own profiler (``Total Files Read`` of every scan, ``io.total_bytes_read``).
+own profiler (``Total Files Read`` of every scan, ``io.total_bytes_read``). DECIMAL
+columns come back as floats in the frame and exactly beside it. A rejected statement is
+one line saying where (in the user's SQL, not the transpiled one) and what went wrong.
 
 ``AthenaEngine`` sends the same rendered blocks through pyathena to the workgroup and
-reports Athena's ``DataScannedInBytes``.
+reports Athena's ``DataScannedInBytes``; its errors are rewritten into the same shape.
 """
 
 from __future__ import annotations
@@ -22,23 +24,42 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from pipeline.catalog import load_catalog
+from pipeline.catalog import is_json_array, load_catalog
 from pipeline.config import PipelineConfig
-from pipeline.sql import is_ddl, load_queries, render
+from pipeline.sql import (
+    find_token,
+    is_ddl,
+    load_queries,
+    one_line,
+    render,
+    syntax_error,
+    tokens,
+    where,
+)
 
 log = logging.getLogger(__name__)
 
 _SCAN_FUNCTIONS = ("READ_PARQUET", "READ_CSV", "READ_CSV_AUTO", "READ_JSON", "READ_JSON_AUTO")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the bad token
 _RAW_FILE_GLOBS = {"csv": ("*.csv",), "json": ("*.json", "*.jsonl", "*.ndjson")}
+_DUCK_LINE_RE = re.compile(r"^LINE (\d+): (.*)$")
+_NO_TABLE_RE = re.compile(r'Table with name "?(.+?)"? does not exist')
+_NO_COLUMN_RE = re.compile(r'Referenced column "(.+?)" not found')
+_NO_COLUMN_IN_RE = re.compile(r'(?:Values list|Table) "(.+?)" does not have a column named "(.+?)"')
+_NO_ALIAS_RE = re.compile(r'Referenced table "(.+?)" not found')
+_CANDIDATES_RE = re.compile(r"^Candidate (?:bindings|tables): (.*)$", re.MULTILINE)
+_AWS_CALL_RE = re.compile(r"^An error occurred \((\w+)\) when calling the \w+ operation: ")
+_ATHENA_CODE_RE = re.compile(r"^([A-Z][A-Z_]+): ")
+_ATHENA_AT_RE = re.compile(r"\bline (\d+):(\d+):?\s*", re.IGNORECASE)
+_ATHENA_EXPECTING_RE = re.compile(r"mismatched input '(.*?)'\. Expecting: (.*)$")
 
 
 @dataclass
@@ -52,6 +73,9 @@ class QueryResult:
     seconds: float
     files_read: int | None
     bytes_read: int | None  # aws: bytes scanned
+    # The exact values of the DECIMAL columns, by column position: ``df`` holds them as
+    # floats (for arithmetic and charts); these are for printing money to the cent.
+    decimals: dict[int, pa.ChunkedArray] = field(default_factory=dict)
 
 
 class QueryError(RuntimeError):
@@ -62,11 +86,6 @@ class Engine(Protocol):
     def setup_tables(self) -> None: ...
     def run(self, sql: str, name: str | None = None) -> QueryResult: ...
     def run_named(self, name: str) -> QueryResult: ...
-
-
-def one_line(message: object) -> str:
-    """Collapse an engine's (often multi-line) error message into one line."""
-    return " ".join(_ANSI_RE.sub("", str(message)).split())
 
 
 class _NamedQueries:
@@ -95,7 +114,7 @@ def to_duckdb(sql: str) -> str:
     try:
         statements = [s for s in sqlglot.transpile(sql, read="athena", write="duckdb") if s]
     except sqlglot.errors.SqlglotError as exc:
-        raise QueryError(one_line(exc)) from exc
+        raise QueryError(syntax_error(sql, exc)) from exc
     if len(statements) != 1:
         raise QueryError(f"expected one statement, got {len(statements)}")
     return statements[0]
@@ -115,6 +134,55 @@ def _quote(value: str) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _file_list(files: list[Path]) -> str:
+    return "[" + ", ".join(_quote(str(f)) for f in files) + "]"
+
+
+def _duck_offset(message: str, duck_sql: str) -> int | None:
+    """Offset into ``duck_sql`` of the first ``^`` under DuckDB's ``LINE n:`` context."""
+    lines = message.split("\n")
+    for i, line in enumerate(lines[:-1]):
+        match = _DUCK_LINE_RE.match(line)
+        if not match or "^" not in lines[i + 1]:
+            continue
+        number, shown = int(match.group(1)), match.group(2)
+        caret = lines[i + 1].index("^") - match.start(2)
+        if shown.startswith("..."):  # DuckDB cuts a long line to a window around the error
+            shown, caret = shown[3:], caret - 3
+        shown = shown.removesuffix("...")
+        sql_lines = duck_sql.split("\n")
+        if number > len(sql_lines) or caret < 0:
+            return None
+        base = sql_lines[number - 1].find(shown)
+        if base < 0:
+            return None
+        return sum(len(x) + 1 for x in sql_lines[: number - 1]) + base + caret
+    return None
+
+
+def _user_offset(message: str, sql: str, duck_sql: str, prefix: str = "") -> int | None:
+    """Where in the user's ``sql`` the token DuckDB points at in ``duck_sql`` is.
+
+    sqlglot rewrites the statement, so DuckDB's position is no place in the user's
+    text; the token under the caret is, as its n-th occurrence in both statements.
+    ``prefix`` is what DuckDB ran before ``duck_sql`` (``explain ``).
+    """
+    offset = _duck_offset(message, prefix + duck_sql)
+    if offset is None or offset < len(prefix):
+        return None
+    offset -= len(prefix)
+    try:
+        duck_tokens = tokens(duck_sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    for i, token in enumerate(duck_tokens):
+        if token.start <= offset <= token.end:
+            text = token.text.lower()
+            occurrence = 1 + sum(1 for t in duck_tokens[:i] if t.text.lower() == text)
+            return find_token(sql, token.text, occurrence)
+    return None
 
 
 @dataclass
@@ -222,7 +290,7 @@ class LocalEngine(_NamedQueries):
         try:
             create = sqlglot.parse_one(sql, read="athena")
         except sqlglot.errors.SqlglotError as exc:
-            raise QueryError(one_line(exc)) from exc
+            raise QueryError(syntax_error(sql, exc)) from exc
         if not isinstance(create, exp.Create):
             raise QueryError(f"the local engine runs only CREATE DDL, not: {one_line(sql)[:80]}")
         kind = (create.args.get("kind") or "").upper()
@@ -280,7 +348,7 @@ class LocalEngine(_NamedQueries):
             log.warning("table %s: classification %r is not read locally", table["Name"], kind)
             return
         root = self.config.local_path(descriptor["Location"])
-        files = sorted(str(p) for pattern in _RAW_FILE_GLOBS[kind] for p in root.rglob(pattern))
+        files = sorted(p for pattern in _RAW_FILE_GLOBS[kind] for p in root.rglob(pattern))
         columns = ", ".join(
             f"{_quote(c['Name'])}: {_quote(_glue_to_duck(c['Type']))}"
             for c in descriptor["Columns"]
@@ -288,15 +356,24 @@ class LocalEngine(_NamedQueries):
         if not files:
             log.info("table %s: no files under %s", table["Name"], root)
             return
-        file_list = "[" + ", ".join(_quote(f) for f in files) + "]"
         if kind == "csv":
-            source = f"read_csv({file_list}, header = true, auto_detect = false, columns = {{{columns}}})"
+            body = (
+                f"select * from read_csv({_file_list(files)}, header = true, "
+                f"auto_detect = false, columns = {{{columns}}})"
+            )
         else:
-            source = (
-                f"read_json({file_list}, format = 'newline_delimited', columns = {{{columns}}})"
+            # The crawler takes a file holding one JSON array as well as NDJSON (one
+            # object per line); DuckDB reads each layout with its own format.
+            arrays = [f for f in files if f.stat().st_size and is_json_array(f)]
+            lines = [f for f in files if f not in arrays]
+            body = " union all ".join(
+                f"select * from read_json({_file_list(group)}, format = {_quote(fmt)}, "
+                f"columns = {{{columns}}})"
+                for fmt, group in (("newline_delimited", lines), ("array", arrays))
+                if group
             )
         name = f"{_ident(self.config.database)}.{_ident(table['Name'])}"
-        self.con.execute(f"create or replace view {name} as select * from {source}")
+        self.con.execute(f"create or replace view {name} as {body}")
         self.tables[table["Name"]] = str(root)
 
     # running
@@ -316,11 +393,17 @@ class LocalEngine(_NamedQueries):
         started = time.perf_counter()
         try:
             with self._profiling():
-                cursor = self.con.execute(duck_sql)
-                types = [str(d[1]) for d in cursor.description or []]
-                df = cursor.df()
+                relation = self.con.sql(duck_sql)
+                types = [str(t) for t in relation.types] if relation is not None else []
+                table = relation.to_arrow_table() if relation is not None else None
         except self._duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from exc
+            raise QueryError(self.error_message(exc, rendered, duck_sql)) from exc
+        # DuckDB's own conversion to pandas (as cursor.df() would give); the Arrow table
+        # keeps the DECIMAL columns exact for printing.
+        df = self.con.from_arrow(table).df() if table is not None else pd.DataFrame()
+        decimals = {
+            i: table.column(i) for i, kind in enumerate(types) if kind.startswith("DECIMAL")
+        }
         seconds = time.perf_counter() - started
         # DuckDB sums integers into HUGEINT, which pandas gets as float; Athena's sum of
         # integers is a bigint, so give back integers when every value is present.
@@ -331,7 +414,51 @@ class LocalEngine(_NamedQueries):
         if files_read is None:
             files_read, bytes_read = self._measure_scans(duck_sql)
         log.debug("%s: %d rows, %s files, %s bytes", name, len(df), files_read, bytes_read)
-        return QueryResult(name, rendered, df, len(df), seconds, files_read, bytes_read)
+        return QueryResult(name, rendered, df, len(df), seconds, files_read, bytes_read, decimals)
+
+    def error_message(self, exc: Exception, sql: str, duck_sql: str) -> str:
+        """DuckDB's error about ``duck_sql`` as one line about the user's ``sql``.
+
+        The place is DuckDB's caret mapped back to the same token of the user's
+        statement; an unknown table lists the tables there are (the catalog's and the
+        DDL's, not DuckDB's own), an unknown column the closest columns DuckDB found.
+        """
+        text, prefix = self._with_context(exc, duck_sql)
+        head = text.split("\n", 1)[0].strip()
+        offset = _user_offset(text, sql, duck_sql, prefix)
+        at = f"{where(sql, offset)}: " if offset is not None else ""
+        candidates = _CANDIDATES_RE.search(text)
+        closest = re.findall(r'"([^"]+)"', candidates.group(1)) if candidates else []
+        if match := _NO_TABLE_RE.search(head):
+            known = ", ".join(sorted(self.tables)) or "none yet (crawl and run the job first)"
+            return f'{at}there is no table "{match.group(1)}"; tables in {self.config.database}: {known}'
+        if match := _NO_COLUMN_RE.search(head):
+            hint = f"; closest: {', '.join(closest)}" if closest else ""
+            return f'{at}there is no column "{match.group(1)}" in the tables this query reads{hint}'
+        if match := _NO_COLUMN_IN_RE.search(head):
+            return f'{at}"{match.group(1)}" has no column "{match.group(2)}"'
+        if match := _NO_ALIAS_RE.search(head):
+            hint = f"; this query reads: {', '.join(closest)}" if closest else ""
+            return f'{at}"{match.group(1)}" is not a table or alias of this query{hint}'
+        return f"{at}{head}"
+
+    def _with_context(self, exc: Exception, duck_sql: str) -> tuple[str, str]:
+        """DuckDB's message with its ``LINE n:`` context, and what the context shows
+        before ``duck_sql``.
+
+        ``con.sql`` leaves the context out. Binding the statement again with ``explain``
+        (which runs nothing) raises the same error with it; an error raised while
+        running has no context and stays as it is.
+        """
+        text = str(exc)
+        if "\nLINE " in text:
+            return text, ""
+        try:
+            self.con.execute(f"explain {duck_sql}")
+        except self._duckdb.Error as again:
+            if str(again).split("\n", 1)[0] == text.split("\n", 1)[0]:
+                return str(again), "explain "
+        return text, ""
 
     @contextlib.contextmanager
     def _profiling(self) -> Iterator[None]:
@@ -428,17 +555,41 @@ class AthenaEngine(_NamedQueries):
             cursor.execute(rendered)
             rows = cursor.fetchall() if cursor.description else []
         except AthenaError as exc:
-            raise QueryError(one_line(exc)) from exc
+            raise QueryError(athena_message(exc)) from exc
         seconds = time.perf_counter() - started
-        columns = [d[0] for d in cursor.description or []]
-        df = pd.DataFrame.from_records(rows, columns=columns)
-        # Decimals as floats, as DuckDB returns them, so both targets give one dtype.
-        for column, type_code in zip(
-            columns, [d[1] for d in cursor.description or []], strict=True
-        ):
-            if str(type_code).lower().startswith("decimal"):
-                df[column] = pd.to_numeric(df[column]).astype(float)
-        return QueryResult(name, rendered, df, len(df), seconds, None, cursor.data_scanned_in_bytes)
+        description = cursor.description or []
+        df = pd.DataFrame.from_records(rows, columns=[d[0] for d in description])
+        # Decimals as floats, as DuckDB returns them, so both targets give one dtype; the
+        # exact values (pyathena gives Decimal) are kept for printing.
+        decimals = {}
+        for i, column in enumerate(description):
+            if str(column[1]).lower().startswith("decimal"):
+                precision, scale = column[4] or 38, column[5] or 0
+                exact = pa.array([row[i] for row in rows], pa.decimal128(precision, scale))
+                decimals[i] = pa.chunked_array([exact])
+                df.isetitem(i, pd.to_numeric(df.iloc[:, i]).astype(float))
+        return QueryResult(
+            name, rendered, df, len(df), seconds, None, cursor.data_scanned_in_bytes, decimals
+        )
+
+
+def athena_message(exc: Exception) -> str:
+    """Athena's (Trino's) error as one line: ``line L, column C: what (CODE)``."""
+    text = one_line(exc)
+    code = None
+    if match := _AWS_CALL_RE.match(text):  # rejected when submitted (StartQueryExecution)
+        code, text = match.group(1), text[match.end() :]
+    if match := _ATHENA_CODE_RE.match(text):  # failed while running: TABLE_NOT_FOUND: ...
+        code, text = match.group(1), text[match.end() :]
+    at = ""
+    if match := _ATHENA_AT_RE.search(text):
+        at = f"line {match.group(1)}, column {match.group(2)}: "
+        text = (text[: match.start()] + text[match.end() :]).strip()
+    if match := _ATHENA_EXPECTING_RE.search(text):
+        expected = [e.strip() for e in match.group(2).split(",")]
+        shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+        text = f'unexpected "{match.group(1)}"; expected one of {shown}'
+    return f"{at}{text}" + (f" ({code})" if code else "")
 
 
 def make_engine(config: PipelineConfig, queries_path: Path | None = None) -> Engine:

@@ -4,6 +4,7 @@ measured; the Athena path through pyathena against moto."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
-from lake_fixtures import expected_enriched, raw_frames, shared_lake
+from botocore.stub import Stubber
+from lake_fixtures import (
+    CUSTOMERS_NDJSON,
+    SALES_CSV,
+    expected_enriched,
+    raw_frames,
+    shared_lake,
+)
 from moto import mock_aws
 from moto_fixtures import (  # noqa: F401  (fixtures)
     REGION,
@@ -24,8 +32,15 @@ from moto_fixtures import (  # noqa: F401  (fixtures)
     tls_requests,
 )
 
+from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig
-from pipeline.engines import AthenaEngine, LocalEngine, QueryError, make_engine
+from pipeline.engines import (
+    AthenaEngine,
+    LocalEngine,
+    QueryError,
+    athena_message,
+    make_engine,
+)
 from pipeline.sql import analytic_names
 
 
@@ -492,3 +507,254 @@ def test_athena_engine_uses_the_endpoint_url(moto_server: str) -> None:  # noqa:
         "select count(*) as n from enriched_sales"
     )
     assert result.df.to_dict("records") == [{"n": 42}]
+
+
+# --- errors in the user's terms, on a lake of crawled raw files (no job) --------------
+
+
+def _raw_lake(root: Path, customers: dict[str, str] | None = None) -> PipelineConfig:
+    """A lake holding only the hand-written raw input, crawled; no Spark job runs.
+
+    ``customers`` maps file names to their text (default: the NDJSON of the fixture).
+    """
+    config = PipelineConfig(prefix="raw", target="local", lake=root / "lake")
+    sales = config.local_path(config.raw_sales_uri)
+    sales.mkdir(parents=True)
+    (sales / "sales_data.csv").write_text(SALES_CSV)
+    folder = config.local_path(config.raw_customers_uri)
+    folder.mkdir(parents=True)
+    for name, text in (customers or {"customer_demographics.json": CUSTOMERS_NDJSON}).items():
+        (folder / name).write_bytes(text.encode("utf-8"))
+    crawl_local(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def raw_engine(tmp_path_factory: pytest.TempPathFactory) -> LocalEngine:
+    engine = LocalEngine(_raw_lake(tmp_path_factory.mktemp("raw-lake")))
+    engine.setup_tables()
+    yield engine
+    engine.close()
+
+
+def _error(engine: LocalEngine, sql: str) -> str:
+    with pytest.raises(QueryError) as caught:
+        engine.run(sql)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_misspelled_keyword_says_where_and_which_keyword(raw_engine: LocalEngine) -> None:
+    assert _error(raw_engine, "selec * from enriched_sales") == (
+        'line 1, column 1: "selec" is not a keyword; did you mean SELECT?'
+    )
+    assert _error(
+        raw_engine, "select region, count(*) as n\nfrom sales_data_csv\ngruop by region"
+    ) == ('line 3, column 1: "gruop" is not a keyword; did you mean GROUP?')
+
+
+def test_unknown_table_lists_the_catalogs_tables_not_duckdbs(raw_engine: LocalEngine) -> None:
+    message = _error(raw_engine, "select *\nfrom   no_such_table")
+    # The DDL's two tables (empty: no job ran) and the crawler's two raw tables.
+    assert message == (
+        'line 2, column 8: there is no table "no_such_table"; tables in sales_analytics_db: '
+        "customer_demographics_json, enriched_sales, sales_data_csv, sales_summary"
+    )
+    assert _error(raw_engine, "select * from nodb.enriched_sales").startswith(
+        'line 1, column 15: there is no table "nodb.enriched_sales"; tables in'
+    )
+
+
+def test_unknown_column_says_where_and_the_closest_column(raw_engine: LocalEngine) -> None:
+    message = _error(raw_engine, "select region,\n       totl_amount\nfrom sales_data_csv")
+    assert message.startswith(
+        'line 2, column 8: there is no column "totl_amount" in the tables this query reads; '
+        "closest: total_amount"
+    )
+    # The second "amount" is the bad one: the place is that occurrence's, not the first's.
+    message = _error(
+        raw_engine, "select s.total_amount, s.amount from sales_data_csv s where s.quantity > 1"
+    )
+    assert message == 'line 1, column 24: "s" has no column "amount"'
+
+
+def test_other_engine_errors_keep_duckdbs_words_on_one_line(raw_engine: LocalEngine) -> None:
+    message = _error(raw_engine, "select region, sum(quantity) as units from sales_data_csv")
+    assert message.startswith('line 1, column 8: Binder Error: column "region" must appear')
+
+
+# --- money stays exact -----------------------------------------------------------------
+
+
+def test_decimal_columns_are_kept_exact_beside_the_float_frame(tmp_path: Path) -> None:
+    config = PipelineConfig(prefix="money", target="local", lake=tmp_path)
+    folder = config.local_path(config.enriched_uri) / "year=2024" / "month=5"
+    folder.mkdir(parents=True)
+    money = pa.array(
+        [Decimal("999999999.99"), Decimal("23026123.45"), Decimal("0.01")], pa.decimal128(12, 2)
+    )
+    pq.write_table(
+        pa.table({"transaction_id": ["T1", "T2", "T3"], "total_amount": money}),
+        folder / "p.parquet",
+    )
+    engine = LocalEngine(config)
+
+    result = engine.run(
+        "select count(*) as n, sum(total_amount) as revenue, max(total_amount) as top "
+        "from enriched_sales"
+    )
+
+    # 999,999,999.99 + 23,026,123.45 + 0.01, added by hand.
+    assert result.decimals[1].to_pylist() == [Decimal("1023026123.45")]
+    assert result.decimals[2].to_pylist() == [Decimal("999999999.99")]
+    assert sorted(result.decimals) == [1, 2]  # n is no decimal
+    assert result.df["revenue"].dtype == float  # the frame keeps floats for charts
+    assert result.df["revenue"].tolist() == [pytest.approx(1023026123.45)]
+
+
+# --- both customer layouts -------------------------------------------------------------
+
+CUSTOMER_RECORDS = [json.loads(line) for line in CUSTOMERS_NDJSON.splitlines()]
+AS_ARRAY = "\ufeff[\n" + ",\n".join("  " + json.dumps(r) for r in CUSTOMER_RECORDS) + "\n]\n"
+HALF_ARRAY = json.dumps(CUSTOMER_RECORDS[:2], indent=2)
+HALF_LINES = "".join(json.dumps(r) + "\n" for r in CUSTOMER_RECORDS[2:])
+
+LAYOUTS = {
+    "ndjson": {"customer_demographics.json": CUSTOMERS_NDJSON},
+    "json_array": {"customer_demographics.json": AS_ARRAY},
+    "both_in_one_folder": {"a.json": HALF_ARRAY, "b.json": HALF_LINES},
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_raw_customers_read_the_same_from_either_layout(tmp_path: Path, layout: str) -> None:
+    engine = LocalEngine(_raw_lake(tmp_path, LAYOUTS[layout]))
+
+    tiers = engine.run_named("customers_by_tier")
+    rows = engine.run(
+        "select customer_id, age_group, year(signup_date) as signup_year "
+        "from customer_demographics_json order by customer_id"
+    )
+
+    # CUST0001 and CUST0004 are Gold, CUST0003 Bronze, CUST0002 Silver (lake_fixtures).
+    assert tiers.df.values.tolist() == [["Gold", 2], ["Bronze", 1], ["Silver", 1]]
+    assert rows.df.values.tolist() == [
+        ["CUST0001", "26-35", 2022],
+        ["CUST0002", "36-45", 2023],
+        ["CUST0003", "26-35", 2023],
+        ["CUST0004", "18-25", 2024],
+    ]
+    described = dict(
+        row[:2] for row in engine.con.execute("describe customer_demographics_json").fetchall()
+    )
+    assert described["signup_date"] == "DATE"
+    assert rows.files_read == len(LAYOUTS[layout])
+
+
+# --- aws: Athena's errors as one line, and exact decimals -----------------------------
+
+TRINO_SYNTAX_ERROR = (
+    "line 1:1: mismatched input 'selec'. Expecting: 'ALTER', 'ANALYZE', 'CALL', 'COMMIT', "
+    "'CREATE', 'DEALLOCATE', 'DELETE', 'DENY', 'DESC', 'DESCRIBE', 'DROP', 'EXECUTE', "
+    "'EXPLAIN', 'GRANT', 'INSERT', 'MERGE', 'PREPARE', 'REFRESH', 'RESET', 'REVOKE', "
+    "'ROLLBACK', 'SELECT', 'SET', 'SHOW', 'START', 'TABLE', 'TRUNCATE', 'UPDATE', 'USE', "
+    "'VALUES', 'WITH', <query>"
+)
+
+
+def test_athena_messages_become_line_and_column_in_plain_words() -> None:
+    assert athena_message(
+        RuntimeError(
+            "TABLE_NOT_FOUND: line 1:15: Table "
+            "'awsdatacatalog.sales_analytics_db.no_such_table' does not exist"
+        )
+    ) == (
+        "line 1, column 15: Table 'awsdatacatalog.sales_analytics_db.no_such_table' "
+        "does not exist (TABLE_NOT_FOUND)"
+    )
+    assert athena_message(
+        RuntimeError(
+            "An error occurred (InvalidRequestException) when calling the "
+            f"StartQueryExecution operation: {TRINO_SYNTAX_ERROR}"
+        )
+    ) == (
+        "line 1, column 1: unexpected \"selec\"; expected one of 'ALTER', 'ANALYZE', 'CALL', "
+        "'COMMIT', 'CREATE', 'DEALLOCATE', 'DELETE', 'DENY', ... (InvalidRequestException)"
+    )
+    assert athena_message(RuntimeError("Query exhausted resources\nat this scale factor")) == (
+        "Query exhausted resources at this scale factor"
+    )
+
+
+def _athena_with_replies(config: PipelineConfig) -> tuple[AthenaEngine, Stubber]:
+    """An AthenaEngine on a real pyathena connection whose Athena client is stubbed."""
+    from pyathena import connect
+
+    connection = connect(
+        s3_staging_dir=config.athena_results_uri,
+        region_name=REGION,
+        work_group=config.workgroup,
+        schema_name=config.database,
+        poll_interval=0.01,
+    )
+    return AthenaEngine(config, connection=connection), Stubber(connection.client)
+
+
+def test_athena_errors_reach_the_user_as_one_readable_line(aws_env) -> None:  # noqa: F811
+    config = PipelineConfig(prefix="athena", target="aws", region=REGION)
+    engine, stubber = _athena_with_replies(config)
+    # Rejected at submission (a syntax error) ...
+    stubber.add_client_error(
+        "start_query_execution",
+        service_error_code="InvalidRequestException",
+        service_message=TRINO_SYNTAX_ERROR,
+    )
+    # ... and failed while running (a missing table), as Athena reports them.
+    stubber.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
+    stubber.add_response(
+        "get_query_execution",
+        {
+            "QueryExecution": {
+                "QueryExecutionId": "q-2",
+                "Query": "select *\nfrom no_such_table",
+                "StatementType": "DML",
+                "WorkGroup": config.workgroup,
+                "Status": {
+                    "State": "FAILED",
+                    "StateChangeReason": "TABLE_NOT_FOUND: line 2:6: Table "
+                    "'awsdatacatalog.sales_analytics_db.no_such_table' does not exist",
+                },
+            }
+        },
+    )
+    with stubber:
+        with pytest.raises(QueryError) as syntax:
+            engine.run("selec * from enriched_sales")
+        with pytest.raises(QueryError) as missing:
+            engine.run("select *\nfrom no_such_table")
+    assert str(syntax.value).startswith('line 1, column 1: unexpected "selec"; expected one of')
+    assert str(missing.value) == (
+        "line 2, column 6: Table 'awsdatacatalog.sales_analytics_db.no_such_table' "
+        "does not exist (TABLE_NOT_FOUND)"
+    )
+
+
+def test_athena_decimals_are_kept_exact(aws_env) -> None:  # noqa: F811
+    config = PipelineConfig(prefix="athena", target="aws", region=REGION, endpoint_url=None)
+    with mock_aws():
+        boto3.client("athena", region_name=REGION).create_work_group(
+            Name=config.workgroup,
+            Configuration={"ResultConfiguration": {"OutputLocation": config.athena_results_uri}},
+        )
+        _queue_results(
+            "http://motoapi.amazonaws.com",
+            [("region", "varchar"), ("total_revenue", "decimal")],
+            [["North", "1023026123.45"], ["South", "0.05"]],
+        )
+        result = AthenaEngine(config, poll_interval=0.01).run(
+            "select region, sum(total_amount) as total_revenue from enriched_sales group by region"
+        )
+    assert result.df["total_revenue"].tolist() == [pytest.approx(1023026123.45), 0.05]
+    assert list(result.decimals) == [1]
+    assert result.decimals[1].to_pylist() == [Decimal("1023026123.45"), Decimal("0.05")]

@@ -13,9 +13,14 @@ from pipeline.sql import (
     analytic_names,
     ddl_names,
     descriptions,
+    find_token,
     load_queries,
+    misspelled_keyword,
+    one_line,
     parse_blocks,
     render,
+    syntax_error,
+    where,
 )
 
 PARAMS = PipelineConfig(prefix="demo", target="local").sql_parameters()
@@ -165,3 +170,95 @@ def test_parse_blocks_reads_descriptions_and_rejects_bad_files(tmp_path: Path) -
     path = tmp_path / "q.sql"
     path.write_text("-- name: only\nselect 1\n")
     assert load_queries(path) == {"only": "select 1"}
+
+
+# --- errors in the user's terms -------------------------------------------------------
+
+
+def _syntax_error(sql: str) -> str:
+    """What syntax_error says for a statement sqlglot cannot transpile."""
+    with pytest.raises(sqlglot.errors.SqlglotError) as caught:
+        sqlglot.transpile(sql, read="athena", write="duckdb")
+    return syntax_error(sql, caught.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "selec * from enriched_sales",
+            'line 1, column 1: "selec" is not a keyword; did you mean SELECT?',
+        ),
+        (
+            "select * form enriched_sales",
+            'line 1, column 10: "form" is not a keyword; did you mean FROM?',
+        ),
+        (
+            "select region, count(*) as n\nfrom enriched_sales\ngruop by region",
+            'line 3, column 1: "gruop" is not a keyword; did you mean GROUP?',
+        ),
+        (
+            "select region from enriched_sales\n  order region",
+            "line 2, column 3: ORDER must be followed by BY",
+        ),
+        ("select * from enriched_sales where", "line 1, column 30: WHERE needs a condition"),
+        ("select * from enriched_sales limit", "line 1, column 30: LIMIT needs a number"),
+        ("select (quantity from enriched_sales", 'line 1, column 18: expected ")", found "from"'),
+        ("select 'North from enriched_sales", "line 1, column 8: this string ' is never closed"),
+        ("select 1 /* note", "line 1, column 10: this comment /* is never closed"),
+        (
+            "totals * from enriched_sales",
+            "line 1, column 1: a statement starts with SELECT, WITH, VALUES, SHOW, DESCRIBE "
+            'or EXPLAIN, not "totals"',
+        ),
+        (
+            "select quantity *\nfrom enriched_sales",
+            'line 2, column 1: an operator is missing a value before "from"',
+        ),
+        # "cost" is one typo from CAST, but CAST there does not help the statement parse.
+        (
+            "select cost, region fro enriched_sales",
+            'line 1, column 21: "fro" is not a keyword; did you mean FROM?',
+        ),
+        # sqlglot stops before the misspelled word; the word is found all the same.
+        (
+            "select case when quantity > 1 then 'many' els 'one' end from enriched_sales",
+            'line 1, column 43: "els" is not a keyword; did you mean ELSE?',
+        ),
+        (
+            "select (quantity",
+            'line 1, column 9: expected ")" after "quantity", at the end of the statement',
+        ),
+    ],
+)
+def test_syntax_errors_say_where_and_what_in_plain_words(sql: str, expected: str) -> None:
+    assert _syntax_error(sql) == expected
+
+
+def test_where_counts_lines_and_columns_from_one() -> None:
+    sql = "select a,\n  b\nfrom t"
+    assert where(sql, 0) == "line 1, column 1"
+    assert where(sql, 12) == "line 2, column 3"  # b
+    assert where(sql, 14) == "line 3, column 1"  # from
+
+
+def test_misspelled_keyword_is_one_typo_away_and_never_a_real_word() -> None:
+    assert misspelled_keyword("form") == "FROM"  # two letters swapped
+    assert misspelled_keyword("wher") == "WHERE"  # one missing
+    assert misspelled_keyword("Limitt") == "LIMIT"  # one extra
+    assert misspelled_keyword("selsct") == "SELECT"  # one changed
+    for word in ("from", "region", "product", "date", "month", "grp"):
+        assert misspelled_keyword(word) is None
+
+
+def test_find_token_finds_the_nth_occurrence_in_any_case() -> None:
+    sql = "select a.x, A.y\nfrom t a"
+    assert find_token(sql, "a", 1) == 7
+    assert find_token(sql, "a", 2) == 12
+    assert find_token(sql, "a", 3) == 23
+    assert find_token(sql, "a", 4) is None
+    assert find_token("select 'open", "select") is None  # cannot be tokenized
+
+
+def test_one_line_drops_colours_and_line_breaks() -> None:
+    assert one_line("Invalid \x1b[4mselec\x1b[0m\n  at line 1") == "Invalid selec at line 1"
