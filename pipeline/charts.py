@@ -10,8 +10,10 @@ canvas, so importing this module never changes matplotlib's global state.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +35,8 @@ UNKNOWN = "unknown"
 UNKNOWN_COLOR = "#9e9e9e"
 PALETTE = sns.color_palette("deep")
 ACCENT = PALETTE[0]
+# Up to this many regions stand as columns; more lie as rows so their names can be read.
+VERTICAL_REGIONS = 8
 
 # The seaborn "whitegrid" look, applied per figure through rc_context so importing
 # this module never changes matplotlib's global state.
@@ -67,6 +71,11 @@ def format_currency(value: float, _pos: int | None = None) -> str:
 def format_dollars(value: float) -> str:
     """Return a dollar amount with cents: ``$1,234.50``."""
     return f"${value:,.2f}"
+
+
+def count_of(n: Any, noun: str) -> str:
+    """Return ``"1 order"``, ``"1,234 orders"``."""
+    return f"{int(n):,} {noun}{'' if int(n) == 1 else 's'}"
 
 
 CURRENCY = FuncFormatter(format_currency)
@@ -125,112 +134,373 @@ def _age_sort_key(label: Any) -> tuple[int, float, str]:
     return (0, float(match.group()), text)
 
 
+def short_label(text: Any, width: int = 28, max_lines: int = 2) -> str:
+    """Return ``text`` wrapped to lines of at most ``width`` characters, ``max_lines`` at most.
+
+    A name too long for that keeps its start and its end around an ellipsis
+    (``"Ultra-wide curved gaming\\n…(34-inch, 2025 edition)"``), so names that differ
+    only at the end stay distinguishable.
+    """
+    flat = " ".join(str(text).split())
+    if not flat:
+        return "(blank)"
+    lines = textwrap.wrap(flat, width)
+    if len(lines) <= max_lines:
+        return "\n".join(lines)
+    if max_lines == 1:
+        head = width // 2
+        return f"{flat[:head].rstrip()}…{flat[-(width - head - 1) :].lstrip()}"
+    tail = flat[-(width - 1) :]
+    space = tail.find(" ")
+    if 0 <= space < len(tail) // 2:  # start the tail on a whole word when that costs little
+        tail = tail[space:]
+    return "\n".join([*lines[: max_lines - 1], f"…{tail.lstrip()}"])
+
+
+def _demographic_rows(data: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Fold missing categories into 'unknown' and merge rows that then share a label.
+
+    The queries already coalesce a missing demographic to 'unknown'; an engine or
+    caller that hands over nulls instead gets the same chart.
+    """
+    labels = data[column].astype("string").str.strip()
+    data = data.assign(**{column: labels.mask(labels.isna() | (labels == ""), UNKNOWN)})
+    if not data[column].duplicated().any():
+        return data
+    merged = data.groupby(column, sort=False, as_index=False)[
+        ["total_revenue", "transaction_count"]
+    ].sum()
+    if "avg_transaction_value" in data:
+        merged["avg_transaction_value"] = merged["total_revenue"] / merged["transaction_count"]
+    return merged
+
+
+def _all_unknown(data: pd.DataFrame, column: str) -> bool:
+    return bool((data[column].str.lower() == UNKNOWN).all())
+
+
+def _no_demographics_figure(data: pd.DataFrame, title: str, what: str) -> Figure:
+    """A figure that says, in words, that no transaction matched a customer record."""
+    fig, (ax,) = _new_figure()
+    ax.set_axis_off()
+    ax.set_title(title)
+    transactions = int(data["transaction_count"].sum())
+    revenue = float(data["total_revenue"].sum())
+    ax.text(0.5, 0.56, "No customer demographics to show", transform=ax.transAxes,
+            ha="center", va="bottom", fontsize=17, fontweight="bold")  # fmt: skip
+    ax.text(
+        0.5,
+        0.5,
+        f"None of the {transactions:,} transactions ({format_dollars(revenue)}) matched\n"
+        f"a customer record, so every {what} is unknown.",
+        transform=ax.transAxes,
+        ha="center",
+        va="top",
+        fontsize=13,
+        linespacing=1.5,
+        color="#444444",
+    )
+    return fig
+
+
+def _fit_inside(fig: Figure, ax: Any, texts: Sequence[Any], axis: str, pad: float = 8.0) -> None:
+    """Raise the upper ``axis`` limit ('x' or 'y') until every text lies inside ``ax``.
+
+    Each text is an annotation hanging off a data point (a bar's end); the limit is
+    solved from the text's measured reach in pixels, then checked again after the
+    layout settles, because new tick labels can resize the axes.
+    """
+    if not texts:
+        return
+    vertical = axis == "y"
+    for _ in range(4):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = ax.get_window_extent(renderer)
+        lo, hi = ax.get_ylim() if vertical else ax.get_xlim()
+        start, size = (box.y0, box.height) if vertical else (box.x0, box.width)
+        wanted = hi
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            end = extent.y1 if vertical else extent.x1
+            if end <= start + size - pad:
+                continue
+            anchor = float(text.xy[1] if vertical else text.xy[0])
+            anchor_px = start + (anchor - lo) / (hi - lo) * size
+            reach = end - anchor_px + pad
+            if reach >= size:  # cannot fit whatever the limit; leave it to the layout
+                continue
+            wanted = max(wanted, lo + (anchor - lo) * size / (size - reach))
+        if wanted <= hi:
+            return
+        if vertical:
+            ax.set_ylim(lo, wanted)
+        else:
+            ax.set_xlim(lo, wanted)
+
+
+def _label_spots() -> list[tuple[tuple[float, float], str, str]]:
+    """Where a point's label may go, nearest first: (offset in points, ha, va)."""
+    spots = []
+    for distance in (10, 36, 62):
+        for dy, va in ((distance, "bottom"), (-distance - 2, "top")):
+            spots += [((0, dy), "center", va), ((-6, dy), "right", va), ((6, dy), "left", va)]
+        if distance == 10:
+            spots += [((12, 0), "left", "center"), ((-12, 0), "right", "center")]
+    return spots
+
+
+_LABEL_SPOTS = _label_spots()
+_LABEL_BOX = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+
+
+def _label_points(fig: Figure, ax: Any, points: Sequence[tuple[float, float, str]]) -> list[Any]:
+    """Annotate each ``(x, y, text)`` inside ``ax``, no label over another.
+
+    Every spot of :data:`_LABEL_SPOTS` is measured for every label; of the
+    combinations that keep all labels inside the axes and apart, the one with the
+    nearest spots wins. Each label names its month, so one set further off still
+    reads as that month's.
+    """
+    fig.canvas.draw()  # the layout fixes the axes' size before any label is measured
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer).padded(-4)
+
+    def annotate(x: float, y: float, text: str, offset: Any, ha: str, va: str) -> Any:
+        return ax.annotate(text, (x, y), xytext=offset, textcoords="offset points", ha=ha,
+                           va=va, fontsize=10, bbox=_LABEL_BOX)  # fmt: skip
+
+    options = []  # per label: (rank, spot, padded extent) of each spot inside the axes
+    for x, y, text in points:
+        fitting = []
+        for rank, spot in enumerate(_LABEL_SPOTS):
+            candidate = annotate(x, y, text, *spot)
+            extent = candidate.get_window_extent(renderer)
+            candidate.remove()
+            if (
+                inside.x0 <= extent.x0
+                and extent.x1 <= inside.x1
+                and inside.y0 <= extent.y0
+                and extent.y1 <= inside.y1
+            ):
+                fitting.append((rank, spot, extent.padded(2)))
+        options.append(fitting or [(len(_LABEL_SPOTS), _LABEL_SPOTS[0], None)])
+    best: tuple[int, Any] | None = None
+    for combo in itertools.product(*options):
+        cost = sum(rank for rank, _, _ in combo)
+        if best is not None and cost >= best[0]:
+            continue
+        boxes = [extent for _, _, extent in combo if extent is not None]
+        if not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2)):
+            best = (cost, combo)
+    chosen = best[1] if best is not None else [choices[0] for choices in options]
+    return [
+        annotate(x, y, text, *spot)
+        for (x, y, text), (_, spot, _) in zip(points, chosen, strict=True)
+    ]
+
+
+def _category_span(ax: Any, count: int, axis: str, slots: int = 4) -> None:
+    """Give ``count`` bars at 0..count-1 room for at least ``slots``, so a lone bar stays slim.
+
+    On the y axis the first position is at the top (the query's first row).
+    """
+    extra = max(0.0, (slots - count) / 2)
+    low, high = -0.5 - extra, count - 0.5 + extra
+    if axis == "x":
+        ax.set_xlim(low, high)
+    else:
+        ax.set_ylim(high, low)
+
+
 @_themed
 def revenue_by_region_chart(df: pd.DataFrame) -> Figure:
-    """Return a bar chart of total revenue per region, in the query's order."""
+    """Return a bar chart of total revenue per region, in the query's order.
+
+    Up to :data:`VERTICAL_REGIONS` regions stand as columns; more lie as rows, first
+    on top, so twenty names still read.
+    """
     data = _prepare(
         df,
         ["region", "total_revenue", "transaction_count"],
         ["total_revenue", "transaction_count"],
     )
     fig, (ax,) = _new_figure()
-    labels = data["region"].astype(str).tolist()
-    bars = ax.bar(labels, data["total_revenue"], color=_category_colors(labels), width=0.65)
-    ax.bar_label(
-        bars,
-        labels=[
-            f"{format_currency(r)}\n{int(n):,} orders"
-            for r, n in zip(data["total_revenue"], data["transaction_count"], strict=True)
-        ],
-        padding=4,
-        fontsize=10,
-    )
+    names = data["region"].astype(str).tolist()
+    positions = list(range(len(data)))
+    colors = _category_colors(names)
+    orders = [count_of(n, "order") for n in data["transaction_count"]]
+    amounts = [format_currency(r) for r in data["total_revenue"]]
+    if len(data) <= VERTICAL_REGIONS:
+        width = max(10, min(30, 120 // len(data)))
+        bars = ax.bar(positions, data["total_revenue"], color=colors, width=0.65)
+        ax.set_xticks(positions, [short_label(n, width) for n in names])
+        _category_span(ax, len(data), "x")
+        labels = ax.bar_label(
+            bars, labels=[f"{a}\n{o}" for a, o in zip(amounts, orders, strict=True)],
+            padding=4, fontsize=10,
+        )  # fmt: skip
+        ax.set_xlabel("Region")
+        ax.set_ylabel("Total revenue (USD)")
+        ax.yaxis.set_major_formatter(CURRENCY)
+        ax.set_ylim(0, float(data["total_revenue"].max()) * 1.1 or 1.0)
+        ax.grid(axis="x", visible=False)
+        _fit_inside(fig, ax, labels, "y")
+    else:
+        lines = 2 if len(data) <= 12 else 1
+        bars = ax.barh(positions, data["total_revenue"], color=colors, height=0.7)
+        ax.set_yticks(positions, [short_label(n, 26, lines) for n in names], fontsize=10)
+        _category_span(ax, len(data), "y")  # first row (the query's #1) at the top
+        labels = ax.bar_label(
+            bars, labels=[f"{a} · {o}" for a, o in zip(amounts, orders, strict=True)],
+            padding=4, fontsize=9,
+        )  # fmt: skip
+        ax.set_xlabel("Total revenue (USD)")
+        ax.set_ylabel("Region")
+        ax.xaxis.set_major_formatter(CURRENCY)
+        ax.set_xlim(0, float(data["total_revenue"].max()) * 1.05 or 1.0)
+        ax.grid(axis="y", visible=False)
+        _fit_inside(fig, ax, labels, "x")
     ax.set_title("Revenue by region")
-    ax.set_xlabel("Region")
-    ax.set_ylabel("Total revenue (USD)")
-    ax.yaxis.set_major_formatter(CURRENCY)
-    ax.margins(y=0.18)
-    ax.grid(axis="x", visible=False)
     return fig
 
 
 @_themed
 def top_products_chart(df: pd.DataFrame) -> Figure:
-    """Return a horizontal bar chart of the top products by revenue, largest on top."""
+    """Return a horizontal bar chart of the top products by revenue, largest on top.
+
+    Long names wrap onto two lines; longer still, they keep their start and end
+    around an ellipsis.
+    """
     data = _prepare(df, ["product", "total_revenue", "units_sold"], ["total_revenue", "units_sold"])
     fig, (ax,) = _new_figure()
-    bars = ax.barh(data["product"].astype(str).tolist(), data["total_revenue"], color=ACCENT)
-    ax.invert_yaxis()  # first row (the query's #1) at the top
-    ax.bar_label(
+    positions = list(range(len(data)))
+    lines = 2 if len(data) <= 12 else 1
+    names = [short_label(p, 38, lines) for p in data["product"]]
+    bars = ax.barh(positions, data["total_revenue"], color=ACCENT, height=0.7)
+    ax.set_yticks(positions, names, fontsize=10)
+    _category_span(ax, len(data), "y")  # first row (the query's #1) at the top
+    labels = ax.bar_label(
         bars,
         labels=[
-            f"{format_currency(r)} ({int(u):,} units)"
+            f"{format_currency(r)} ({count_of(u, 'unit')})"
             for r, u in zip(data["total_revenue"], data["units_sold"], strict=True)
         ],
         padding=4,
         fontsize=10,
     )
-    ax.set_title(f"Top {len(data)} products by revenue")
+    ax.set_title(f"Top {len(data)} products by revenue" if len(data) > 1 else "Top product")
     ax.set_xlabel("Total revenue (USD)")
     ax.set_ylabel("Product")
     ax.xaxis.set_major_formatter(CURRENCY)
-    ax.margins(x=0.22)
+    ax.set_xlim(0, float(data["total_revenue"].max()) * 1.05 or 1.0)
     ax.grid(axis="y", visible=False)
+    _fit_inside(fig, ax, labels, "x")
     return fig
+
+
+def _month_index(year: Any, month: Any) -> int:
+    """Months since year 0: the x position of ``year``-``month`` on the trend chart."""
+    return int(year) * 12 + int(month) - 1
+
+
+def _month_name(index: int) -> str:
+    """``YYYY-MM`` for a :func:`_month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _month_ticks(first: int, last: int) -> tuple[list[int], list[str]]:
+    """Tick positions and labels for months ``first..last``: monthly, quarterly or yearly."""
+    span = last - first + 1
+    if span <= 12:
+        ticks = list(range(first, last + 1))
+    elif span <= 36:
+        ticks = [m for m in range(first, last + 1) if m % 3 == 0]
+    else:  # every January, labelled with the year (every 2nd, 3rd... year past 12 years)
+        every = 1 + (span - 1) // 144
+        ticks = [m for m in range(first, last + 1) if m % 12 == 0 and (m // 12) % every == 0]
+        return ticks, [f"{m // 12:04d}" for m in ticks]
+    return ticks, [_month_name(m) for m in ticks]
+
+
+def _key_months(revenue: pd.Series) -> dict[int, str]:
+    """Row -> role for the months worth a label: highest, lowest, latest (roles merged)."""
+    if len(revenue) == 1:
+        return {0: "Only month"}
+    roles: dict[int, list[str]] = {}
+    for row, role in ((int(revenue.idxmax()), "Highest"), (int(revenue.idxmin()), "Lowest"),
+                      (len(revenue) - 1, "Latest")):  # fmt: skip
+        roles.setdefault(row, []).append(role)
+    return {row: " & ".join([names[0], *(n.lower() for n in names[1:])])
+            for row, names in sorted(roles.items())}  # fmt: skip
 
 
 @_themed
 def monthly_trend_chart(df: pd.DataFrame) -> Figure:
-    """Return a line chart of revenue per calendar month, labelled ``YYYY-MM``."""
+    """Return a line chart of revenue per calendar month on a month axis.
+
+    Months are placed by date (a month with no sales leaves a gap in the spacing),
+    ticks thin from every month to quarters (over 12 months) to years (over 36), and
+    only the highest, the lowest and the latest month carry a value label.
+    """
     data = _prepare(
         df,
         ["year", "month", "total_revenue", "transaction_count"],
         ["year", "month", "total_revenue", "transaction_count"],
     )
     data = data.sort_values(["year", "month"], kind="stable").reset_index(drop=True)
-    labels = [
-        f"{int(y):04d}-{int(m):02d}" for y, m in zip(data["year"], data["month"], strict=True)
-    ]
-    positions = list(range(len(data)))
+    x = [_month_index(y, m) for y, m in zip(data["year"], data["month"], strict=True)]
+    revenue = data["total_revenue"].astype(float)
+    key_months = _key_months(revenue)
     fig, (ax,) = _new_figure()
-    ax.plot(positions, data["total_revenue"], marker="o", linewidth=2.5, markersize=8, color=ACCENT)
-    ax.fill_between(positions, data["total_revenue"], alpha=0.12, color=ACCENT)
-    for x, revenue, count in zip(
-        positions, data["total_revenue"], data["transaction_count"], strict=True
-    ):
-        ax.annotate(
-            f"{format_currency(revenue)}\n{int(count):,} orders",
-            (x, revenue),
-            textcoords="offset points",
-            xytext=(0, 10),
-            ha="center",
-            fontsize=10,
-            bbox={
-                "boxstyle": "round,pad=0.2",
-                "facecolor": "white",
-                "edgecolor": "none",
-                "alpha": 0.85,
-            },
-        )
-    ax.set_xticks(positions, labels, rotation=45 if len(labels) > 12 else 0)
+    marker = {"marker": "o", "markersize": 7} if len(data) <= 24 else {}
+    ax.plot(x, revenue, linewidth=2.5, color=ACCENT, **marker)
+    ax.fill_between(x, revenue, alpha=0.12, color=ACCENT)
+    ax.plot([x[i] for i in key_months], [revenue[i] for i in key_months], linestyle="none",
+            marker="o", markersize=8, color=ACCENT)  # fmt: skip
+
+    ticks, tick_labels = _month_ticks(x[0], x[-1])
+    ax.set_xticks(ticks, tick_labels)
+    pad = 0.5 + (x[-1] - x[0]) * 0.01  # end points (and their markers) clear of the frame
+    ax.set_xlim(x[0] - pad, x[-1] + pad)
     ax.set_title("Monthly revenue trend")
     ax.set_xlabel("Month")
     ax.set_ylabel("Total revenue (USD)")
     ax.yaxis.set_major_formatter(CURRENCY)
-    ax.set_ylim(bottom=0, top=data["total_revenue"].max() * 1.2)
-    ax.margins(x=0.06)
+    ax.set_ylim(bottom=min(0.0, float(revenue.min())), top=float(revenue.max()) * 1.3 or 1.0)
+    _label_points(
+        fig,
+        ax,
+        [
+            (
+                x[i],
+                revenue[i],
+                f"{role}: {format_currency(revenue[i])}\n"
+                f"{_month_name(x[i])}, {count_of(data.loc[i, 'transaction_count'], 'order')}",
+            )
+            for i, role in key_months.items()
+        ],
+    )
     return fig
 
 
 @_themed
 def customer_tiers_chart(df: pd.DataFrame) -> Figure:
-    """Return a donut of each membership tier's share of revenue (query's share %)."""
-    data = _prepare(
-        df,
-        ["membership_tier", "total_revenue", "revenue_share_pct"],
-        ["total_revenue", "revenue_share_pct"],
-    )
-    labels = data["membership_tier"].astype(str).tolist()
+    """Return a donut of each membership tier's share of revenue.
+
+    When no transaction matched a customer (every tier unknown), the chart says so
+    in words instead of drawing a single grey ring.
+    """
+    data = _prepare(df, ["membership_tier", "total_revenue", "transaction_count"],
+                    ["total_revenue", "transaction_count"])  # fmt: skip
+    data = _demographic_rows(data, "membership_tier")
+    if _all_unknown(data, "membership_tier"):
+        return _no_demographics_figure(
+            data, "Share of revenue by membership tier", "membership tier"
+        )
+    total = float(data["total_revenue"].sum())
+    shares = [100.0 * float(r) / total for r in data["total_revenue"]]
+    labels = data["membership_tier"].tolist()
     fig, (ax,) = _new_figure()
     wedges, _ = ax.pie(
         data["total_revenue"],
@@ -241,7 +511,7 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
     )
     # Percentages sit on wedges big enough to hold them; the legend names every tier,
     # so thin slices (unknown customers, say) never overlap their neighbours' labels.
-    for wedge, pct in zip(wedges, data["revenue_share_pct"], strict=True):
+    for wedge, pct in zip(wedges, shares, strict=True):
         if pct >= 4:
             angle = np.deg2rad((wedge.theta1 + wedge.theta2) / 2)
             ax.text(0.79 * np.cos(angle), 0.79 * np.sin(angle), f"{pct:.0f}%", ha="center",
@@ -249,10 +519,8 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
     ax.legend(
         wedges,
         [
-            f"{tier}: {format_currency(r)} ({pct:.1f}%)"
-            for tier, r, pct in zip(
-                labels, data["total_revenue"], data["revenue_share_pct"], strict=True
-            )
+            f"{short_label(tier, 24, 1)}: {format_currency(r)} ({pct:.1f}%)"
+            for tier, r, pct in zip(labels, data["total_revenue"], shares, strict=True)
         ],
         title="Membership tier",
         loc="center left",
@@ -260,15 +528,8 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
         frameon=False,
         fontsize=11,
     )
-    ax.text(
-        0,
-        0,
-        f"Total revenue\n{format_currency(data['total_revenue'].sum())}",
-        ha="center",
-        va="center",
-        fontsize=13,
-        fontweight="bold",
-    )
+    ax.text(0, 0, f"Total revenue\n{format_currency(total)}", ha="center", va="center",
+            fontsize=13, fontweight="bold")  # fmt: skip
     ax.set_title("Share of revenue by membership tier")
     ax.set_aspect("equal")
     return fig
@@ -276,48 +537,60 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
 
 @_themed
 def age_group_analysis_chart(df: pd.DataFrame) -> Figure:
-    """Return two panels by age group: total revenue and average transaction value."""
+    """Return two panels by age group: total revenue and average transaction value.
+
+    When no transaction matched a customer (every age group unknown), the chart says
+    so in words instead.
+    """
     data = _prepare(
         df,
         ["age_group", "total_revenue", "transaction_count", "avg_transaction_value"],
         ["total_revenue", "transaction_count", "avg_transaction_value"],
     )
+    data = _demographic_rows(data, "age_group")
+    if _all_unknown(data, "age_group"):
+        return _no_demographics_figure(data, "Spending by customer age group", "age group")
     order = sorted(range(len(data)), key=lambda i: _age_sort_key(data.loc[i, "age_group"]))
     data = data.loc[order].reset_index(drop=True)
-    labels = data["age_group"].astype(str).tolist()
-    colors = _category_colors(labels)
+    names = data["age_group"].tolist()
+    colors = _category_colors(names)
+    positions = list(range(len(data)))
+    tick_labels = [short_label(n, max(8, 60 // len(data))) for n in names]
     fig, (revenue_ax, avg_ax) = _new_figure(ncols=2)
 
-    bars = revenue_ax.bar(labels, data["total_revenue"], color=colors, width=0.65)
-    revenue_ax.bar_label(
-        bars, labels=[format_currency(v) for v in data["total_revenue"]], padding=3, fontsize=10
-    )
-    revenue_ax.set_title("Total revenue")
-    revenue_ax.set_ylabel("Total revenue (USD)")
-    revenue_ax.yaxis.set_major_formatter(CURRENCY)
-
-    bars = avg_ax.bar(labels, data["avg_transaction_value"], color=colors, width=0.65)
-    avg_ax.bar_label(
-        bars,
-        labels=[format_dollars(v) for v in data["avg_transaction_value"]],
-        padding=3,
-        fontsize=10,
-    )
-    avg_ax.set_title("Average transaction value")
-    avg_ax.set_ylabel("Average transaction (USD)")
-    avg_ax.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
-
-    for ax in (revenue_ax, avg_ax):
+    panels = (
+        (revenue_ax, "total_revenue", format_currency, "Total revenue", "Total revenue (USD)"),
+        (avg_ax, "avg_transaction_value", format_dollars, "Average transaction value",
+         "Average transaction (USD)"),
+    )  # fmt: skip
+    bar_labels = []
+    for ax, column, fmt, title, ylabel in panels:
+        bars = ax.bar(positions, data[column], color=colors, width=0.65)
+        ax.set_xticks(positions, tick_labels)
+        _category_span(ax, len(data), "x")
+        labels = ax.bar_label(bars, labels=[fmt(v) for v in data[column]], padding=3,
+                              fontsize=10)  # fmt: skip
+        ax.set_title(title)
         ax.set_xlabel("Age group")
-        ax.margins(y=0.12)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, float(data[column].max()) * 1.1 or 1.0)
         ax.grid(axis="x", visible=False)
+        bar_labels.append((ax, labels))
+    revenue_ax.yaxis.set_major_formatter(CURRENCY)
+    avg_ax.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
     fig.suptitle("Spending by customer age group")
+    for ax, labels in bar_labels:
+        _fit_inside(fig, ax, labels, "y")
     return fig
 
 
 @_themed
 def transaction_distribution_chart(df: pd.DataFrame) -> Figure:
-    """Return a histogram of transaction amounts from pre-binned rows, mean and median marked."""
+    """Return a histogram of transaction amounts from pre-binned rows, mean and median marked.
+
+    When every transaction has the same amount the query's bins have no width; the
+    chart then shows one bar at that amount and says so.
+    """
     data = _prepare(
         df,
         ["bin_lower", "bin_upper", "transaction_count", "mean_amount", "median_amount"],
@@ -326,17 +599,26 @@ def transaction_distribution_chart(df: pd.DataFrame) -> Figure:
     data = data.sort_values("bin_lower", kind="stable").reset_index(drop=True)
     mean = float(data["mean_amount"].iloc[0])
     median = float(data["median_amount"].iloc[0])
+    low, high = float(data["bin_lower"].min()), float(data["bin_upper"].max())
     fig, (ax,) = _new_figure()
-    ax.bar(
-        data["bin_lower"],
-        data["transaction_count"],
-        width=data["bin_upper"] - data["bin_lower"],
-        align="edge",
-        color=ACCENT,
-        alpha=0.85,
-        edgecolor="white",
-        linewidth=0.8,
-    )
+    bar_style = {"color": ACCENT, "alpha": 0.85, "edgecolor": "white", "linewidth": 0.8}
+    if high <= low:  # every transaction has one amount: the query's bins have no width
+        count = int(data["transaction_count"].sum())
+        amount = format_dollars(low)
+        # One bar a fifth of a decade wide, centred on the amount, in a decade-wide view.
+        ax.bar(low, count, width=low * (10**0.1 - 10**-0.1), **bar_style)
+        low, high = low / 10**0.5, low * 10**0.5
+        note = (
+            f"One transaction, of {amount}"
+            if count == 1
+            else f"All {count:,} transactions are {amount}"
+        )
+        ax.text(0.02, 0.97, note, transform=ax.transAxes, ha="left", va="top", fontsize=11,
+                bbox=_LABEL_BOX)  # fmt: skip
+        ax.set_ylim(0, count * 1.3)
+    else:
+        ax.bar(data["bin_lower"], data["transaction_count"],
+               width=data["bin_upper"] - data["bin_lower"], align="edge", **bar_style)  # fmt: skip
     ax.axvline(
         mean, color=PALETTE[3], linestyle="--", linewidth=2.2, label=f"Mean {format_dollars(mean)}"
     )
@@ -354,12 +636,13 @@ def transaction_distribution_chart(df: pd.DataFrame) -> Figure:
     ax.set_xlabel("Transaction amount (USD, log scale)")
     ax.set_ylabel("Number of transactions")
     ax.xaxis.set_major_formatter(CURRENCY)
-    ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-    ax.xaxis.set_minor_formatter(CURRENCY)
-    ax.tick_params(axis="x", which="both", length=0)  # major and minor labels on one line
+    if np.log10(high / low) <= 4:  # 2x and 5x labels too, unless they would crowd
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(CURRENCY)
+    ax.tick_params(axis="x", which="both", length=0, pad=8)  # major and minor labels on one line
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5-transaction ticks
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.set_xlim(data["bin_lower"].min(), data["bin_upper"].max())
+    ax.set_xlim(low, high)
     ax.margins(y=0.08)
     ax.grid(axis="x", visible=False)
     return fig

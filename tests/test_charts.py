@@ -132,6 +132,39 @@ def test_currency_is_compact_with_three_significant_digits(value, text):
     assert charts.format_currency(value) == text
 
 
+@pytest.mark.parametrize(
+    ("n", "noun", "text"),
+    [(1, "order", "1 order"), (2, "order", "2 orders"), (1234, "unit", "1,234 units")],
+)
+def test_counts_read_as_words(n, noun, text):
+    assert charts.count_of(n, noun) == text
+
+
+NAME_100 = (
+    "Ultra-wide curved 49-inch QHD gaming monitor with 240 Hz refresh, HDR1000 and a "
+    "built-in KVM switch"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "lines", "label"),
+    [
+        ("Laptop", 28, 2, "Laptop"),
+        ("  Gaming   Console ", 28, 2, "Gaming Console"),
+        ("Noise-cancelling over-ear wireless headphones", 28, 2,
+         "Noise-cancelling over-ear\nwireless headphones"),
+        # Too long for two lines: the start, then an ellipsis and the end from a word.
+        (NAME_100, 38, 2, "Ultra-wide curved 49-inch QHD gaming\n…HDR1000 and a built-in KVM switch"),
+        (NAME_100, 26, 1, "Ultra-wide cu…n KVM switch"),
+        ("x" * 100, 10, 2, "xxxxxxxxxx\n…xxxxxxxxx"),
+        ("", 10, 2, "(blank)"),
+    ],
+)  # fmt: skip
+def test_short_label_wraps_then_keeps_start_and_end(text, width, lines, label):
+    assert charts.short_label(text, width, lines) == label
+    assert all(len(line) <= width for line in label.splitlines())
+
+
 def test_revenue_by_region_bars_are_the_query_rows_in_order():
     fig = charts.revenue_by_region_chart(REGIONS)
     (ax,) = fig.axes
@@ -156,20 +189,56 @@ def test_top_products_are_horizontal_bars_with_the_first_row_on_top():
     assert [t.get_text() for t in ax.texts][1] == "$45K (150 units)"
 
 
-def test_monthly_trend_line_follows_the_months_with_year_month_labels():
+def test_monthly_trend_places_months_by_date_with_year_month_labels():
     fig = charts.monthly_trend_chart(MONTHS)
     (ax,) = fig.axes
-    assert list(ax.lines[0].get_ydata()) == pytest.approx([100.0, 300.0, 200.0])
-    assert tick_labels(ax.xaxis) == ["2025-09", "2025-12", "2026-01"]
+    line = ax.lines[0]
+    assert list(line.get_ydata()) == pytest.approx([100.0, 300.0, 200.0])
+    # 2025-09, 2025-12, 2026-01 as months since year 0: October and November (no sales)
+    # keep their place on the axis.
+    assert list(line.get_xdata()) == [2025 * 12 + 8, 2025 * 12 + 11, 2026 * 12 + 0]
+    assert tick_labels(ax.xaxis) == ["2025-09", "2025-10", "2025-11", "2025-12", "2026-01"]
+    assert list(ax.get_xticks()) == list(range(2025 * 12 + 8, 2026 * 12 + 1))
     assert_labelled(ax, y_unit="USD")
     assert ax.get_ylim()[0] == 0
+    # Highest (2025-12), lowest (2025-09) and latest (2026-01): here every month.
+    labels = sorted(ax.texts, key=lambda t: t.xy[0])
+    assert [t.get_text() for t in labels] == [
+        "Lowest: $100\n2025-09, 1 order",
+        "Highest: $300\n2025-12, 3 orders",
+        "Latest: $200\n2026-01, 2 orders",
+    ]
 
 
 def test_monthly_trend_orders_months_even_if_rows_arrive_shuffled():
     shuffled = MONTHS.iloc[[2, 0, 1]]
     (ax,) = charts.monthly_trend_chart(shuffled).axes
-    assert tick_labels(ax.xaxis) == ["2025-09", "2025-12", "2026-01"]
+    assert tick_labels(ax.xaxis)[0] == "2025-09" and tick_labels(ax.xaxis)[-1] == "2026-01"
     assert list(ax.lines[0].get_ydata()) == pytest.approx([100.0, 300.0, 200.0])
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        ((2025, 9), (2025, 9), ["2025-09"]),
+        ((2025, 2), (2026, 1), [f"2025-{m:02d}" for m in range(2, 13)] + ["2026-01"]),
+        ((2025, 2), (2026, 2), ["2025-04", "2025-07", "2025-10", "2026-01"]),  # 13 months
+        (
+            (2023, 1),
+            (2025, 12),
+            [f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in (1, 4, 7, 10)],
+        ),  # fmt: skip
+        ((2023, 1), (2026, 1), ["2023", "2024", "2025", "2026"]),  # 37 months
+        ((2015, 1), (2024, 12), [str(y) for y in range(2015, 2025)]),  # 120 months
+    ],
+)
+def test_month_ticks_thin_to_quarters_then_years(first, last, expected):
+    months = pd.DataFrame(
+        {"year": [first[0], last[0]], "month": [first[1], last[1]],
+         "total_revenue": [1.0, 2.0], "transaction_count": [1, 2]}
+    ).drop_duplicates(["year", "month"])  # fmt: skip
+    (ax,) = charts.monthly_trend_chart(months).axes
+    assert tick_labels(ax.xaxis) == expected
 
 
 def test_customer_tiers_wedges_are_each_tiers_share_of_revenue():
