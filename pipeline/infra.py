@@ -900,8 +900,6 @@ def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | N
 
     Returns True when it uploaded. Raises FileNotFoundError when the script is missing.
     """
-    from pipeline.storage import make_storage
-
     script = script or JOB_SCRIPT
     body = script.read_bytes()
     bucket, key = split_s3_uri(config.script_uri)
@@ -914,7 +912,7 @@ def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | N
         etag = None
     if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
         return False
-    make_storage(config).put_file(script, config.script_uri)
+    clients.s3.upload_file(str(script), bucket, key)
     return True
 
 

@@ -7,6 +7,7 @@ from the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -886,6 +887,17 @@ def test_run_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config,
     assert result["glue_usd"] == pytest.approx(2 * 123 / 3600 * 0.44)
     assert result["metrics_uri"] == "s3://test-sales-processed/_runs/run-42.json"
     assert set(result["durations_seconds"]) == {"upload", "crawl", "job"}
+
+
+def test_upload_job_script_puts_it_through_the_clients_it_is_given(deployed, config):
+    # No session can load this profile: a client built from the config would fail.
+    unreachable = dataclasses.replace(config, profile="no-such-profile")
+    deployed.s3.delete_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
+
+    assert infra.upload_job_script(unreachable, deployed) is True
+    script = deployed.s3.get_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
+    assert script["Body"].read() == infra.JOB_SCRIPT.read_bytes()
+    assert infra.upload_job_script(unreachable, deployed) is False  # same bytes: no upload
 
 
 class _GlueRuns:
