@@ -44,8 +44,13 @@ log = logging.getLogger("glue_etl_job")
 
 DEFAULT_JOB_NAME = "glue_etl_job"
 
-# --- contracts (DESIGN.md) ------------------------------------------------------------
+# --- contracts: what the job reads and writes ---------------------------------------------
+# Every column, format, reason and folder name that another file or reader relies on:
+# docs/etl_job.md describes them; tests/test_names_agree.py checks the output folders
+# against pipeline/config.py and the table LOCATIONs in athena_queries.sql.
 
+# The raw sales CSV: its header, in this order (any case; surrounding spaces and a BOM
+# are allowed), and the customer record keys.
 SALES_COLUMNS = (
     "transaction_id",
     "date",
@@ -58,9 +63,7 @@ SALES_COLUMNS = (
 )
 CUSTOMER_COLUMNS = ("customer_id", "age_group", "membership_tier", "signup_date")
 CORRUPT = "_corrupt_record"
-
-MONEY = T.DecimalType(12, 2)
-REVENUE = T.DecimalType(18, 2)
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 # Every string read as-is: types are applied by the job's own rules, never inferred.
 SALES_READ_SCHEMA = T.StructType(
@@ -72,39 +75,19 @@ CUSTOMER_JSON_SCHEMA = T.StructType(
     + [T.StructField(CORRUPT, T.StringType())]
 )
 
-ENRICHED_COLUMNS = (
-    "transaction_id",
-    "transaction_date",
-    "customer_id",
-    "product",
-    "quantity",
-    "unit_price",
-    "region",
-    "total_amount",
-    "age_group",
-    "membership_tier",
-    "signup_date",
-    "day",
-    "year",
-    "month",
-)
-SUMMARY_COLUMNS = (
-    "region",
-    "product",
-    "total_revenue",
-    "transaction_count",
-    "avg_transaction_value",
-    "year",
-    "month",
-)
-PARTITION_COLUMNS = ("year", "month")
-# Folders under --output_path.
-ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
-    "enriched",
-    "sales_summary",
-    "quarantine",
-    "_runs",
-)
+# The CSV dialect of both sales readers: RFC 4180 quoting, every row kept.
+CSV_OPTIONS = {
+    "quote": '"',
+    "escape": '"',
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT,
+}
+
+# Value formats the row rules accept, on the trimmed text.
+_QTY_RE = r"^[+-]?[0-9]{1,9}$"
+_MONEY_RE = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,2})?$"
+# A date, optionally followed by a time of day that the job ignores.
+_DATE_RE = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?$"
 
 # The fixed quarantine vocabulary: reason -> meaning. Checks run in this order and the
 # first that fails names the row, so every rejected row has exactly one reason.
@@ -132,6 +115,62 @@ CUSTOMER_REASONS = {
 }
 REASONS = tuple(dict.fromkeys([*SALES_REASONS, *CUSTOMER_REASONS]))
 
+# A checked sales row's typed fields: two rows with one transaction_id are exact
+# duplicates when these agree, a conflict when they do not.
+SALES_CONTENT = (
+    "transaction_id",
+    "transaction_date",
+    "customer_id",
+    "product",
+    "quantity",
+    "unit_price",
+    "region",
+    "total_amount",
+)
+# The flag columns the line-by-line reader adds (read_sales_lines) for the rules to pass on.
+_LINE_FLAGS = ("_header", "_odd_quotes")
+
+# The output tables: money types, columns (partition columns last), folders.
+MONEY = T.DecimalType(12, 2)
+REVENUE = T.DecimalType(18, 2)
+ENRICHED_COLUMNS = (
+    "transaction_id",
+    "transaction_date",
+    "customer_id",
+    "product",
+    "quantity",
+    "unit_price",
+    "region",
+    "total_amount",
+    "age_group",
+    "membership_tier",
+    "signup_date",
+    "day",
+    "year",
+    "month",
+)
+SUMMARY_COLUMNS = (
+    "region",
+    "product",
+    "total_revenue",
+    "transaction_count",
+    "avg_transaction_value",
+    "year",
+    "month",
+)
+PARTITION_COLUMNS = ("year", "month")
+# Folders under --output_path (see Outputs): enriched/year=/month=/,
+# sales_summary/year=/month=/, quarantine/run_id=<run_id>/ (the quarantine root may be
+# moved by --quarantine_path) and _runs/<run_id>.json.
+ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
+    "enriched",
+    "sales_summary",
+    "quarantine",
+    "_runs",
+)
+# Spark's own staging folder for dynamic partition overwrite; a killed run leaves it.
+_STAGING_PREFIX = ".spark-staging-"
+# The quarantine table: one row per rejected record, with its one reason.
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType(), False),
@@ -145,14 +184,11 @@ QUARANTINE_SCHEMA = T.StructType(
     ]
 )
 
-_QTY_RE = r"^[+-]?[0-9]{1,9}$"
-_MONEY_RE = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,2})?$"
-# A date, optionally followed by a time of day that the job ignores.
-_DATE_RE = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?Z?)?$"
+# A run id names the quarantine folder and the metrics file.
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 
+# How a run ends when it cannot finish: exit code 2 and 1 (see main).
 class FatalInputError(Exception):
     """Input that cannot be processed at all; nothing has been written."""
 
@@ -488,6 +524,80 @@ def plan_inputs(args: JobArgs, spark: SparkSession | None) -> InputPlan:
     )
 
 
+# --- Spark sessions ----------------------------------------------------------------------
+
+# Settings the job relies on, applied on Glue and locally.
+JOB_SQL_CONF = {
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.compression.codec": "snappy",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.ansi.enabled": "false",
+    # The row rules make one large generated method. The JVM does not JIT-compile a
+    # method over 8,000 bytes of bytecode (HotSpot's HugeMethodLimit), so above that the
+    # whole read-and-check stage would run interpreted, 2-3x slower; at this limit Spark
+    # falls back to per-operator code in small methods instead.
+    "spark.sql.codegen.hugeMethodLimit": "8000",
+    # The persisted rows are a row id and one struct (see _persist_packed); choosing a
+    # compression scheme for them costs more than it saves (10M rows: 5 s more to persist).
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+    "spark.sql.maxConcurrentOutputFileWriters": "32",
+}
+
+
+def apply_job_conf(spark: SparkSession) -> None:
+    for key, value in JOB_SQL_CONF.items():
+        spark.conf.set(key, value)
+
+
+def launched_by_spark_submit() -> bool:
+    """True when ``spark-submit`` started this Python process.
+
+    spark-submit starts the JVM first (with ``--master`` and the cluster's settings) and
+    hands its gateway to Python through ``PYSPARK_GATEWAY_PORT``; a plain ``python``
+    run has no JVM yet.
+    """
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = None) -> SparkSession:
+    """The job's SparkSession outside Glue.
+
+    Started with ``python``: local[*] (or ``$SPARK_MASTER``), few shuffle partitions,
+    driver memory, no UI, quiet. Started by ``spark-submit``: the master and resources
+    spark-submit chose are kept; only the job's own SQL settings are applied.
+    """
+    if launched_by_spark_submit() and master is None:
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in JOB_SQL_CONF.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        apply_job_conf(spark)
+        return spark
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    cores = os.cpu_count() or 2
+    builder = (
+        SparkSession.builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "ERROR")
+        .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
+        .config("spark.default.parallelism", str(max(4, 2 * cores)))
+        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.adaptive.enabled", "true")
+    )
+    for key, value in JOB_SQL_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    apply_job_conf(spark)
+    return spark
+
+
 # --- reading: raw records, every one kept -----------------------------------------------
 
 
@@ -499,15 +609,6 @@ def _utf8_ok(raw_bytes: Any) -> Any:
 
 def _latin1_to_utf8(col: Any) -> Any:
     return F.decode(F.encode(col, "ISO-8859-1"), "UTF-8")
-
-
-# The CSV dialect of both sales readers: RFC 4180 quoting, every row kept.
-CSV_OPTIONS = {
-    "quote": '"',
-    "escape": '"',
-    "mode": "PERMISSIVE",
-    "columnNameOfCorruptRecord": CORRUPT,
-}
 
 
 def _odd_quotes(line: Any) -> Any:
@@ -808,19 +909,6 @@ def check_sales_rows(raw: DataFrame, today: date) -> DataFrame:
     return typed.withColumn("reason", reason).withColumn("detail", detail)
 
 
-_LINE_FLAGS = ("_header", "_odd_quotes")
-SALES_CONTENT = (
-    "transaction_id",
-    "transaction_date",
-    "customer_id",
-    "product",
-    "quantity",
-    "unit_price",
-    "region",
-    "total_amount",
-)
-
-
 def classify_customers(raw: DataFrame) -> DataFrame:
     """Parse and check every raw customer record.
 
@@ -947,80 +1035,6 @@ def quarantine_records(
     return reduce(DataFrame.unionByName, parts)
 
 
-# --- Spark sessions ----------------------------------------------------------------------
-
-# Settings the job relies on, applied on Glue and locally.
-JOB_SQL_CONF = {
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.compression.codec": "snappy",
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-    "spark.sql.ansi.enabled": "false",
-    # The row rules make one large generated method. The JVM does not JIT-compile a
-    # method over 8,000 bytes of bytecode (HotSpot's HugeMethodLimit), so above that the
-    # whole read-and-check stage would run interpreted, 2-3x slower; at this limit Spark
-    # falls back to per-operator code in small methods instead.
-    "spark.sql.codegen.hugeMethodLimit": "8000",
-    # The persisted rows are a row id and one struct (see _persist_packed); choosing a
-    # compression scheme for them costs more than it saves (10M rows: 5 s more to persist).
-    "spark.sql.inMemoryColumnarStorage.compressed": "false",
-    "spark.sql.maxConcurrentOutputFileWriters": "32",
-}
-
-
-def apply_job_conf(spark: SparkSession) -> None:
-    for key, value in JOB_SQL_CONF.items():
-        spark.conf.set(key, value)
-
-
-def launched_by_spark_submit() -> bool:
-    """True when ``spark-submit`` started this Python process.
-
-    spark-submit starts the JVM first (with ``--master`` and the cluster's settings) and
-    hands its gateway to Python through ``PYSPARK_GATEWAY_PORT``; a plain ``python``
-    run has no JVM yet.
-    """
-    return "PYSPARK_GATEWAY_PORT" in os.environ
-
-
-def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = None) -> SparkSession:
-    """The job's SparkSession outside Glue.
-
-    Started with ``python``: local[*] (or ``$SPARK_MASTER``), few shuffle partitions,
-    driver memory, no UI, quiet. Started by ``spark-submit``: the master and resources
-    spark-submit chose are kept; only the job's own SQL settings are applied.
-    """
-    if launched_by_spark_submit() and master is None:
-        builder = SparkSession.builder.appName(app_name)
-        for key, value in JOB_SQL_CONF.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        apply_job_conf(spark)
-        return spark
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    cores = os.cpu_count() or 2
-    builder = (
-        SparkSession.builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.log.level", "ERROR")
-        .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
-        .config("spark.default.parallelism", str(max(4, 2 * cores)))
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.sql.adaptive.enabled", "true")
-    )
-    for key, value in JOB_SQL_CONF.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    apply_job_conf(spark)
-    return spark
-
-
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -1043,8 +1057,6 @@ def default_run_id(args: JobArgs, now: datetime) -> str:
 # How many repeated transaction-id hashes may be broadcast to every task; above it the
 # duplicate check joins without broadcasting (slower, same result).
 _BROADCAST_KEYS = 2_000_000
-# Spark's own staging folder for dynamic partition overwrite; a killed run leaves it.
-_STAGING_PREFIX = ".spark-staging-"
 
 
 @contextmanager
