@@ -1009,15 +1009,12 @@ def _ensure_workgroup(config: PipelineConfig, clients: Clients) -> list[str]:
     return []
 
 
-def create_tables(config: PipelineConfig, engine: Any = None) -> bool:
-    """Run the DDL blocks of athena_queries.sql through Athena; False if not available."""
-    try:
-        from pipeline.engines import make_engine
-    except ImportError:
-        log.warning("pipeline.engines not available; tables not created")
-        return False
+def create_tables(config: PipelineConfig, engine: Any = None) -> None:
+    """Run the DDL blocks of athena_queries.sql through Athena."""
+    # Imported here: only `up` with tables needs the engines (pandas, sqlglot).
+    from pipeline.engines import make_engine
+
     (engine or make_engine(config)).setup_tables()
-    return True
 
 
 def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool = True) -> list[str]:
@@ -1046,10 +1043,10 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
         log.info("%s", change)
     # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change,
     # but it keeps a table that already exists, wherever it points: check the locations.
-    ran_ddl = tables and create_tables(config)
-    if ran_ddl:
+    if tables:
+        create_tables(config)
         log.info("ran the DDL blocks of athena_queries.sql in workgroup %s", config.workgroup)
-    check_table_locations(config, clients.glue, warn_missing=ran_ddl)
+    check_table_locations(config, clients.glue, warn_missing=tables)
     return changes
 
 
