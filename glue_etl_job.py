@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from pyspark import StorageLevel
@@ -1035,7 +1035,121 @@ def quarantine_records(
     return reduce(DataFrame.unionByName, parts)
 
 
-# --- the run -----------------------------------------------------------------------------
+# --- the run: run_job, then its four steps in the order it calls them ---------------------
+
+
+def run_job(
+    spark: SparkSession,
+    args: JobArgs,
+    plan: InputPlan,
+    *,
+    run_id: str,
+    started: datetime,
+) -> dict[str, Any]:
+    """Read, check, transform and write; return the metrics (also written to _runs/).
+
+    Four steps; the phases in them are logged as they start and end:
+
+    1. ``read_and_classify`` (phase read_and_check): one parallel pass over the sales
+       input, persisted; the customers; the counts; the reconciliation planned before
+       anything is written.
+    2. ``planned_metrics``: the metrics document, filled in with those counts. If the
+       planned reconciliation does not hold, the run stops here: it writes the metrics
+       file (status failed) and nothing else.
+    3. ``write_outputs`` (write_enriched, write_summary, write_quarantine): from the
+       persisted rows, not re-read.
+    4. ``verify_outputs`` (verify): counts what is now on storage and reconciles again.
+
+    Then ``_finish`` writes the metrics file; a run whose written rows do not reconcile
+    ends failed.
+    """
+    run = RunContext.start(spark, args, plan, run_id=run_id, started=started)
+    checked = read_and_classify(run)
+    metrics = planned_metrics(run, checked)
+    if not _all_ok(checked.planned):
+        # Nothing written yet: fail before touching the outputs.
+        return _finish(run, metrics, failed="rows do not reconcile before writing")
+    reread = write_outputs(run, checked, metrics)
+    verify_outputs(run, checked, metrics)
+    for df in (*checked.persisted, reread):
+        if df is not None:
+            df.unpersist()
+    ok = _all_ok(metrics["reconciliation"])
+    return _finish(run, metrics, failed=None if ok else "rows do not reconcile after writing")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one run needs: Spark, the arguments and inputs, where it writes."""
+
+    spark: SparkSession
+    args: JobArgs
+    plan: InputPlan
+    run_id: str
+    started: datetime
+    t0: float  # time.monotonic() at the start, for durations_seconds.total
+    out: Outputs
+    out_fs: LocalFiles | HadoopFiles  # the file system of out.root
+    durations: dict[str, float]  # phase -> seconds, filled in as each phase ends
+
+    @classmethod
+    def start(
+        cls,
+        spark: SparkSession,
+        args: JobArgs,
+        plan: InputPlan,
+        *,
+        run_id: str,
+        started: datetime,
+    ) -> RunContext:
+        t0 = time.monotonic()
+        out = Outputs.for_run(args, run_id)
+        out_fs = filesystem_for(out.root, spark)
+        return cls(spark, args, plan, run_id, started, t0, out, out_fs, durations={})
+
+    @property
+    def today(self) -> date:
+        """The run date (UTC): a sale dated after it is a future_date."""
+        return self.started.date()
+
+
+@dataclass
+class Outputs:
+    """Where one run writes."""
+
+    root: str
+    enriched: str
+    summary: str
+    quarantine: str
+    runs_file: str
+
+    @classmethod
+    def for_run(cls, args: JobArgs, run_id: str) -> Outputs:
+        root = _absolute(args.output_path)
+        qroot = _absolute(args.quarantine_path or _join(root, QUARANTINE_DIR))
+        return cls(
+            root=root,
+            enriched=_join(root, ENRICHED_DIR),
+            summary=_join(root, SUMMARY_DIR),
+            quarantine=_join(qroot, f"run_id={run_id}"),
+            runs_file=_join(root, RUNS_DIR, f"{run_id}.json"),
+        )
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(path) if _is_local(path) else path
+
+
+@contextmanager
+def _phase(name: str, durations: dict[str, float]) -> Iterator[dict[str, int]]:
+    """Log a phase's start and end (with its rows when the caller sets ``rows``)."""
+    log.info("phase %s: started", name)
+    step = time.monotonic()
+    info: dict[str, int] = {}
+    yield info
+    durations[name] = round(time.monotonic() - step, 3)
+    rows = f", {info['rows']} rows" if "rows" in info else ""
+    log.info("phase %s: done in %.1f s%s", name, durations[name], rows)
 
 
 def _utc_now() -> datetime:
@@ -1054,141 +1168,61 @@ def default_run_id(args: JobArgs, now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
-# How many repeated transaction-id hashes may be broadcast to every task; above it the
-# duplicate check joins without broadcasting (slower, same result).
-_BROADCAST_KEYS = 2_000_000
+# --- step 1: read and classify (phase read_and_check) --------------------------------------
 
 
-@contextmanager
-def _phase(name: str, durations: dict[str, float]) -> Iterator[dict[str, int]]:
-    """Log a phase's start and end (with its rows when the caller sets ``rows``)."""
-    log.info("phase %s: started", name)
-    step = time.monotonic()
-    info: dict[str, int] = {}
-    yield info
-    durations[name] = round(time.monotonic() - step, 3)
-    rows = f", {info['rows']} rows" if "rows" in info else ""
-    log.info("phase %s: done in %.1f s%s", name, durations[name], rows)
+@dataclass(frozen=True)
+class Checked:
+    """Every input record read once and classified; the counts before anything is written."""
+
+    read: SalesRead  # how the sales input was read, and the frames it persisted
+    sales: DataFrame  # every sales record: reason and _extra_duplicate final
+    outcome: DataFrame | None  # the duplicate check's outcome, persisted (None: no repeats)
+    customers: DataFrame  # every customer record, classified (persisted)
+    enriched: DataFrame  # kept sales LEFT JOIN kept customers, with year, month, day
+    counts: Counts
+    planned: dict[str, dict[str, Any]]  # the reconciliation per source, from the counts
+
+    @property
+    def persisted(self) -> list[DataFrame | None]:
+        """What this step persisted, to unpersist once the outputs are verified."""
+        return [*self.read.persisted, self.outcome, self.customers]
 
 
-def _file_key(path: str) -> tuple[str, str]:
-    """(host, decoded path) of a local path or URI, to match Spark's file names to ours."""
-    if _is_local(path):
-        return "", os.path.abspath(path)
-    parts = urlsplit(path)
-    return parts.netloc, unquote(parts.path)
+def read_and_classify(run: RunContext) -> Checked:
+    """Step 1: read every record once, classify it, count the outcomes and reconcile them.
 
-
-def _compact(rows: DataFrame, uid: Any) -> DataFrame:
-    """Only what later steps use, plus a row id that stays fixed once persisted.
-
-    Raw text and bytes are kept for rejected rows alone.
+    The sales are read in parallel, checked and persisted (``read_and_check_sales``),
+    repeated transaction ids resolved (``resolve_sales_duplicates``); the customers read,
+    checked and persisted; valid sales joined to valid customers (``enrich``); then one
+    Spark job counts it all (``count_rows``). An input with no records is fatal.
     """
-    rejected = F.col("reason").isNotNull()
-    return rows.select(
-        uid.alias("_row_id"),
-        *SALES_CONTENT,
-        "_source_file",
-        "reason",
-        "detail",
-        F.when(rejected, F.col("_raw_record")).alias("_raw_record"),
-        F.when(F.col("reason") == "invalid_encoding", F.col("_raw_bytes")).alias("_raw_bytes"),
-        *[f for f in _LINE_FLAGS if f in rows.columns],
-    )
+    with _phase("read_and_check", run.durations) as phase:
+        read = read_and_check_sales(run.spark, run.plan, run.today)
+        sales, outcome = resolve_sales_duplicates(read)
+        customers = classify_customers(
+            read_customers(
+                run.spark,
+                [f.path for f in run.plan.ndjson_files],
+                [f.path for f in run.plan.array_files],
+            )
+        ).persist()
+        enriched = enrich(kept(sales), kept(customers))
+        counts = count_rows(sales, customers, enriched)
+        if counts.sales.read == 0:
+            raise FatalInputError(f"sales input is empty: no data rows under {run.args.sales_path}")
+        if counts.customers.read == 0:
+            raise FatalInputError(
+                f"customers input is empty: no records under {run.args.customers_path}"
+            )
+        phase["rows"] = counts.sales.read
 
-
-def _persist_packed(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Persist ``rows`` as ``_row_id`` plus one struct of all other columns.
-
-    Spark's columnar cache keeps statistics for every string column of every batch,
-    which cost as much as the rule checks for the content strings; a struct is stored
-    as its row bytes, without them (10M rows: persisting took 5.5 s instead of 15 s,
-    with the cache's compression off, see JOB_SQL_CONF).
-    Returns (the persisted frame, to unpersist; its rows with the columns unpacked).
-    """
-    others = [c for c in rows.columns if c != "_row_id"]
-    packed = rows.select("_row_id", F.struct(*others).alias("_r"))
-    packed = packed.persist(StorageLevel.MEMORY_AND_DISK)
-    return packed, packed.select("_row_id", "_r.*")
-
-
-# Input bytes per partition of the repeated-id count. Nearly every id is unique, so the
-# count's hash table holds one entry per row: kept small, it stays fast (10M rows: 3.5 s
-# in 32 partitions, 9 s in the 2-4 that adaptive execution would choose).
-_KEY_COUNT_BYTES = 16 * 1024 * 1024
-
-
-def _key_partitions(spark: SparkSession, plan: InputPlan) -> int:
-    """Partitions for counting transaction ids: at least the session's shuffle partitions."""
-    input_bytes = sum(f.size for f in plan.sales_files)
-    default = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
-    return max(default, -(-input_bytes // _KEY_COUNT_BYTES))
-
-
-def _repeated_ids(rows: DataFrame, partitions: int) -> DataFrame:
-    """Hashes of the transaction ids that occur more than once among valid rows.
-
-    A superset of the real repeats (a hash collision only adds a candidate). Shuffled
-    before aggregating, since nearly every id is unique and a map-side partial
-    aggregate would not shrink anything.
-    """
-    key_hash = F.xxhash64("transaction_id").alias("_key_hash")
-    return (
-        rows.where(F.col("reason").isNull())
-        .select(key_hash)
-        .repartition(partitions, "_key_hash")
-        .groupBy("_key_hash")
-        .count()
-        .where(F.col("count") > 1)
-        .select("_key_hash")
-    )
-
-
-@dataclass
-class SalesRead:
-    """The checked sales rows (persisted) and how the input was read."""
-
-    rows: DataFrame
-    repeated: DataFrame  # hashes of transaction ids on more than one valid row (persisted)
-    repeated_count: int
-    parallel_files: list[str]
-    multiline_files: list[str]
-    tasks: int
-    persisted: list[DataFrame]
-    source_paths: dict[str, str]  # Spark's file name -> the path as planned
-
-    def read_plan(self) -> dict[str, Any]:
-        return {
-            "tasks": self.tasks,
-            "parallel_files": self.parallel_files,
-            "multiline_files": self.multiline_files,
-        }
-
-
-@contextmanager
-def _job_group(spark: SparkSession, name: str) -> Iterator[str]:
-    """Tag the Spark jobs started inside the block with a group id (returned)."""
-    group = f"{name}-{uuid.uuid4().hex[:8]}"
-    sc = spark.sparkContext
-    sc.setJobGroup(group, name)
-    try:
-        yield group
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
-        sc.setLocalProperty("spark.job.description", None)
-
-
-def _first_stage_tasks(spark: SparkSession, group: str) -> int:
-    """Tasks of the first stage Spark ran for a job group: the stage reading the input."""
-    tracker = spark.sparkContext.statusTracker()
-    stages = [
-        stage
-        for job_id in tracker.getJobIdsForGroup(group)
-        if (job := tracker.getJobInfo(job_id)) is not None
-        for stage in job.stageIds
-    ]
-    info = tracker.getStageInfo(min(stages)) if stages else None
-    return info.numTasks if info is not None else 0
+    s, c = counts.sales, counts.customers
+    planned = {
+        "sales": _reconcile(s.read, counts.enriched_rows, sum(s.by_reason.values()), s.duplicates),
+        "customers": _reconcile(c.read, c.valid, sum(c.by_reason.values()), c.duplicates),
+    }
+    return Checked(read, sales, outcome, customers, enriched, counts, planned)
 
 
 def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> SalesRead:
@@ -1258,6 +1292,131 @@ def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> S
     return SalesRead(rows, repeated, repeated_count, parallel, slow, tasks, persisted, source_paths)
 
 
+@dataclass
+class SalesRead:
+    """The checked sales rows (persisted) and how the input was read."""
+
+    rows: DataFrame
+    repeated: DataFrame  # hashes of transaction ids on more than one valid row (persisted)
+    repeated_count: int
+    parallel_files: list[str]
+    multiline_files: list[str]
+    tasks: int
+    persisted: list[DataFrame]
+    source_paths: dict[str, str]  # Spark's file name -> the path as planned
+
+    def read_plan(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "parallel_files": self.parallel_files,
+            "multiline_files": self.multiline_files,
+        }
+
+
+def _compact(rows: DataFrame, uid: Any) -> DataFrame:
+    """Only what later steps use, plus a row id that stays fixed once persisted.
+
+    Raw text and bytes are kept for rejected rows alone.
+    """
+    rejected = F.col("reason").isNotNull()
+    return rows.select(
+        uid.alias("_row_id"),
+        *SALES_CONTENT,
+        "_source_file",
+        "reason",
+        "detail",
+        F.when(rejected, F.col("_raw_record")).alias("_raw_record"),
+        F.when(F.col("reason") == "invalid_encoding", F.col("_raw_bytes")).alias("_raw_bytes"),
+        *[f for f in _LINE_FLAGS if f in rows.columns],
+    )
+
+
+def _persist_packed(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Persist ``rows`` as ``_row_id`` plus one struct of all other columns.
+
+    Spark's columnar cache keeps statistics for every string column of every batch,
+    which cost as much as the rule checks for the content strings; a struct is stored
+    as its row bytes, without them (10M rows: persisting took 5.5 s instead of 15 s,
+    with the cache's compression off, see JOB_SQL_CONF).
+    Returns (the persisted frame, to unpersist; its rows with the columns unpacked).
+    """
+    others = [c for c in rows.columns if c != "_row_id"]
+    packed = rows.select("_row_id", F.struct(*others).alias("_r"))
+    packed = packed.persist(StorageLevel.MEMORY_AND_DISK)
+    return packed, packed.select("_row_id", "_r.*")
+
+
+# Input bytes per partition of the repeated-id count. Nearly every id is unique, so the
+# count's hash table holds one entry per row: kept small, it stays fast (10M rows: 3.5 s
+# in 32 partitions, 9 s in the 2-4 that adaptive execution would choose).
+_KEY_COUNT_BYTES = 16 * 1024 * 1024
+
+
+def _key_partitions(spark: SparkSession, plan: InputPlan) -> int:
+    """Partitions for counting transaction ids: at least the session's shuffle partitions."""
+    input_bytes = sum(f.size for f in plan.sales_files)
+    default = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    return max(default, -(-input_bytes // _KEY_COUNT_BYTES))
+
+
+def _repeated_ids(rows: DataFrame, partitions: int) -> DataFrame:
+    """Hashes of the transaction ids that occur more than once among valid rows.
+
+    A superset of the real repeats (a hash collision only adds a candidate). Shuffled
+    before aggregating, since nearly every id is unique and a map-side partial
+    aggregate would not shrink anything.
+    """
+    key_hash = F.xxhash64("transaction_id").alias("_key_hash")
+    return (
+        rows.where(F.col("reason").isNull())
+        .select(key_hash)
+        .repartition(partitions, "_key_hash")
+        .groupBy("_key_hash")
+        .count()
+        .where(F.col("count") > 1)
+        .select("_key_hash")
+    )
+
+
+@contextmanager
+def _job_group(spark: SparkSession, name: str) -> Iterator[str]:
+    """Tag the Spark jobs started inside the block with a group id (returned)."""
+    group = f"{name}-{uuid.uuid4().hex[:8]}"
+    sc = spark.sparkContext
+    sc.setJobGroup(group, name)
+    try:
+        yield group
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+
+
+def _first_stage_tasks(spark: SparkSession, group: str) -> int:
+    """Tasks of the first stage Spark ran for a job group: the stage reading the input."""
+    tracker = spark.sparkContext.statusTracker()
+    stages = [
+        stage
+        for job_id in tracker.getJobIdsForGroup(group)
+        if (job := tracker.getJobInfo(job_id)) is not None
+        for stage in job.stageIds
+    ]
+    info = tracker.getStageInfo(min(stages)) if stages else None
+    return info.numTasks if info is not None else 0
+
+
+def _file_key(path: str) -> tuple[str, str]:
+    """(host, decoded path) of a local path or URI, to match Spark's file names to ours."""
+    if _is_local(path):
+        return "", os.path.abspath(path)
+    parts = urlsplit(path)
+    return parts.netloc, unquote(parts.path)
+
+
+# How many repeated transaction-id hashes may be broadcast to every task; above it the
+# duplicate check joins without broadcasting (slower, same result).
+_BROADCAST_KEYS = 2_000_000
+
+
 def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | None]:
     """``_duplicates`` on the sales rows, with only the repeated ids going through it.
 
@@ -1296,6 +1455,272 @@ def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | No
         F.coalesce(F.col("_d_extra"), F.lit(False)).alias("_extra_duplicate"),
     )
     return resolved, outcome
+
+
+def count_rows(sales: DataFrame, customers: DataFrame, enriched: DataFrame) -> Counts:
+    """Count sales and customers by outcome and enriched rows by month, in one Spark job.
+
+    The three aggregates are small; one union of them is one job instead of three (each
+    job costs about half a second of scheduling on a small input).
+    """
+
+    def by_reason(df: DataFrame, what: str) -> DataFrame:
+        return (
+            df.groupBy("reason", "_extra_duplicate")
+            .agg(F.count(F.lit(1)).alias("rows"))
+            .select(
+                F.lit(what).alias("what"),
+                "reason",
+                F.col("_extra_duplicate").alias("extra"),
+                F.lit(None).cast("int").alias("year"),
+                F.lit(None).cast("int").alias("month"),
+                "rows",
+                F.lit(0).cast("long").alias("unknown"),
+            )
+        )
+
+    per_month = enriched.groupBy(*PARTITION_COLUMNS).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((~F.col("_known_customer")).cast("long")).alias("unknown"),
+    )
+    months = per_month.select(
+        F.lit("enriched").alias("what"),
+        F.lit(None).cast("string").alias("reason"),
+        F.lit(None).cast("boolean").alias("extra"),
+        "year",
+        "month",
+        "rows",
+        "unknown",
+    )
+    found = by_reason(sales, "sales").unionByName(by_reason(customers, "customers"))
+    rows = found.unionByName(months).collect()
+    enriched_rows = [r for r in rows if r["what"] == "enriched"]
+    return Counts(
+        sales=_by_reason([r for r in rows if r["what"] == "sales"]),
+        customers=_by_reason([r for r in rows if r["what"] == "customers"]),
+        months=sorted((r["year"], r["month"]) for r in enriched_rows),
+        enriched_rows=sum(r["rows"] for r in enriched_rows),
+        unknown_customers=sum(r["unknown"] for r in enriched_rows),
+    )
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What one read of the persisted rows finds, before anything is written."""
+
+    sales: SourceCounts
+    customers: SourceCounts
+    months: list[tuple[int, int]]  # (year, month) partitions the enriched rows fill
+    enriched_rows: int
+    unknown_customers: int
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.sales.by_reason.values()) + sum(self.customers.by_reason.values())
+
+
+class SourceCounts(NamedTuple):
+    """One source's records by outcome."""
+
+    read: int  # records read
+    valid: int  # valid records kept (one per exact duplicate group)
+    by_reason: dict[str, int]  # quarantined records per reason
+    duplicates: int  # exact duplicates dropped
+
+
+def _by_reason(rows: list[Any]) -> SourceCounts:
+    """Add up one source's rows of ``count_rows`` by outcome."""
+    total = sum(r["rows"] for r in rows)
+    by_reason: dict[str, int] = {}
+    valid = dups = 0
+    for r in rows:
+        if r["reason"] is not None:
+            by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["rows"]
+        elif r["extra"]:
+            dups += r["rows"]
+        else:
+            valid += r["rows"]
+    return SourceCounts(total, valid, by_reason, dups)
+
+
+def _reconcile(read: int, written: int, quarantined: int, dups: int) -> dict[str, Any]:
+    return {
+        "read": read,
+        "written": written,
+        "quarantined": quarantined,
+        "duplicates_dropped": dups,
+        "ok": read == written + quarantined + dups,
+    }
+
+
+def _all_ok(reconciliation: dict[str, dict[str, Any]]) -> bool:
+    return all(r["ok"] for r in reconciliation.values())
+
+
+# --- step 2: metrics ------------------------------------------------------------------------
+
+
+def planned_metrics(run: RunContext, checked: Checked) -> dict[str, Any]:
+    """Step 2: the metrics document, with the counts and reconciliation of step 1.
+
+    ``rows_written`` and ``bytes_written`` stay 0 and the reconciliation stays the
+    planned one until ``verify_outputs`` counts what was written.
+    """
+    counts = checked.counts
+    sales_q, cust_q = counts.sales.by_reason, counts.customers.by_reason
+    sales_dups, cust_dups = counts.sales.duplicates, counts.customers.duplicates
+    metrics = _metrics(run, checked.read)
+    metrics.update(
+        {
+            "rows_read": {"sales": counts.sales.read, "customers": counts.customers.read},
+            "rows_quarantined": {
+                r: sales_q.get(r, 0) + cust_q.get(r, 0)
+                for r in REASONS
+                if r in sales_q or r in cust_q
+            },
+            "rows_quarantined_by_source": {"sales": dict(sales_q), "customers": dict(cust_q)},
+            "quarantined_total": counts.quarantined_total,
+            "duplicates_dropped": sales_dups + cust_dups,
+            "duplicates_dropped_by_source": {"sales": sales_dups, "customers": cust_dups},
+            "customers_loaded": counts.customers.valid,
+            "unknown_customers": counts.unknown_customers,
+            "partitions_written": [f"year={y}/month={m}" for y, m in counts.months],
+            "reconciliation": checked.planned,
+        }
+    )
+    return metrics
+
+
+def _metrics(run: RunContext, read: SalesRead) -> dict[str, Any]:
+    """The metrics document before any count is known (filled in by planned_metrics)."""
+    args, plan, out, started = run.args, run.plan, run.out, run.started
+    return {
+        "run_id": run.run_id,
+        "job_name": args.job_name,
+        "status": "running",
+        "started_at": _iso(started),
+        "finished_at": None,
+        "run_date": started.date().isoformat(),
+        "inputs": {
+            "sales": {
+                "path": args.sales_path,
+                "format": "csv",
+                "files": [f.path for f in plan.sales_files],
+            },
+            "customers": {
+                "path": args.customers_path,
+                "format": _customer_format(plan),
+                "files": [f.path for f in plan.customer_files],
+            },
+        },
+        "read_plan": {"sales": read.read_plan()},
+        "outputs": {
+            "enriched": out.enriched,
+            "sales_summary": out.summary,
+            "quarantine": out.quarantine,
+        },
+        "rows_written": {"enriched": 0, "sales_summary": 0},
+        "bytes_read": {
+            "sales": sum(f.size for f in plan.sales_files),
+            "customers": sum(f.size for f in plan.customer_files),
+        },
+        "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
+        "leftovers_removed": [],
+        "durations_seconds": run.durations,
+        "reason_vocabulary": {"sales": SALES_REASONS, "customers": CUSTOMER_REASONS},
+    }
+
+
+def _customer_format(plan: InputPlan) -> str:
+    if plan.ndjson_files and plan.array_files:
+        return "mixed"
+    return "json_array" if plan.array_files else "ndjson"
+
+
+# --- step 3: write (phases write_enriched, write_summary, write_quarantine) ------------------
+
+
+def write_outputs(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> DataFrame | None:
+    """Step 3: the enriched and summary tables (when there are valid rows), then the quarantine.
+
+    Returns the conflicting rows re-read for their raw text (persisted), or None.
+    """
+    if checked.counts.enriched_rows:
+        write_tables(run, checked, metrics)
+    else:
+        log.warning("no valid sales rows: enriched/ and sales_summary/ left untouched")
+    return write_quarantine(run, checked)
+
+
+def write_tables(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> None:
+    """Write the enriched and summary partitions; then remove what killed runs left.
+
+    Both are written from the persisted rows. A run killed during its write leaves
+    Spark's staging folder behind; once this run's writes succeed, those are removed
+    and listed in ``leftovers_removed``.
+    """
+    out = run.out
+    with _phase("write_enriched", run.durations) as phase:
+        _write_partitioned(checked.enriched.select(*ENRICHED_COLUMNS), out.enriched)
+        phase["rows"] = checked.counts.enriched_rows
+    with _phase("write_summary", run.durations):
+        # Small (months x regions x products rows): one task, one file per month.
+        summary = (
+            summarize(checked.enriched)
+            .coalesce(1)
+            .sortWithinPartitions(*PARTITION_COLUMNS, "region", "product")
+        )
+        _write_partitioned(summary, out.summary)
+    metrics["leftovers_removed"] = [
+        path
+        for root in (out.enriched, out.summary)
+        for path in run.out_fs.remove_children(root, _STAGING_PREFIX)
+    ]
+
+
+def write_quarantine(run: RunContext, checked: Checked) -> DataFrame | None:
+    """Write this run's rejected rows of both sources, one file, when there are any.
+
+    Conflicting duplicates were persisted without their raw text, so their files are read
+    again (``conflicting_rows_with_raw``); that re-read is returned (persisted), or None.
+    """
+    counts = checked.counts
+    reread: DataFrame | None = None
+    with _phase("write_quarantine", run.durations) as phase:
+        if counts.quarantined_total:
+            conflicts = counts.sales.by_reason.get("conflicting_duplicate", 0)
+            rejected = checked.sales.where(
+                F.col("reason").isNotNull() & (F.col("reason") != "conflicting_duplicate")
+            )
+            if conflicts:
+                reread = conflicting_rows_with_raw(
+                    run.spark,
+                    checked.read,
+                    checked.sales,
+                    run.plan.sales_headers,
+                    run.today,
+                    expected=conflicts,
+                )
+                rejected = rejected.unionByName(reread, allowMissingColumns=True)
+            quarantine = quarantine_records(rejected, checked.customers, run.run_id)
+            # repartition, not coalesce: the scan that finds the rejected rows stays
+            # parallel; only those rows move to the one task that writes the file.
+            quarantine.repartition(1).write.mode("overwrite").parquet(run.out.quarantine)
+        phase["rows"] = counts.quarantined_total
+    return reread
+
+
+def _write_partitioned(df: DataFrame, path: str) -> None:
+    # Straight from the read partitions: each task writes one file per month it holds.
+    # Input splits follow the file, so a task holds one or two months and rows keep the
+    # file's order (a dated, ascending id order compresses well); no shuffle, no sort.
+    (
+        df.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .option("compression", "snappy")
+        .partitionBy(*PARTITION_COLUMNS)
+        .parquet(path)
+    )
 
 
 def conflicting_rows_with_raw(
@@ -1365,341 +1790,43 @@ def conflicting_rows_with_raw(
     return found
 
 
-@dataclass(frozen=True)
-class Counts:
-    """What one read of the persisted rows finds, before anything is written."""
-
-    sales: tuple[int, int, dict[str, int], int]  # see _by_reason
-    customers: tuple[int, int, dict[str, int], int]
-    months: list[tuple[int, int]]  # (year, month) partitions the enriched rows fill
-    enriched_rows: int
-    unknown_customers: int
+# --- step 4: verify (phase verify), then the metrics file -----------------------------------
 
 
-def count_rows(sales: DataFrame, customers: DataFrame, enriched: DataFrame) -> Counts:
-    """Count sales and customers by outcome and enriched rows by month, in one Spark job.
+def verify_outputs(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> None:
+    """Step 4: count what is now on storage, not what was planned, and reconcile again.
 
-    The three aggregates are small; one union of them is one job instead of three (each
-    job costs about half a second of scheduling on a small input).
+    Replaces ``rows_written``, ``reconciliation`` and ``bytes_written`` in ``metrics``.
     """
-
-    def by_reason(df: DataFrame, what: str) -> DataFrame:
-        return (
-            df.groupBy("reason", "_extra_duplicate")
-            .agg(F.count(F.lit(1)).alias("rows"))
-            .select(
-                F.lit(what).alias("what"),
-                "reason",
-                F.col("_extra_duplicate").alias("extra"),
-                F.lit(None).cast("int").alias("year"),
-                F.lit(None).cast("int").alias("month"),
-                "rows",
-                F.lit(0).cast("long").alias("unknown"),
-            )
+    spark, out, counts = run.spark, run.out, checked.counts
+    with _phase("verify", run.durations):
+        q_fs = filesystem_for(out.quarantine, spark)
+        parts = [f"year={y}/month={m}" for y, m in counts.months]
+        written_enriched, written_summary = _count_parquet(
+            spark, [out.enriched, out.summary], parts
         )
-
-    per_month = enriched.groupBy(*PARTITION_COLUMNS).agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum((~F.col("_known_customer")).cast("long")).alias("unknown"),
-    )
-    months = per_month.select(
-        F.lit("enriched").alias("what"),
-        F.lit(None).cast("string").alias("reason"),
-        F.lit(None).cast("boolean").alias("extra"),
-        "year",
-        "month",
-        "rows",
-        "unknown",
-    )
-    found = by_reason(sales, "sales").unionByName(by_reason(customers, "customers"))
-    rows = found.unionByName(months).collect()
-    enriched_rows = [r for r in rows if r["what"] == "enriched"]
-    return Counts(
-        sales=_by_reason([r for r in rows if r["what"] == "sales"]),
-        customers=_by_reason([r for r in rows if r["what"] == "customers"]),
-        months=sorted((r["year"], r["month"]) for r in enriched_rows),
-        enriched_rows=sum(r["rows"] for r in enriched_rows),
-        unknown_customers=sum(r["unknown"] for r in enriched_rows),
-    )
-
-
-def _by_reason(rows: list[Any]) -> tuple[int, int, dict[str, int], int]:
-    """Return (rows, valid rows kept, {reason: n}, exact duplicates dropped)."""
-    total = sum(r["rows"] for r in rows)
-    by_reason: dict[str, int] = {}
-    valid = dups = 0
-    for r in rows:
-        if r["reason"] is not None:
-            by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["rows"]
-        elif r["extra"]:
-            dups += r["rows"]
-        else:
-            valid += r["rows"]
-    return total, valid, by_reason, dups
-
-
-def _write_partitioned(df: DataFrame, path: str) -> None:
-    # Straight from the read partitions: each task writes one file per month it holds.
-    # Input splits follow the file, so a task holds one or two months and rows keep the
-    # file's order (a dated, ascending id order compresses well); no shuffle, no sort.
-    (
-        df.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .option("compression", "snappy")
-        .partitionBy(*PARTITION_COLUMNS)
-        .parquet(path)
-    )
-
-
-@dataclass
-class Outputs:
-    """Where one run writes."""
-
-    root: str
-    enriched: str
-    summary: str
-    quarantine: str
-    runs_file: str
-
-    @classmethod
-    def for_run(cls, args: JobArgs, run_id: str) -> Outputs:
-        root = _absolute(args.output_path)
-        qroot = _absolute(args.quarantine_path or _join(root, QUARANTINE_DIR))
-        return cls(
-            root=root,
-            enriched=_join(root, ENRICHED_DIR),
-            summary=_join(root, SUMMARY_DIR),
-            quarantine=_join(qroot, f"run_id={run_id}"),
-            runs_file=_join(root, RUNS_DIR, f"{run_id}.json"),
-        )
-
-
-def _absolute(path: str) -> str:
-    return os.path.abspath(path) if _is_local(path) else path
-
-
-def run_job(
-    spark: SparkSession,
-    args: JobArgs,
-    plan: InputPlan,
-    *,
-    run_id: str,
-    started: datetime,
-) -> dict[str, Any]:
-    """Read, check, transform and write; return the metrics (also written to _runs/).
-
-    Phases, each logged as it starts and ends: read_and_check (one parallel pass over the
-    sales input, persisted; counts; the reconciliation planned before anything is
-    written), write_enriched, write_summary (from the persisted rows, not re-read),
-    write_quarantine, verify (counts what is now on storage).
-    """
-    t0 = time.monotonic()
-    durations: dict[str, float] = {}
-    out = Outputs.for_run(args, run_id)
-    out_fs = filesystem_for(out.root, spark)
-    today = started.date()
-
-    with _phase("read_and_check", durations) as phase:
-        read = read_and_check_sales(spark, plan, today)
-        sales, outcome = resolve_sales_duplicates(read)
-        customers = classify_customers(
-            read_customers(
-                spark, [f.path for f in plan.ndjson_files], [f.path for f in plan.array_files]
-            )
-        ).persist()
-        enriched = enrich(kept(sales), kept(customers))
-        counts = count_rows(sales, customers, enriched)
-        sales_read, _sales_valid, sales_q, sales_dups = counts.sales
-        cust_read, cust_written, cust_q, cust_dups = counts.customers
-        months = counts.months
-        enriched_rows, unknown_rows = counts.enriched_rows, counts.unknown_customers
-        if sales_read == 0:
-            raise FatalInputError(f"sales input is empty: no data rows under {args.sales_path}")
-        if cust_read == 0:
-            raise FatalInputError(
-                f"customers input is empty: no records under {args.customers_path}"
-            )
-        phase["rows"] = sales_read
-
-    sales_q_total, cust_q_total = sum(sales_q.values()), sum(cust_q.values())
-    planned = {
-        "sales": _reconcile(sales_read, enriched_rows, sales_q_total, sales_dups),
-        "customers": _reconcile(cust_read, cust_written, cust_q_total, cust_dups),
-    }
-    metrics = _metrics(
-        args, plan, read, run_id=run_id, started=started, out=out, durations=durations
-    )
-    metrics.update(
-        {
-            "rows_read": {"sales": sales_read, "customers": cust_read},
-            "rows_quarantined": {
-                r: sales_q.get(r, 0) + cust_q.get(r, 0)
-                for r in REASONS
-                if r in sales_q or r in cust_q
-            },
-            "rows_quarantined_by_source": {"sales": dict(sales_q), "customers": dict(cust_q)},
-            "quarantined_total": sales_q_total + cust_q_total,
-            "duplicates_dropped": sales_dups + cust_dups,
-            "duplicates_dropped_by_source": {"sales": sales_dups, "customers": cust_dups},
-            "customers_loaded": cust_written,
-            "unknown_customers": unknown_rows,
-            "partitions_written": [f"year={y}/month={m}" for y, m in months],
-            "reconciliation": planned,
+        q_by_source = {"sales": 0, "customers": 0}
+        if metrics["quarantined_total"]:
+            for r in spark.read.parquet(out.quarantine).groupBy("source").count().collect():
+                q_by_source[r["source"]] = r["count"]
+        read = metrics["rows_read"]
+        metrics["rows_written"] = {"enriched": written_enriched, "sales_summary": written_summary}
+        metrics["reconciliation"] = {
+            "sales": _reconcile(
+                read["sales"], written_enriched, q_by_source["sales"], counts.sales.duplicates
+            ),
+            "customers": _reconcile(
+                read["customers"],
+                metrics["customers_loaded"],
+                q_by_source["customers"],
+                counts.customers.duplicates,
+            ),
         }
-    )
-    if not all(r["ok"] for r in planned.values()):
-        # Nothing written yet: fail before touching the outputs.
-        return _finish(
-            metrics, out_fs, out.runs_file, t0, failed="rows do not reconcile before writing"
-        )
-
-    if enriched_rows:
-        with _phase("write_enriched", durations) as phase:
-            _write_partitioned(enriched.select(*ENRICHED_COLUMNS), out.enriched)
-            phase["rows"] = enriched_rows
-        with _phase("write_summary", durations):
-            # Small (months x regions x products rows): one task, one file per month.
-            summary = (
-                summarize(enriched)
-                .coalesce(1)
-                .sortWithinPartitions(*PARTITION_COLUMNS, "region", "product")
-            )
-            _write_partitioned(summary, out.summary)
-        metrics["leftovers_removed"] = [
-            path
-            for root in (out.enriched, out.summary)
-            for path in out_fs.remove_children(root, _STAGING_PREFIX)
-        ]
-    else:
-        log.warning("no valid sales rows: enriched/ and sales_summary/ left untouched")
-    reread: DataFrame | None = None
-    with _phase("write_quarantine", durations) as phase:
-        if sales_q_total + cust_q_total:
-            conflicts = sales_q.get("conflicting_duplicate", 0)
-            rejected = sales.where(
-                F.col("reason").isNotNull() & (F.col("reason") != "conflicting_duplicate")
-            )
-            if conflicts:
-                reread = conflicting_rows_with_raw(
-                    spark, read, sales, plan.sales_headers, today, expected=conflicts
-                )
-                rejected = rejected.unionByName(reread, allowMissingColumns=True)
-            quarantine = quarantine_records(rejected, customers, run_id)
-            # repartition, not coalesce: the scan that finds the rejected rows stays
-            # parallel; only those rows move to the one task that writes the file.
-            quarantine.repartition(1).write.mode("overwrite").parquet(out.quarantine)
-        phase["rows"] = sales_q_total + cust_q_total
-
-    with _phase("verify", durations):
-        _verify(spark, metrics, out, months, sales_dups=sales_dups, cust_dups=cust_dups)
-    for df in (*read.persisted, outcome, customers, reread):
-        if df is not None:
-            df.unpersist()
-    ok = all(r["ok"] for r in metrics["reconciliation"].values())
-    return _finish(
-        metrics,
-        out_fs,
-        out.runs_file,
-        t0,
-        failed=None if ok else "rows do not reconcile after writing",
-    )
-
-
-def _metrics(
-    args: JobArgs,
-    plan: InputPlan,
-    read: SalesRead,
-    *,
-    run_id: str,
-    started: datetime,
-    out: Outputs,
-    durations: dict[str, float],
-) -> dict[str, Any]:
-    """The metrics document before any count is known (filled in by run_job)."""
-    return {
-        "run_id": run_id,
-        "job_name": args.job_name,
-        "status": "running",
-        "started_at": _iso(started),
-        "finished_at": None,
-        "run_date": started.date().isoformat(),
-        "inputs": {
-            "sales": {
-                "path": args.sales_path,
-                "format": "csv",
-                "files": [f.path for f in plan.sales_files],
-            },
-            "customers": {
-                "path": args.customers_path,
-                "format": _customer_format(plan),
-                "files": [f.path for f in plan.customer_files],
-            },
-        },
-        "read_plan": {"sales": read.read_plan()},
-        "outputs": {
-            "enriched": out.enriched,
-            "sales_summary": out.summary,
-            "quarantine": out.quarantine,
-        },
-        "rows_written": {"enriched": 0, "sales_summary": 0},
-        "bytes_read": {
-            "sales": sum(f.size for f in plan.sales_files),
-            "customers": sum(f.size for f in plan.customer_files),
-        },
-        "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
-        "leftovers_removed": [],
-        "durations_seconds": durations,
-        "reason_vocabulary": {"sales": SALES_REASONS, "customers": CUSTOMER_REASONS},
-    }
-
-
-def _verify(
-    spark: SparkSession,
-    metrics: dict[str, Any],
-    out: Outputs,
-    months: list[tuple[int, int]],
-    *,
-    sales_dups: int,
-    cust_dups: int,
-) -> None:
-    """Count what is now on storage, not what was planned, and reconcile again."""
-    out_fs = filesystem_for(out.root, spark)
-    q_fs = filesystem_for(out.quarantine, spark)
-    parts = [f"year={y}/month={m}" for y, m in months]
-    written_enriched, written_summary = _count_parquet(spark, [out.enriched, out.summary], parts)
-    q_by_source = {"sales": 0, "customers": 0}
-    if metrics["quarantined_total"]:
-        for r in spark.read.parquet(out.quarantine).groupBy("source").count().collect():
-            q_by_source[r["source"]] = r["count"]
-    read = metrics["rows_read"]
-    metrics["rows_written"] = {"enriched": written_enriched, "sales_summary": written_summary}
-    metrics["reconciliation"] = {
-        "sales": _reconcile(read["sales"], written_enriched, q_by_source["sales"], sales_dups),
-        "customers": _reconcile(
-            read["customers"], metrics["customers_loaded"], q_by_source["customers"], cust_dups
-        ),
-    }
-    metrics["bytes_written"] = {
-        "enriched": sum(out_fs.size_under(_join(out.enriched, p)) for p in parts),
-        "sales_summary": sum(out_fs.size_under(_join(out.summary, p)) for p in parts),
-        "quarantine": q_fs.size_under(out.quarantine) if sum(q_by_source.values()) else 0,
-    }
-
-
-def _customer_format(plan: InputPlan) -> str:
-    if plan.ndjson_files and plan.array_files:
-        return "mixed"
-    return "json_array" if plan.array_files else "ndjson"
-
-
-def _reconcile(read: int, written: int, quarantined: int, dups: int) -> dict[str, Any]:
-    return {
-        "read": read,
-        "written": written,
-        "quarantined": quarantined,
-        "duplicates_dropped": dups,
-        "ok": read == written + quarantined + dups,
-    }
+        metrics["bytes_written"] = {
+            "enriched": sum(run.out_fs.size_under(_join(out.enriched, p)) for p in parts),
+            "sales_summary": sum(run.out_fs.size_under(_join(out.summary, p)) for p in parts),
+            "quarantine": q_fs.size_under(out.quarantine) if sum(q_by_source.values()) else 0,
+        }
 
 
 def _count_parquet(spark: SparkSession, roots: Sequence[str], parts: list[str]) -> list[int]:
@@ -1719,20 +1846,18 @@ def _count_parquet(spark: SparkSession, roots: Sequence[str], parts: list[str]) 
     return [found.get(i, 0) for i in range(len(roots))]
 
 
-def _finish(
-    metrics: dict[str, Any],
-    fs: LocalFiles | HadoopFiles,
-    runs_file: str,
-    t0: float,
-    failed: str | None,
-) -> dict[str, Any]:
+def _finish(run: RunContext, metrics: dict[str, Any], failed: str | None) -> dict[str, Any]:
+    """Write the metrics file, succeeded or failed; on failure raise JobFailedError."""
     metrics["status"] = "failed" if failed else "succeeded"
     if failed:
         metrics["error"] = failed
     metrics["finished_at"] = _iso(_utc_now())
-    metrics["durations_seconds"]["total"] = round(time.monotonic() - t0, 3)
+    metrics["durations_seconds"]["total"] = round(time.monotonic() - run.t0, 3)
+    runs_file = run.out.runs_file
     metrics["metrics_path"] = runs_file
-    fs.write_bytes(runs_file, (json.dumps(metrics, indent=2, sort_keys=False) + "\n").encode())
+    run.out_fs.write_bytes(
+        runs_file, (json.dumps(metrics, indent=2, sort_keys=False) + "\n").encode()
+    )
     if failed:
         raise JobFailedError(f"{failed}: {json.dumps(metrics['reconciliation'])}; see {runs_file}")
     return metrics
