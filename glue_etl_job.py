@@ -1,5 +1,23 @@
 """Sales ETL job: raw sales CSV + customers NDJSON -> enriched and summary Parquet.
 
+The file, top to bottom, in the order the data flows through it:
+
+- contracts: the raw inputs' columns, read schemas, CSV dialect and value formats; the
+  quarantine reasons; the output tables' columns, types and folder names; the quarantine
+  schema; the two errors that end a run.
+- arguments: ``--sales_path`` and the others, parsed as Glue passes them.
+- file systems: listing, reading and writing files, on local paths or through Hadoop.
+- input validation: both inputs checked and listed before anything is written.
+- Spark sessions: the SQL settings the job relies on, and the session outside Glue.
+- reading: every raw record of both sources, as text and exact bytes.
+- transforms: the row rules, duplicates, the customer join, the summary and the
+  quarantine rows (DataFrame in, DataFrame out).
+- the run: ``run_job``, a short sequence of the four steps that follow it, each in its
+  own section: 1. read and classify, 2. metrics, 3. write, 4. verify, then the metrics
+  file. Their phases log as read_and_check, write_enriched, write_summary,
+  write_quarantine and verify.
+- entry points: ``main``, on Glue or locally; exit codes and the last line printed.
+
 The same file runs as an AWS Glue 5.x job (Spark 3.5, Python 3.11) and locally::
 
     python glue_etl_job.py --sales_path data/sales.csv --customers_path data/customers.ndjson \\
