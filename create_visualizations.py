@@ -39,6 +39,8 @@ from pipeline.charts import (  # noqa: E402
     top_products_chart,
     transaction_distribution_chart,
 )
+from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging  # noqa: E402
+from pipeline.targets import make_target  # noqa: E402
 
 __all__ = [
     "CHARTS",
@@ -68,55 +70,31 @@ def _has_processed_data(config: Any) -> bool:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--target", choices=("local", "aws"), help="default: local (or $PIPELINE_TARGET)"
-    )
+    add_target_flags(parser)
     parser.add_argument(
         "--output", type=Path, default=Path("screenshots"), help="folder for the PNGs"
     )
-    parser.add_argument(
-        "--lake", type=Path, help="local lake root (default: ./lake or $PIPELINE_LAKE)"
-    )
-    parser.add_argument("--prefix", help="name prefix for buckets etc. (default: sales-pipeline)")
-    parser.add_argument(
-        "--region", help="AWS region (aws target; default: AWS_REGION or us-east-1)"
-    )
-    parser.add_argument("--profile", help="AWS profile (aws target)")
-    parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. a moto server (aws target)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Render the six charts; return 0 on success, 1 with a one-line error otherwise."""
+    """Render the six charts; exit codes as every script's (see pipeline.cli)."""
     args = _parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    from pipeline.config import PipelineConfig
+    setup_logging(args.verbose)
 
-    options = {
-        "target": args.target, "lake": args.lake, "prefix": args.prefix,
-        "region": args.region, "profile": args.profile, "endpoint_url": args.endpoint_url,
-    }  # fmt: skip
-    try:
-        config = PipelineConfig(**{k: v for k, v in options.items() if v is not None})
+    def body() -> int:
+        config = config_from(args)
         if config.target == "local" and not _has_processed_data(config):
-            raise NoDataError(f"no processed data under {config.local_path(config.enriched_uri)}")
-        from pipeline.engines import make_engine
+            raise NoDataError(
+                f"no processed data under {config.local_path(config.enriched_uri)}; "
+                "run `python run_pipeline.py` first"
+            )
+        for path in render_all(make_target(config).engine(), args.output):
+            print(path)
+        return 0
 
-        paths = render_all(make_engine(config), args.output)
-    except NoDataError as exc:
-        print(f"error: {exc}; run `python run_pipeline.py` first", file=sys.stderr)
-        return 1
-    except Exception as exc:  # the CLI's boundary: one readable line, details at debug level
-        logger.debug("chart rendering failed", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-        return 1
-    for path in paths:
-        print(path)
-    return 0
+    return run_cli(body)
 
 
 if __name__ == "__main__":

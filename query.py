@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
-from pipeline.engines import QueryError, QueryResult, make_engine, one_line
+from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
+from pipeline.engines import QueryError, QueryResult
 from pipeline.sql import analytic_names, descriptions
+from pipeline.targets import make_target
 
 log = logging.getLogger("query")
 
@@ -33,35 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--name", help="run the named block from athena_queries.sql")
     what.add_argument("--all", action="store_true", help="run every analytic query")
     what.add_argument("--list", action="store_true", help="list the named queries")
-    parser.add_argument("--target", choices=TARGETS, default=None, help="local (default) or aws")
-    parser.add_argument(
-        "--lake", type=Path, default=None, help="local lake folder (default ./lake)"
-    )
-    parser.add_argument("--prefix", default=None, help=f"name prefix (default {DEFAULT_PREFIX})")
-    parser.add_argument("--region", default=None, help="AWS region")
-    parser.add_argument("--profile", default=None, help="AWS profile")
-    parser.add_argument(
-        "--endpoint-url", default=None, help="AWS endpoint (moto server, LocalStack)"
-    )
+    add_target_flags(parser)
     parser.add_argument(
         "--queries", type=Path, default=None, help="SQL file (default athena_queries.sql)"
     )
     parser.add_argument("--max-rows", type=int, default=50, help="rows to print per result")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
-
-
-def build_config(args: argparse.Namespace) -> PipelineConfig:
-    """Return the config from the flags, falling back to the environment's defaults."""
-    overrides = {
-        "prefix": args.prefix,
-        "target": args.target,
-        "lake": args.lake,
-        "region": args.region,
-        "profile": args.profile,
-        "endpoint_url": args.endpoint_url,
-    }
-    return PipelineConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def printable(result: QueryResult, max_rows: int = 50) -> pd.DataFrame:
@@ -97,30 +76,28 @@ def format_result(result: QueryResult, max_rows: int = 50) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if args.list:
-        for name, text in descriptions(args.queries).items():
-            if name in analytic_names(args.queries):
-                print(f"{name:28} {text}")
+    setup_logging(args.verbose, level=logging.WARNING)
+
+    def body() -> int:
+        if args.list:
+            for name, text in descriptions(args.queries).items():
+                if name in analytic_names(args.queries):
+                    print(f"{name:28} {text}")
+            return 0
+        engine = make_target(config_from(args)).engine(args.queries)
+        try:
+            if args.all:
+                for name in analytic_names(args.queries):
+                    print(format_result(engine.run_named(name), args.max_rows) + "\n")
+            elif args.name:
+                print(format_result(engine.run_named(args.name), args.max_rows))
+            else:
+                print(format_result(engine.run(args.sql), args.max_rows))
+        except KeyError as exc:  # an unknown query name
+            raise QueryError(exc.args[0] if exc.args else str(exc)) from exc
         return 0
-    try:
-        config = build_config(args)
-        engine = make_engine(config, args.queries)
-        if args.all:
-            for name in analytic_names(args.queries):
-                print(format_result(engine.run_named(name), args.max_rows) + "\n")
-        elif args.name:
-            print(format_result(engine.run_named(args.name), args.max_rows))
-        else:
-            print(format_result(engine.run(args.sql), args.max_rows))
-    except (QueryError, KeyError, ValueError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {one_line(message)}", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,11 @@ python run_pipeline.py --target aws --endpoint-url http://127.0.0.1:5000
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
-from pipeline.runner import RunOptions, StageFailed, run, summary_lines
-
-log = logging.getLogger("run_pipeline")
+from pipeline.cli import UsageError, add_target_flags, config_from, run_cli, setup_logging
+from pipeline.runner import RunOptions, run, summary_lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,9 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--target", choices=TARGETS, default="local", help="where to run (default %(default)s)"
-    )
+    add_target_flags(parser)
     parser.add_argument(
         "--rows",
         type=int,
@@ -59,23 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(s3://... on the aws target); needs --sales-path",
     )
     parser.add_argument(
-        "--lake",
-        type=Path,
-        default=None,
-        help="local lake folder (default ./lake or $PIPELINE_LAKE)",
-    )
-    parser.add_argument(
-        "--prefix", default=None, help=f"name prefix for every resource (default {DEFAULT_PREFIX})"
-    )
-    parser.add_argument(
         "--charts-dir", type=Path, default=defaults.charts_dir, help="where the six PNGs go"
     )
     parser.add_argument("--run-id", default=None, help="job run id (default: a UTC timestamp)")
-    parser.add_argument("--region", default=None, help="AWS region (aws target)")
-    parser.add_argument("--profile", default=None, help="AWS profile (aws target)")
-    parser.add_argument(
-        "--endpoint-url", default=None, help="AWS endpoint, e.g. a moto server (aws target)"
-    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
@@ -85,21 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    overrides = {
-        k: v
-        for k, v in {
-            "prefix": args.prefix, "lake": args.lake, "region": args.region,
-            "profile": args.profile, "endpoint_url": args.endpoint_url,
-        }.items()
-        if v is not None
-    }  # fmt: skip
-    try:
-        config = PipelineConfig(target=args.target, **overrides)
+    setup_logging(args.verbose)
+
+    def body() -> int:
+        config = config_from(args)
         options = RunOptions(
             rows=args.rows, customers=args.customers, seed=args.seed,
             dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,
@@ -107,15 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id
-        report = run(config, options)
-    except StageFailed as exc:
-        print(f"pipeline failed: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(summary_lines(report)))
-    return 0
+        try:
+            options.check()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        print("\n".join(summary_lines(run(config, options))))
+        return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

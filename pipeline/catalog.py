@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ _FORMATS = {
 }
 
 
-class CrawlerError(RuntimeError):
+class CrawlerError(PipelineError):
     """The crawler failed, was cancelled or did not finish in time."""
 
 
@@ -336,13 +337,3 @@ def run_aws_crawler(
         )
     log.info("crawler %s finished: %s", name, status)
     return last
-
-
-def crawl(config: PipelineConfig, **kwargs: Any) -> dict[str, Any]:
-    """Run the crawler step for the config's target.
-
-    Returns the crawled tables by name on ``local``, the ``LastCrawl`` on ``aws``.
-    """
-    if config.target == "local":
-        return crawl_local(config)
-    return run_aws_crawler(config, **kwargs)

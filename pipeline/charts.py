@@ -27,6 +27,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, StrMethodFormatter
 
+from pipeline.cli import PipelineError
+
 logger = logging.getLogger(__name__)
 
 FIGSIZE = (10.0, 6.0)
@@ -54,7 +56,7 @@ THEME_RC: dict[str, Any] = {
 }
 
 
-class NoDataError(RuntimeError):
+class NoDataError(PipelineError):
     """A chart's query returned no rows: the lake holds no processed data."""
 
 

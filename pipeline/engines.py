@@ -34,6 +34,7 @@ import sqlglot
 from sqlglot import exp
 
 from pipeline.catalog import is_json_array, load_catalog
+from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig
 from pipeline.sql import (
     find_token,
@@ -78,7 +79,7 @@ class QueryResult:
     decimals: dict[int, pa.ChunkedArray] = field(default_factory=dict)
 
 
-class QueryError(RuntimeError):
+class QueryError(PipelineError):
     """The engine rejected a statement; the message is one line."""
 
 
@@ -593,7 +594,7 @@ def athena_message(exc: Exception) -> str:
 
 
 def make_engine(config: PipelineConfig, queries_path: Path | None = None) -> Engine:
-    """Return the engine for the config's target: DuckDB locally, Athena on aws."""
-    if config.target == "local":
-        return LocalEngine(config, queries_path)
-    return AthenaEngine(config, queries_path)
+    """The engine of the config's target (see ``pipeline.targets``): DuckDB or Athena."""
+    from pipeline.targets import make_target
+
+    return make_target(config).engine(queries_path)

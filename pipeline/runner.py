@@ -9,33 +9,31 @@ plus what is read back from storage and the query engine.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline import costs
+from pipeline.cli import PipelineError
 from pipeline.config import (
     CUSTOMERS_FILENAME,
-    JOB_SCRIPT,
     REPO_ROOT,
     SALES_FILENAME,
     PipelineConfig,
 )
 from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
+from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
 log = logging.getLogger(__name__)
 
 
-class StageFailed(RuntimeError):
+class StageFailed(PipelineError):
     """A stage failed; ``str()`` is one line naming the stage and the reason."""
 
     def __init__(self, stage: str, reason: str) -> None:
@@ -59,6 +57,19 @@ class RunOptions:
         default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
 
+    def spec(self) -> SalesSpec:
+        """What the generate stage makes; raises ValueError for a value out of range."""
+        return SalesSpec(
+            rows=self.rows, customers=self.customers, seed=self.seed, dirty_rate=self.dirty_rate
+        )
+
+    def check(self) -> None:
+        """Raise ValueError, before any stage runs, for options that cannot work."""
+        if (self.sales_path is None) != (self.customers_path is None):
+            raise ValueError("sales_path and customers_path go together: give both or neither")
+        if self.sales_path is None:
+            self.spec()
+
 
 @dataclass
 class RunReport:
@@ -73,7 +84,9 @@ class RunReport:
     raw_bytes: int = 0
     parquet_bytes: int = 0
     partitions: list[str] = field(default_factory=list)
-    aws: dict[str, Any] = field(default_factory=dict)
+    uploaded: list[str] = field(default_factory=list)
+    crawl: CrawlResult | None = None
+    job: JobRun | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # source -> what was given
     raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
 
@@ -101,12 +114,7 @@ def stage(report: RunReport, name: str) -> Iterator[None]:
 
 def generate(options: RunOptions, out_dir: Path) -> tuple[Path, Path]:
     """Write the raw sales CSV and customers NDJSON; returns their paths."""
-    spec = SalesSpec(
-        rows=options.rows,
-        customers=options.customers,
-        seed=options.seed,
-        dirty_rate=options.dirty_rate,
-    )
+    spec = options.spec()
     sales, customers = out_dir / SALES_FILENAME, out_dir / CUSTOMERS_FILENAME
     dirty = write_sales_csv(spec, sales, progress=options.rows >= 1_000_000)
     if dirty:
@@ -118,38 +126,6 @@ def generate(options: RunOptions, out_dir: Path) -> tuple[Path, Path]:
         "generated %s sales rows and %s customers", f"{options.rows:,}", f"{options.customers:,}"
     )
     return sales, customers
-
-
-def run_local_job(
-    config: PipelineConfig, run_id: str, echo: Callable[[str], None] = log.info
-) -> None:
-    """Run glue_etl_job.py on the lake with local Spark, streaming its log."""
-    args = [
-        sys.executable,
-        str(JOB_SCRIPT),
-        "--JOB_NAME", config.job_name,
-        "--sales_path", str(config.local_path(config.raw_sales_uri)),
-        "--customers_path", str(config.local_path(config.raw_customers_uri)),
-        "--output_path", str(config.local_path(config.processed_uri)),
-        "--run_id", run_id,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    last = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            last = line
-            echo(f"  job | {line}")
-    if proc.wait() != 0:
-        raise RuntimeError(last or f"glue_etl_job.py exited with {proc.returncode}")
-
-
-def read_metrics(storage: Any, config: PipelineConfig, run_id: str) -> dict[str, Any]:
-    """Return the job's ``_runs/<run_id>.json`` metrics."""
-    return json.loads(storage.get_bytes(f"{config.runs_uri}{run_id}.json"))
 
 
 def lake_figures(storage: Any, config: PipelineConfig) -> tuple[int, int, list[str]]:
@@ -226,14 +202,14 @@ def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
     return published
 
 
-def run(config: PipelineConfig, options: RunOptions) -> RunReport:
-    """Run every stage in order; raises StageFailed on the first failure."""
-    from pipeline.catalog import crawl
-    from pipeline.storage import make_storage, upload_raw
+def run(config: PipelineConfig, options: RunOptions, target: Target | None = None) -> RunReport:
+    """Run every stage in order on the config's target; raises StageFailed on the first failure.
 
+    The stages and their names are the same on both targets: generate (skipped for your
+    own files), upload, crawl, etl, tables, queries, charts.
+    """
+    target = target or make_target(config)
     report = RunReport(run_id=options.run_id, target=config.target)
-    storage = make_storage(config)
-    work = config.lake / "_generated"
 
     sales: str | Path
     customers: str | Path
@@ -242,31 +218,23 @@ def run(config: PipelineConfig, options: RunOptions) -> RunReport:
         report.inputs = {"sales": str(sales), "customers": str(customers)}
     else:
         with stage(report, "generate"):
-            sales, customers = generate(options, work)
+            sales, customers = generate(options, config.lake / "_generated")
         report.inputs = {
             "sales": f"generated: {options.rows:,} rows, dirty rate {options.dirty_rate}",
             "customers": f"generated: {options.customers:,} customers",
         }
-    if config.target == "aws":
-        return _run_aws(config, options, report, storage, sales, customers)
 
     with stage(report, "upload"):
-        upload_raw(storage, config, sales, customers)
+        target.check_ready()
+        report.uploaded = target.upload(sales, customers)
     with stage(report, "crawl"):
-        crawl(config)
+        report.crawl = target.crawl()
     with stage(report, "etl"):
-        run_local_job(config, options.run_id)
-        report.metrics = read_metrics(storage, config, options.run_id)
-    _analyse(config, options, report, storage)
-    return report
-
-
-def _analyse(config: PipelineConfig, options: RunOptions, report: RunReport, storage: Any) -> None:
-    """The tables, queries and charts stages, shared by both targets."""
-    from pipeline.engines import make_engine
-
+        report.job = target.run_job(options.run_id)
+        report.metrics = target.read_metrics(options.run_id)
+    storage = target.storage
     with stage(report, "tables"):
-        engine = ResultCache(make_engine(config))
+        engine = ResultCache(target.engine())
         engine.setup_tables()
         report.raw_bytes, report.parquet_bytes, report.partitions = lake_figures(storage, config)
         report.raw_files = {
@@ -280,23 +248,6 @@ def _analyse(config: PipelineConfig, options: RunOptions, report: RunReport, sto
         report.queries = run_queries(engine)
     with stage(report, "charts"):
         report.charts = publish_charts(engine, options.charts_dir)
-
-
-def _run_aws(
-    config: PipelineConfig,
-    options: RunOptions,
-    report: RunReport,
-    storage: Any,
-    sales: str | Path,
-    customers: str | Path,
-) -> RunReport:
-    from pipeline import infra
-
-    with stage(report, "deploy-run"):
-        report.aws = infra.run(config, sales, customers, run_id=options.run_id)
-    with stage(report, "etl-metrics"):
-        report.metrics = read_metrics(storage, config, options.run_id)
-    _analyse(config, options, report, storage)
     return report
 
 
@@ -367,9 +318,9 @@ def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
 
 def cost_lines(report: RunReport) -> list[str]:
     """Estimated cost of the run at list prices (estimates, not a bill)."""
-    job_seconds = float(report.aws.get("job_seconds", 0.0))
-    workers = int(report.aws.get("workers", 2))
-    crawl_dpu_hours = report.aws.get("crawl_dpu_hours")
+    job_seconds = report.job.seconds if report.job else 0.0
+    workers = int(report.job.details.get("workers", 2)) if report.job else 2
+    crawl_dpu_hours = report.crawl.dpu_hours if report.crawl else None
     scanned = [q["bytes_read"] or 0 for q in report.queries]
     glue = costs.glue_usd(job_seconds, workers)
     crawler = costs.crawler_usd(crawl_dpu_hours)

@@ -134,12 +134,10 @@ class S3Storage:
 
 
 def make_storage(config: PipelineConfig) -> Storage:
-    """Return the storage for the config's target: the lake folder or S3."""
-    if config.target == "local":
-        return LocalStorage(config.lake)
-    from pipeline.aws import client
+    """The storage of the config's target (see ``pipeline.targets``): the lake folder or S3."""
+    from pipeline.targets import make_target
 
-    return S3Storage(client(config, "s3"))
+    return make_target(config).storage
 
 
 def _hidden(name: str) -> bool:

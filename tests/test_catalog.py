@@ -19,7 +19,6 @@ from moto_fixtures import REGION, aws_env  # noqa: F401  (fixture)
 from pipeline.catalog import (
     CrawlerError,
     catalog_dir,
-    crawl,
     crawl_local,
     load_catalog,
     run_aws_crawler,
@@ -177,7 +176,7 @@ def test_recrawl_updates_the_catalog(tmp_path: Path) -> None:
         "transaction_id,quantity,region\nT1,1.5,North\nT2,2,South\n",
     )
 
-    crawl(config)
+    crawl_local(config)
 
     table = json.loads((catalog_dir(config) / "sales_data_csv.json").read_text())
     assert columns(table) == {"transaction_id": "string", "quantity": "double", "region": "string"}

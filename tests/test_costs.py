@@ -4,6 +4,7 @@ import pytest
 
 from pipeline import costs
 from pipeline.runner import RunReport, cost_lines
+from pipeline.targets import CrawlResult, JobRun
 
 
 def test_glue_job_bills_a_one_minute_minimum():
@@ -26,7 +27,8 @@ def test_crawler_without_a_reported_figure_assumes_the_ten_minute_minimum():
 
 def test_cost_lines_total_job_crawler_and_athena():
     report = RunReport(run_id="r", target="aws", raw_bytes=600_000, parquet_bytes=160_000)
-    report.aws = {"job_seconds": 90.0, "workers": 2, "crawl_dpu_hours": None}
+    report.job = JobRun(run_id="r", seconds=90.0, details={"workers": 2})
+    report.crawl = CrawlResult(tables=["sales_data_csv"], dpu_hours=None)
     report.queries = [{"bytes_read": 1000}, {"bytes_read": None}]
     text = "\n".join(cost_lines(report))
     # job 2 x 90 s = 0.05 DPU-h -> $0.022; crawler $0.0733; Athena 2 x 10 MB -> $0.0000954

@@ -221,6 +221,11 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
         "06_transaction_distribution.png",
     ]
     assert "Estimated cost" in run.stdout
+    # The same stages, by the same names, as a local run.
+    stages = run.stdout.split("Stage durations\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in stages] == [
+        "generate", "upload", "crawl", "etl", "tables", "queries", "charts",
+    ]  # fmt: skip
     # moto reports ExecutionTime=123 s: 2 G.1X workers x 1 DPU x 123 s = 0.0683 DPU-hours.
     assert "Glue job: 2 x G.1X for 123s = 0.0683 DPU-hours" in run.stdout
 

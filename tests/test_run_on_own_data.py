@@ -163,7 +163,7 @@ def test_a_missing_input_fails_in_one_line_before_anything_changes(tmp_path):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert (
-        last == f"pipeline failed: stage 'upload' failed: input not found: {tmp_path / 'nope.csv'}"
+        last == f"error: stage 'upload' failed: input not found: {tmp_path / 'nope.csv'}"
     )
     assert not (lake / f"{PREFIX}-raw").exists()
 

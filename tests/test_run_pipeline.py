@@ -127,7 +127,7 @@ def test_failing_stage_names_itself_and_keeps_earlier_results(first_run):
     )  # fmt: skip
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("pipeline failed: stage 'etl' failed:"), last
+    assert last.startswith("error: stage 'etl' failed:"), last
     assert "Traceback" not in last
     assert sorted((p, p.stat().st_mtime_ns) for p in enriched.rglob("*.parquet")) == files_before
     assert {name: (charts / name).stat().st_mtime_ns for name in CHARTS} == charts_before

@@ -1,0 +1,121 @@
+"""What the command-line scripts share: target flags, the config, logging, one way to fail.
+
+Exit codes, the same in every script:
+
+- ``0``: done;
+- ``1``: the work failed (a stage, the job, a query, an AWS call); the last line on
+  stderr says why;
+- ``2``: the command was wrong (an unknown flag, a bad value such as a prefix S3 would
+  refuse); argparse uses 2 for its own usage errors too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%H:%M:%S"
+
+
+class PipelineError(RuntimeError):
+    """A failure a script reports as one line and exit code 1.
+
+    Every error the pipeline raises on purpose derives from it: a stage failing, a
+    deployment refused, a query rejected, a crawler failing, no data for a chart.
+    """
+
+
+class UsageError(PipelineError):
+    """The command was wrong (exit code 2)."""
+
+
+def add_target_flags(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
+    """``--target --lake --prefix --region --profile --endpoint-url``, unset by default.
+
+    An unset flag falls back to the environment and the defaults of ``PipelineConfig``.
+    """
+    if target:
+        parser.add_argument("--target", choices=TARGETS, help="local (default) or aws")
+        parser.add_argument(
+            "--lake", type=Path, help="local lake folder (default ./lake or $PIPELINE_LAKE)"
+        )
+    parser.add_argument(
+        "--prefix", help=f"name prefix for every resource (default {DEFAULT_PREFIX})"
+    )
+    parser.add_argument("--region", help="AWS region (default: the profile's, or AWS_REGION)")
+    parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
+    parser.add_argument(
+        "--endpoint-url", help="send every AWS call here (a moto server, LocalStack)"
+    )
+
+
+def config_from(args: argparse.Namespace, **fixed: Any) -> PipelineConfig:
+    """The config from the target flags that were given, plus ``fixed`` values.
+
+    Raises UsageError for a value the config refuses (for example a bad prefix).
+    """
+    given = {
+        name: getattr(args, name, None)
+        for name in ("target", "lake", "prefix", "region", "profile", "endpoint_url")
+    }
+    values = {k: v for k, v in given.items() if v is not None} | fixed
+    try:
+        return PipelineConfig(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def setup_logging(
+    verbose: bool = False, *, level: int = logging.INFO, stream: IO[str] | None = None
+) -> None:
+    """One log format for every script; ``verbose`` shows debug lines."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else level,
+        format=LOG_FORMAT,
+        datefmt=LOG_DATE_FORMAT,
+        stream=stream or sys.stderr,
+        force=True,
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "py4j", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def one_line(exc: BaseException) -> str:
+    """The last non-empty line of an error's text (or its type's name)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def run_cli(body: Callable[[], int]) -> int:
+    """Run a script's body and turn its failures into one stderr line and an exit code."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return body()
+    except UsageError as exc:
+        _say(f"error: {one_line(exc)}")
+        return EXIT_USAGE
+    except (PipelineError, FileNotFoundError) as exc:
+        _say(f"error: {one_line(exc)}")
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as exc:
+        _say(f"error: AWS call failed: {one_line(exc)}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("error: interrupted")
+        return 130
