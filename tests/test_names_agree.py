@@ -100,17 +100,17 @@ select count(*) as n from ${database}.orders
 
 def test_the_job_writes_under_the_config_uris_on_s3() -> None:
     config = PipelineConfig(prefix="acme-sales", target="local")
-    out = job_outputs(config.processed_uri)  # what deploy.py passes to the Glue job
+    out = job_outputs(config.processed_uri)  # the Glue job's --output_path (deploy.py up)
     assert f"{out.enriched}/" == config.enriched_uri
     assert f"{out.summary}/" == config.summary_uri
     assert out.quarantine == f"{config.quarantine_uri}run_id={RUN_ID}"
-    # Where the runner reads the run's metrics.
+    # Where the pipeline reads the run's metrics, on either target.
     assert out.runs_file == f"{config.runs_uri}{RUN_ID}.json"
 
 
 def test_the_job_writes_under_the_config_folders_in_the_local_lake(tmp_path: Path) -> None:
     config = PipelineConfig(prefix="acme-sales", target="local", lake=tmp_path)
-    # What the runner passes to the job on the local target.
+    # The --output_path the pipeline passes to the job on the local target.
     out = job_outputs(str(config.local_path(config.processed_uri)))
     assert Path(out.enriched) == config.local_path(config.enriched_uri)
     assert Path(out.summary) == config.local_path(config.summary_uri)
