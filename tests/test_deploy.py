@@ -613,7 +613,8 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         raise RuntimeError("network dropped")
 
     with monkeypatch.context() as patch, pytest.raises(RuntimeError):
-        patch.setattr(infra, "_ensure_crawler", crawler_fails)
+        # `up` looks _ensure_crawler up in its own module, pipeline.infra.reconcile.
+        patch.setattr(infra.reconcile, "_ensure_crawler", crawler_fails)
         infra.up(config, aws, tables=False)
     # What the interrupted run made already carries the marks, so it is not "foreign".
     assert _bucket_tags(aws.s3, "test-sales-processed") == {

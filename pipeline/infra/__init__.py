@@ -1,0 +1,46 @@
+"""The aws target's infrastructure with boto3: `up`, `down`, `status`, `plan` and `run`."""
+
+from __future__ import annotations
+
+from pipeline.config import JOB_SCRIPT
+from pipeline.infra.execution import (
+    JobRunFailed,
+    check_ready_to_run,
+    last_crawl_dpu_hours,
+    run,
+    upload_job_script,
+    wait_for_job_run,
+)
+from pipeline.infra.inspection import format_status, status
+from pipeline.infra.reconcile import up
+from pipeline.infra.shared import Clients, DeployError
+from pipeline.infra.specs import (
+    DPU_PER_WORKER,
+    NUMBER_OF_WORKERS,
+    WORKER_TYPE,
+    format_plan,
+    plan,
+)
+from pipeline.infra.teardown import down, down_plan
+
+__all__ = [
+    "DPU_PER_WORKER",
+    "JOB_SCRIPT",
+    "NUMBER_OF_WORKERS",
+    "WORKER_TYPE",
+    "Clients",
+    "DeployError",
+    "JobRunFailed",
+    "check_ready_to_run",
+    "down",
+    "down_plan",
+    "format_plan",
+    "format_status",
+    "last_crawl_dpu_hours",
+    "plan",
+    "run",
+    "status",
+    "up",
+    "upload_job_script",
+    "wait_for_job_run",
+]

@@ -1,0 +1,188 @@
+"""`run`: check the deployment is ours, upload inputs and job script, crawl, run the job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline import costs
+from pipeline.config import JOB_SCRIPT, PipelineConfig, split_s3_uri
+from pipeline.infra.ownership import check_table_locations, find_all, not_ours_error
+from pipeline.infra.shared import Account, Clients, DeployError, _code
+from pipeline.infra.specs import DPU_PER_WORKER, NUMBER_OF_WORKERS, WORKER_TYPE
+
+log = logging.getLogger(__name__)
+
+
+class JobRunFailed(RuntimeError):
+    """The Glue job run ended in a state other than SUCCEEDED."""
+
+
+TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
+
+
+def wait_for_job_run(
+    glue: Any,
+    job_name: str,
+    job_run_id: str,
+    *,
+    first_poll: float = 5.0,
+    max_poll: float = 60.0,
+    timeout_seconds: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll a job run with exponential back-off, logging each state change; return the run.
+
+    On any terminal state other than SUCCEEDED, raise :class:`JobRunFailed` whose
+    message carries the error and the CloudWatch log group and stream to read.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay, state = first_poll, None
+    while True:
+        run = glue.get_job_run(JobName=job_name, RunId=job_run_id)["JobRun"]
+        if run["JobRunState"] != state:
+            state = run["JobRunState"]
+            log.info("job run %s: %s", job_run_id, state)
+        if state in TERMINAL_JOB_STATES:
+            if state != "SUCCEEDED":
+                group = run.get("LogGroupName") or "/aws-glue/jobs"
+                raise JobRunFailed(
+                    f"job run {job_run_id} {state}: {run.get('ErrorMessage') or 'no error message'}; "
+                    f"logs: CloudWatch log groups {group}/error and {group}/output, "
+                    f"stream {job_run_id}"
+                )
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job run {job_run_id} still {state} after {timeout_seconds:.0f}s")
+        sleep(delay)
+        delay = min(delay * 2, max_poll)
+
+
+def last_crawl_dpu_hours(glue: Any, crawler_name: str) -> float | None:
+    """Return the DPU-hours Glue reports for the crawler's latest crawl, if any."""
+    try:
+        crawls = glue.list_crawls(CrawlerName=crawler_name).get("Crawls", [])
+    except ClientError as exc:
+        log.warning("could not read the crawl's DPU-hours: %s", exc)
+        return None
+    if not crawls:
+        return None
+    latest = max(crawls, key=lambda c: c.get("StartTime") or 0)
+    return latest.get("DPUHour")
+
+
+def check_ready_to_run(config: PipelineConfig, clients: Clients) -> None:
+    """Raise :class:`DeployError` unless this prefix's deployment is complete and its own.
+
+    A crawler writing into another prefix's database, or Athena tables left pointing
+    at another prefix's bucket, would make this run read someone else's data.
+    """
+    account = Account.of(clients)
+    found = find_all(config, clients, account)
+    foreign = [f for f in found if f.exists and not f.ours]
+    if foreign:
+        raise not_ours_error(config, foreign)
+    missing = [f"{f.kind} {f.name}" for f in found if not f.exists]
+    if missing:
+        raise DeployError(
+            f"not deployed for prefix {config.prefix!r}: {', '.join(missing)} missing; "
+            "run `deploy.py up` first"
+        )
+    check_table_locations(config, clients.glue, warn_missing=False)
+
+
+def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | None = None) -> bool:
+    """Upload the Glue job script to ``config.script_uri`` unless S3 already has these bytes.
+
+    Returns True when it uploaded. Raises FileNotFoundError when the script is missing.
+    """
+    script = script or JOB_SCRIPT
+    body = script.read_bytes()
+    bucket, key = split_s3_uri(config.script_uri)
+    try:
+        # Single-part SSE-S3 uploads have the MD5 of the body as their ETag.
+        etag = clients.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except ClientError as exc:
+        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        etag = None
+    if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+        return False
+    clients.s3.upload_file(str(script), bucket, key)
+    return True
+
+
+def run(
+    config: PipelineConfig,
+    sales_file: str | Path,
+    customers_file: str | Path,
+    *,
+    run_id: str,
+    clients: Clients | None = None,
+    poll_seconds: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Run the deployed pipeline's AWS half: upload, crawl, run the Glue job.
+
+    First checks, without changing anything, that every resource is deployed and
+    carries this prefix's marks, and that existing Athena tables read this prefix's
+    processed bucket (:func:`check_ready_to_run`). Then uploads the raw files and the
+    job script, starts the crawler and waits for it, starts the job with ``--run_id``
+    and polls it with back-off. Returns the job run id and state, ``job_seconds``
+    (billed execution time), workers, DPU-hours and stage durations; the caller runs
+    the Athena tables, queries and charts.
+    """
+    from pipeline.catalog import run_aws_crawler
+    from pipeline.storage import make_storage, upload_raw
+
+    clients = clients or Clients.for_config(config)
+    check_ready_to_run(config, clients)
+    durations: dict[str, float] = {}
+
+    t = time.perf_counter()
+    uploaded = upload_raw(make_storage(config), config, sales_file, customers_file)
+    upload_job_script(config, clients)
+    durations["upload"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    crawl = run_aws_crawler(config, glue=clients.glue, poll_seconds=poll_seconds, sleep=sleep)
+    durations["crawl"] = time.perf_counter() - t
+    crawl_dpu_hours = last_crawl_dpu_hours(clients.glue, config.crawler_name)
+
+    t = time.perf_counter()
+    job_run_id = clients.glue.start_job_run(
+        JobName=config.job_name, Arguments={"--run_id": run_id}
+    )["JobRunId"]
+    log.info("started job run %s (run_id %s)", job_run_id, run_id)
+    job_run = wait_for_job_run(
+        clients.glue, config.job_name, job_run_id, first_poll=poll_seconds, sleep=sleep
+    )
+    durations["job"] = time.perf_counter() - t
+
+    workers = int(job_run.get("NumberOfWorkers") or NUMBER_OF_WORKERS)
+    worker_type = job_run.get("WorkerType") or WORKER_TYPE
+    # ExecutionTime is what Glue bills (seconds); fall back to the polled wall time.
+    job_seconds = float(job_run.get("ExecutionTime") or durations["job"])
+    dpu_hours = costs.glue_dpu_hours(job_seconds, workers, DPU_PER_WORKER.get(worker_type, 1))
+    return {
+        "job_run_id": job_run_id,
+        "run_id": run_id,
+        "state": job_run["JobRunState"],
+        "job_seconds": job_seconds,
+        "workers": workers,
+        "worker_type": worker_type,
+        "dpu_hours": dpu_hours,
+        "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
+        "crawl_status": crawl.get("Status"),
+        # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
+        "crawl_dpu_hours": crawl_dpu_hours,
+        "uploaded": uploaded,
+        "metrics_uri": f"{config.runs_uri}{run_id}.json",
+        "durations_seconds": durations,
+    }

@@ -1,0 +1,333 @@
+"""`up`: create what is missing and put drifted settings back, only on resources that are ours."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.config import JOB_SCRIPT, PipelineConfig
+from pipeline.infra.execution import upload_job_script
+from pipeline.infra.ownership import (
+    Found,
+    _tag_map,
+    check_table_locations,
+    find_all,
+    find_database,
+    find_role,
+    get_workgroup,
+    not_ours_error,
+)
+from pipeline.infra.policies import glue_role_policy, glue_trust_policy
+from pipeline.infra.shared import Account, Clients, DeployError, _code, _contains
+from pipeline.infra.specs import (
+    INLINE_POLICY_NAME,
+    bucket_settings,
+    crawler_spec,
+    database_input,
+    job_spec,
+    role_arn,
+    tags,
+    workgroup_configuration,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _tag_list(tag_map: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tag_map.items())]
+
+
+def _retry(
+    call: Callable[[], Any], *, retryable: Callable[[ClientError], bool], attempts: int = 6
+) -> Any:
+    """Call ``call``, retrying with back-off on errors ``retryable`` accepts (IAM propagation)."""
+    delay = 2.0
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as exc:
+            if attempt == attempts - 1 or not retryable(exc):
+                raise
+            log.info("waiting %.0fs for IAM propagation (%s)", delay, _code(exc))
+            time.sleep(delay)
+            delay *= 2
+    return None  # unreachable
+
+
+def _role_not_ready(exc: ClientError) -> bool:
+    message = str(exc).lower()
+    return _code(exc) in ("InvalidInputException", "AccessDeniedException") and "role" in message
+
+
+def _ensure_bucket(
+    config: PipelineConfig, clients: Clients, found: Found, partition: str
+) -> list[str]:
+    """Create the bucket (tags right after CreateBucket) or repair ours; ``found`` is ours or absent."""
+    s3 = clients.s3
+    bucket = found.name
+    changes = []
+    if not found.exists:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if config.region != "us-east-1":  # us-east-1 rejects a LocationConstraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.region}
+        try:
+            s3.create_bucket(**kwargs)
+        except ClientError as create_exc:
+            if _code(create_exc) == "BucketAlreadyExists":
+                raise DeployError(
+                    f"bucket name {bucket} is taken by another account; choose another --prefix"
+                ) from create_exc
+            if _code(create_exc) == "BucketAlreadyOwnedByYou":
+                # Made by someone else in this account after we looked: not ours.
+                raise DeployError(
+                    f"bucket {bucket} appeared while up was running and deploy.py did not "
+                    "create it; it is left alone. Choose another --prefix"
+                ) from create_exc
+            raise
+        # Tag at once: the tags are what tell a later `up` and `down` that it is ours.
+        # A crash between these two calls leaves an untagged bucket that the next `up`
+        # refuses to adopt (docs/aws.md, "Ownership").
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": _tag_list(tags(config))})
+        changes.append(f"created bucket {bucket}")
+        s3.get_waiter("bucket_exists").wait(
+            Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+    elif not found.ours:  # check_nothing_foreign already refused; never adopt
+        raise not_ours_error(config, [found])
+
+    want = bucket_settings(config, bucket, partition)
+
+    def get_or_none(call: Callable[[], Any], missing: tuple[str, ...]) -> Any:
+        try:
+            return call()
+        except ClientError as exc:
+            if _code(exc) in missing:
+                return None
+            raise
+
+    pab = get_or_none(
+        lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+        ("NoSuchPublicAccessBlockConfiguration",),
+    )
+    if pab != want["PublicAccessBlock"]:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=want["PublicAccessBlock"]
+        )
+        changes.append(f"set public access block on {bucket}")
+
+    enc = get_or_none(
+        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"],
+        ("ServerSideEncryptionConfigurationNotFoundError",),
+    )
+    if not _contains(want["Encryption"], enc):
+        s3.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration=want["Encryption"]
+        )
+        changes.append(f"set default encryption on {bucket}")
+
+    if want["Versioning"]:
+        status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        if status != want["Versioning"]:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": want["Versioning"]}
+            )
+            changes.append(f"enabled versioning on {bucket}")
+
+    rules = get_or_none(
+        lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+        ("NoSuchLifecycleConfiguration",),
+    )
+    if not _contains(want["Lifecycle"]["Rules"], rules):
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration=want["Lifecycle"]
+        )
+        changes.append(f"set lifecycle rules on {bucket}")
+
+    policy = get_or_none(
+        lambda: json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), ("NoSuchBucketPolicy",)
+    )
+    if policy != want["Policy"]:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
+        changes.append(f"set TLS-only bucket policy on {bucket}")
+
+    return changes
+
+
+def _ensure_role(config: PipelineConfig, clients: Clients, account: Account) -> list[str]:
+    iam = clients.iam
+    name = config.role_name
+    changes = []
+    trust = glue_trust_policy()
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="Glue crawler and ETL job for the sales pipeline (least privilege)",
+            Tags=_tag_list(tags(config)),
+        )
+        iam.get_waiter("role_exists").wait(
+            RoleName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+        changes.append(f"created role {name}")
+    else:
+        # Only a role tagged as ours gets here (check_nothing_foreign); never adopt one.
+        if not _contains(tags(config), _tag_map(role.get("Tags", []))):
+            raise not_ours_error(config, [find_role(config, clients)])
+        if role["AssumeRolePolicyDocument"] != trust:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            changes.append(f"restored trust policy of {name}")
+
+    wanted = glue_role_policy(config, account.account_id, account.partition)
+    for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        if policy_name != INLINE_POLICY_NAME:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+            changes.append(f"removed extra inline policy {policy_name} from {name}")
+    try:
+        current_doc = iam.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)[
+            "PolicyDocument"
+        ]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        current_doc = None
+    if current_doc != wanted:
+        iam.put_role_policy(
+            RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(wanted)
+        )
+        changes.append(f"put inline policy {INLINE_POLICY_NAME} on {name}")
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+        changes.append(f"detached managed policy {attached['PolicyArn']} from {name}")
+    return changes
+
+
+def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
+    glue = clients.glue
+    want = database_input(config)
+    try:
+        db = glue.get_database(Name=config.database)["Database"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_database(DatabaseInput=want)
+        return [f"created database {config.database}"]
+    found = find_database(config, clients)
+    if not found.ours:
+        # Another prefix's (or a person's) database: its crawler tables and Athena tables
+        # would be overwritten or silently point at the other deployment's buckets.
+        raise not_ours_error(config, [found])
+    if not _contains(want, db):
+        glue.update_database(Name=config.database, DatabaseInput=want)
+        return [f"updated database {config.database}"]
+    return []
+
+
+def _ensure_crawler(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
+    glue = clients.glue
+    want = crawler_spec(config, arn)
+    try:
+        crawler = glue.get_crawler(Name=config.crawler_name)["Crawler"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        _retry(lambda: glue.create_crawler(**want, Tags=tags(config)), retryable=_role_not_ready)
+        return [f"created crawler {config.crawler_name}"]
+    if not _contains(want, crawler):
+        glue.update_crawler(**want)
+        return [f"updated crawler {config.crawler_name}"]
+    return []
+
+
+def _ensure_job(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
+    glue = clients.glue
+    want = job_spec(config, arn)
+    try:
+        job = glue.get_job(JobName=config.job_name)["Job"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_job(Name=config.job_name, **want, Tags=tags(config))
+        return [f"created job {config.job_name}"]
+    if not _contains(want, job):
+        glue.update_job(JobName=config.job_name, JobUpdate=want)
+        return [f"updated job {config.job_name}"]
+    return []
+
+
+def _ensure_workgroup(config: PipelineConfig, clients: Clients) -> list[str]:
+    athena = clients.athena
+    want = workgroup_configuration(config)
+    wg = get_workgroup(athena, config.workgroup)
+    if wg is None:
+        athena.create_work_group(
+            Name=config.workgroup,
+            Configuration=want,
+            Description="Sales pipeline queries: enforced settings, encrypted results",
+            Tags=_tag_list(tags(config)),
+        )
+        return [f"created workgroup {config.workgroup}"]
+    current = wg.get("Configuration", {})
+    if wg.get("State") != "ENABLED" or not _contains(want, current):
+        athena.update_work_group(
+            WorkGroup=config.workgroup,
+            State="ENABLED",
+            ConfigurationUpdates={
+                "ResultConfigurationUpdates": want["ResultConfiguration"],
+                "EnforceWorkGroupConfiguration": want["EnforceWorkGroupConfiguration"],
+                "PublishCloudWatchMetricsEnabled": want["PublishCloudWatchMetricsEnabled"],
+                "BytesScannedCutoffPerQuery": want["BytesScannedCutoffPerQuery"],
+                "EngineVersion": want["EngineVersion"],
+            },
+        )
+        return [f"updated workgroup {config.workgroup}"]
+    return []
+
+
+def create_tables(config: PipelineConfig, engine: Any = None) -> None:
+    """Run the DDL blocks of athena_queries.sql through Athena."""
+    # Imported here: only `up` with tables needs the engines (pandas, sqlglot).
+    from pipeline.engines import make_engine
+
+    (engine or make_engine(config)).setup_tables()
+
+
+def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool = True) -> list[str]:
+    """Create what is missing and put drifted settings back; return the changes made."""
+    clients = clients or Clients.for_config(config)
+    account = Account.of(clients)
+    # Read everything first: refuse before any change if one of our names is taken.
+    found = find_all(config, clients, account)
+    foreign = [f for f in found if f.exists and not f.ours]
+    if foreign:
+        raise not_ours_error(config, foreign)
+    changes: list[str] = []
+    for bucket_found in found[: len(config.buckets)]:
+        changes += _ensure_bucket(config, clients, bucket_found, account.partition)
+    changes += _ensure_role(config, clients, account)
+    if not JOB_SCRIPT.is_file():
+        log.warning("%s not found; the job's script is not uploaded yet", JOB_SCRIPT.name)
+    elif upload_job_script(config, clients):
+        changes.append(f"uploaded job script to {config.script_uri}")
+    changes += _ensure_database(config, clients)
+    arn = role_arn(config, account.account_id, account.partition)
+    changes += _ensure_crawler(config, clients, arn)
+    changes += _ensure_job(config, clients, arn)
+    changes += _ensure_workgroup(config, clients)
+    for change in changes:
+        log.info("%s", change)
+    # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change,
+    # but it keeps a table that already exists, wherever it points: check the locations.
+    if tables:
+        create_tables(config)
+        log.info("ran the DDL blocks of athena_queries.sql in workgroup %s", config.workgroup)
+    check_table_locations(config, clients.glue, warn_missing=tables)
+    return changes
