@@ -16,15 +16,13 @@ shared Glue database owned by another prefix); `down` never deletes such a resou
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from pipeline import infra
-from pipeline.config import DEFAULT_PREFIX, PipelineConfig
-from pipeline.runner import RunOptions, StageFailed
+from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
+from pipeline.config import PipelineConfig
+from pipeline.runner import RunOptions, run, summary_lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,12 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=("up", "run", "status", "down"))
-    parser.add_argument(
-        "--prefix", help=f"name prefix for every resource (default {DEFAULT_PREFIX})"
-    )
-    parser.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
-    parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
-    parser.add_argument("--endpoint-url", help="send every AWS call here (moto server, LocalStack)")
+    add_target_flags(parser, target=False)
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done; call nothing"
     )
@@ -61,30 +54,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"run: where the six PNGs go (default {defaults.charts_dir})",
     )
     parser.add_argument("--run-id", help="run: the job's run id (default: a UTC timestamp)")
-    return parser.parse_args(argv)
+    parser.add_argument("--sales-path", help="run: your own sales file or folder (or s3://...)")
+    parser.add_argument("--customers-path", help="run: your own customers file or folder")
+    args = parser.parse_args(argv)
+    if (args.sales_path is None) != (args.customers_path is None):
+        parser.error("--sales-path and --customers-path go together: give both or neither")
+    return args
 
 
 def make_config(args: argparse.Namespace) -> PipelineConfig:
-    """Build the config from flags; unset flags fall back to env and defaults."""
-    overrides = {
-        "prefix": args.prefix,
-        "region": args.region,
-        "profile": args.profile,
-        "endpoint_url": args.endpoint_url,
-    }
-    return PipelineConfig(target="aws", **{k: v for k, v in overrides.items() if v})
+    """Build the aws config from flags; unset flags fall back to env and defaults."""
+    return config_from(args, target="aws")
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
     args = parse_args(argv)
-    try:
-        config = make_config(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging(stream=sys.stdout)
+    return run_cli(lambda: _command(args))
 
+
+def _command(args: argparse.Namespace) -> int:
+    config = make_config(args)
     if args.dry_run:
         if args.command == "up":
             print(f"plan for prefix {config.prefix} in {config.region} (nothing was called):")
@@ -94,43 +84,40 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"  {line}" for line in infra.down_plan(config)))
         elif args.command == "run":
             print(
-                "run would: generate data, upload it and the job script, start crawler "
-                f"{config.crawler_name}, start job {config.job_name}, run the DDL and named "
-                f"queries in workgroup {config.workgroup}"
+                "run would: generate data (or take --sales-path/--customers-path), upload it "
+                f"and the job script, start crawler {config.crawler_name}, start job "
+                f"{config.job_name}, run the DDL and named queries in workgroup {config.workgroup}"
             )
         else:
             print("status reads only; nothing to dry-run")
         return 0
 
-    try:
-        if args.command == "up":
-            changes = infra.up(config)
-            print(f"up: {len(changes)} change(s)" if changes else "up: everything already in place")
-        elif args.command == "status":
-            print(infra.format_status(infra.status(config)))
-        elif args.command == "down":
-            if not args.yes:
-                print("down deletes these (pass --yes to confirm):")
-                print("\n".join(f"  {line}" for line in infra.down_plan(config)))
-                return 1
-            deleted = infra.down(config)
-            print(f"down: deleted {len(deleted)} resource(s)")
-        elif args.command == "run":
-            # The same staged runner as `run_pipeline.py --target aws`.
-            from pipeline.runner import run, summary_lines
-
-            options = RunOptions(rows=args.rows, customers=args.customers, seed=args.seed)
-            if args.charts_dir:
-                options.charts_dir = args.charts_dir
-            if args.run_id:
-                options.run_id = args.run_id
-            print("\n".join(summary_lines(run(config, options))))
-    except (infra.DeployError, infra.JobRunFailed, StageFailed) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (ClientError, BotoCoreError) as exc:
-        print(f"error: AWS call failed: {exc}", file=sys.stderr)
-        return 1
+    if args.command == "up":
+        changes = infra.up(config)
+        print(f"up: {len(changes)} change(s)" if changes else "up: everything already in place")
+    elif args.command == "status":
+        print(infra.format_status(infra.status(config)))
+    elif args.command == "down":
+        if not args.yes:
+            print("down deletes these (pass --yes to confirm):")
+            print("\n".join(f"  {line}" for line in infra.down_plan(config)))
+            return 1
+        deleted = infra.down(config)
+        print(f"down: deleted {len(deleted)} resource(s)")
+    elif args.command == "run":
+        # The same staged runner as `run_pipeline.py --target aws`.
+        options = RunOptions(
+            rows=args.rows,
+            customers=args.customers,
+            seed=args.seed,
+            sales_path=args.sales_path,
+            customers_path=args.customers_path,
+        )
+        if args.charts_dir:
+            options.charts_dir = args.charts_dir
+        if args.run_id:
+            options.run_id = args.run_id
+        print("\n".join(summary_lines(run(config, options))))
     return 0
 
 

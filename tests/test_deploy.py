@@ -17,6 +17,8 @@ from parliament import analyze_policy_string
 import deploy
 from pipeline import infra
 from pipeline.config import PipelineConfig
+from pipeline.runner import RunOptions, StageFailed, run
+from pipeline.targets.aws import AwsTarget
 from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
     aws,
     aws_env,
@@ -701,10 +703,12 @@ def test_run_stops_before_uploading_when_the_database_belongs_to_another_prefix(
     sales.write_text("transaction_id\nT1\n")
     customers.write_text("{}\n")
 
-    with pytest.raises(infra.DeployError) as refused:
-        infra.run(config, sales, customers, run_id="r1", clients=deployed, poll_seconds=0)
+    with pytest.raises(StageFailed) as refused:
+        run_on_aws(config, deployed, sales, customers)
 
-    assert "belongs to prefix 'other-sales'" in str(refused.value)
+    assert refused.value.stage == "upload"
+    assert isinstance(refused.value.__cause__, infra.DeployError)
+    assert "belongs to prefix 'other-sales'" in str(refused.value.__cause__)
     assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
     assert "LastCrawl" not in deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
     assert deployed.glue.get_job_runs(JobName="test-sales-etl-job")["JobRuns"] == []
@@ -778,9 +782,10 @@ def test_up_and_run_fail_when_a_table_reads_another_prefix_bucket(
     sales, customers = tmp_path / "s.csv", tmp_path / "c.json"
     sales.write_text("transaction_id\nT1\n")
     customers.write_text("{}\n")
-    with pytest.raises(infra.DeployError) as from_run:
-        infra.run(config, sales, customers, run_id="r1", clients=deployed, poll_seconds=0)
-    assert expected_problem in str(from_run.value)
+    with pytest.raises(StageFailed) as from_run:
+        run_on_aws(config, deployed, sales, customers)
+    assert isinstance(from_run.value.__cause__, infra.DeployError)
+    assert expected_problem in str(from_run.value.__cause__)
     assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
 
 
@@ -856,15 +861,30 @@ def test_status_reports_missing_resources_before_up(aws, config):
 # -------------------------------------------------------------------------- run
 
 
-def test_run_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config, tmp_path):
+def run_on_aws(config, clients, sales, customers, run_id="r1"):
+    """The runner's stages on the aws target, on the given moto clients."""
+    target = AwsTarget(config, clients=clients, poll_seconds=0, sleep=lambda _: None)
+    options = RunOptions(sales_path=sales, customers_path=customers, run_id=run_id)
+    return run(config, options, target=target)
+
+
+def test_aws_target_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config, tmp_path):
     sales = tmp_path / "sales_data.csv"
     sales.write_text("transaction_id,date\nT1,2024-01-01\n")
     customers = tmp_path / "customer_demographics.json"
     customers.write_text('{"customer_id": "C1"}\n')
+    target = AwsTarget(config, clients=deployed, poll_seconds=0, sleep=lambda _: None)
 
-    result = infra.run(config, sales, customers, run_id="run-42", clients=deployed, poll_seconds=0)
+    target.check_ready()
+    uploaded = target.upload(sales, customers)
+    crawl = target.crawl()
+    job = target.run_job("run-42")
 
     s3 = deployed.s3
+    assert uploaded == [
+        "s3://test-sales-raw/input/sales_data_csv/sales_data.csv",
+        "s3://test-sales-raw/input/customer_demographics_json/customer_demographics.json",
+    ]
     got = s3.get_object(Bucket="test-sales-raw", Key="input/sales_data_csv/sales_data.csv")
     assert got["Body"].read() == b"transaction_id,date\nT1,2024-01-01\n"
     got = s3.get_object(
@@ -875,19 +895,24 @@ def test_run_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config,
     assert script["Body"].read() == infra.JOB_SCRIPT.read_bytes()
     crawler = deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
     assert crawler["LastCrawl"]["Status"] == "COMPLETED"
-    job_run = deployed.glue.get_job_run(JobName="test-sales-etl-job", RunId=result["job_run_id"])
+    assert crawl.status == "COMPLETED"
+    assert crawl.dpu_hours == 100  # moto's fixed figure for every crawl
+    job_run = deployed.glue.get_job_run(
+        JobName="test-sales-etl-job", RunId=job.details["job_run_id"]
+    )
     assert job_run["JobRun"]["Arguments"]["--run_id"] == "run-42"
 
-    assert result["state"] == "SUCCEEDED"
-    assert result["crawl_status"] == "COMPLETED"
-    assert result["crawl_dpu_hours"] == 100  # moto's fixed figure for every crawl
-    assert (result["workers"], result["worker_type"]) == (2, "G.1X")
+    assert job.details["state"] == "SUCCEEDED"
+    assert (job.details["workers"], job.details["worker_type"]) == (2, "G.1X")
     # moto reports ExecutionTime=123 s: 2 workers x 1 DPU x 123 s / 3600.
-    assert result["job_seconds"] == 123
-    assert result["dpu_hours"] == pytest.approx(2 * 123 / 3600)
-    assert result["glue_usd"] == pytest.approx(2 * 123 / 3600 * 0.44)
-    assert result["metrics_uri"] == "s3://test-sales-processed/_runs/run-42.json"
-    assert set(result["durations_seconds"]) == {"upload", "crawl", "job"}
+    assert job.seconds == 123
+    assert job.details["dpu_hours"] == pytest.approx(2 * 123 / 3600)
+    assert job.details["glue_usd"] == pytest.approx(2 * 123 / 3600 * 0.44)
+    # moto's job runs no code: put the metrics file the job would write, read it back.
+    s3.put_object(
+        Bucket="test-sales-processed", Key="_runs/run-42.json", Body=b'{"run_id": "run-42"}'
+    )
+    assert target.read_metrics("run-42") == {"run_id": "run-42"}
 
 
 def test_upload_job_script_puts_it_through_the_clients_it_is_given(deployed, config):

@@ -1,4 +1,6 @@
-"""The aws target's infrastructure with boto3: `up`, `down`, `status`, `plan` and `run`."""
+"""The aws target's infrastructure with boto3: `up`, `down`, `status` and `plan`.
+
+A run on a deployed stack goes through ``pipeline.targets.aws.AwsTarget``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from pipeline.infra.execution import (
     JobRunFailed,
     check_ready_to_run,
     last_crawl_dpu_hours,
-    run,
     upload_job_script,
     wait_for_job_run,
 )
@@ -38,7 +39,6 @@ __all__ = [
     "format_status",
     "last_crawl_dpu_hours",
     "plan",
-    "run",
     "status",
     "up",
     "upload_job_script",

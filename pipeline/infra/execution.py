@@ -1,4 +1,5 @@
-"""`run`: check the deployment is ours, upload inputs and job script, crawl, run the job."""
+"""What a run on the aws target needs from the deployment (``pipeline.targets.aws`` runs it):
+the readiness check, the job script upload, job run polling, crawl billing."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline import costs
+from pipeline.cli import PipelineError
 from pipeline.config import JOB_SCRIPT, PipelineConfig, split_s3_uri
 from pipeline.infra.ownership import check_table_locations, find_all, not_ours_error
 from pipeline.infra.shared import Account, Clients, DeployError, _code
-from pipeline.infra.specs import DPU_PER_WORKER, NUMBER_OF_WORKERS, WORKER_TYPE
 
 log = logging.getLogger(__name__)
 
 
-class JobRunFailed(RuntimeError):
+class JobRunFailed(PipelineError):
     """The Glue job run ended in a state other than SUCCEEDED."""
 
 
@@ -116,73 +116,3 @@ def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | N
         return False
     clients.s3.upload_file(str(script), bucket, key)
     return True
-
-
-def run(
-    config: PipelineConfig,
-    sales_file: str | Path,
-    customers_file: str | Path,
-    *,
-    run_id: str,
-    clients: Clients | None = None,
-    poll_seconds: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Run the deployed pipeline's AWS half: upload, crawl, run the Glue job.
-
-    First checks, without changing anything, that every resource is deployed and
-    carries this prefix's marks, and that existing Athena tables read this prefix's
-    processed bucket (:func:`check_ready_to_run`). Then uploads the raw files and the
-    job script, starts the crawler and waits for it, starts the job with ``--run_id``
-    and polls it with back-off. Returns the job run id and state, ``job_seconds``
-    (billed execution time), workers, DPU-hours and stage durations; the caller runs
-    the Athena tables, queries and charts.
-    """
-    from pipeline.catalog import run_aws_crawler
-    from pipeline.storage import make_storage, upload_raw
-
-    clients = clients or Clients.for_config(config)
-    check_ready_to_run(config, clients)
-    durations: dict[str, float] = {}
-
-    t = time.perf_counter()
-    uploaded = upload_raw(make_storage(config), config, sales_file, customers_file)
-    upload_job_script(config, clients)
-    durations["upload"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    crawl = run_aws_crawler(config, glue=clients.glue, poll_seconds=poll_seconds, sleep=sleep)
-    durations["crawl"] = time.perf_counter() - t
-    crawl_dpu_hours = last_crawl_dpu_hours(clients.glue, config.crawler_name)
-
-    t = time.perf_counter()
-    job_run_id = clients.glue.start_job_run(
-        JobName=config.job_name, Arguments={"--run_id": run_id}
-    )["JobRunId"]
-    log.info("started job run %s (run_id %s)", job_run_id, run_id)
-    job_run = wait_for_job_run(
-        clients.glue, config.job_name, job_run_id, first_poll=poll_seconds, sleep=sleep
-    )
-    durations["job"] = time.perf_counter() - t
-
-    workers = int(job_run.get("NumberOfWorkers") or NUMBER_OF_WORKERS)
-    worker_type = job_run.get("WorkerType") or WORKER_TYPE
-    # ExecutionTime is what Glue bills (seconds); fall back to the polled wall time.
-    job_seconds = float(job_run.get("ExecutionTime") or durations["job"])
-    dpu_hours = costs.glue_dpu_hours(job_seconds, workers, DPU_PER_WORKER.get(worker_type, 1))
-    return {
-        "job_run_id": job_run_id,
-        "run_id": run_id,
-        "state": job_run["JobRunState"],
-        "job_seconds": job_seconds,
-        "workers": workers,
-        "worker_type": worker_type,
-        "dpu_hours": dpu_hours,
-        "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
-        "crawl_status": crawl.get("Status"),
-        # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
-        "crawl_dpu_hours": crawl_dpu_hours,
-        "uploaded": uploaded,
-        "metrics_uri": f"{config.runs_uri}{run_id}.json",
-        "durations_seconds": durations,
-    }

@@ -8,10 +8,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline import aws
+from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig
 
 
-class DeployError(RuntimeError):
+class DeployError(PipelineError):
     """A deployment problem the user must resolve (e.g. a bucket name taken)."""
 
 
