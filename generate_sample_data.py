@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate the raw sales CSV (the seed's header), reproducibly from a seed.
+"""Generate the raw sales CSV (the contract's header), reproducibly from a seed.
 
 python generate_sample_data.py                       # 10,000 rows -> data/sales_data.csv
 python generate_sample_data.py --rows 1000000 --seed 7 --dirty-rate 0.02

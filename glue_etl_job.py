@@ -638,15 +638,6 @@ def _odd_quotes(line: Any) -> Any:
     return F.when(F.instr(line, '"') > 0, quotes % 2 == 1).otherwise(F.lit(False))
 
 
-def _id_key(col: Any) -> Any:
-    """The first field up to its first comma, quotes dropped, trimmed.
-
-    The same function of a CSV line and of the transaction_id parsed from it, so lines
-    can be narrowed to a set of ids before parsing them.
-    """
-    return F.trim(F.translate(F.substring_index(col, ",", 1), '"', ""))
-
-
 def _text_lines(spark: SparkSession, files: Sequence[str]) -> DataFrame:
     """``_source_file`` and ``value`` (the raw bytes) of every non-empty line."""
     return (
@@ -1307,7 +1298,9 @@ def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> S
         repeated_count = repeated.count()
         tasks += len(slow)
     persisted.append(repeated)
-    return SalesRead(rows, repeated, repeated_count, parallel, slow, tasks, persisted, source_paths)
+    return SalesRead(
+        rows, repeated, repeated_count, parallel, slow, tasks, persisted, source_paths, files
+    )
 
 
 @dataclass
@@ -1322,6 +1315,9 @@ class SalesRead:
     tasks: int
     persisted: list[DataFrame]
     source_paths: dict[str, str]  # Spark's file name -> the path as planned
+    # The files of the line-by-line pass, in its order: read again in the same order,
+    # the same lines get the same row ids (see conflicting_rows_with_raw).
+    line_files: list[str]
 
     def read_plan(self) -> dict[str, Any]:
         return {
@@ -1751,31 +1747,38 @@ def conflicting_rows_with_raw(
 ) -> DataFrame:
     """The valid copies of conflicting transaction ids, with their raw text.
 
-    Valid rows are persisted without their raw text, so the files that hold conflicts are
-    read again: on the parallel path only lines whose first field matches a conflicting
-    id are parsed. Every valid copy of a conflicting id is quarantined, so the re-read
-    rows are exactly the conflicting rows; their number is checked against ``expected``.
+    Valid rows are persisted without their raw text, so their lines are read again. On the
+    parallel path the files are read as in the first pass (same files, same order, same
+    splits), so each line gets the row id it had then, and only the lines whose row id
+    is a conflicting row's are parsed. Files read by the multiLine reader are read whole
+    again. Every valid copy of a conflicting id is quarantined, so the re-read rows are
+    exactly the conflicting rows; their number is checked against ``expected`` and, should
+    it differ, every line of the files is parsed instead.
     """
     conflicts = sales.where(F.col("reason") == "conflicting_duplicate")
-    ids = conflicts.select("transaction_id", "detail").distinct().persist()
-    files = sorted(r["_source_file"] for r in conflicts.select("_source_file").distinct().collect())
-    fast = [f for f in files if f not in read.multiline_files]
-    slow = [f for f in files if f in read.multiline_files]
+    found_ids = conflicts.select("transaction_id", "detail", "_row_id", "_source_file").persist()
+    ids = found_ids.select("transaction_id", "detail").distinct()
+    files = {r["_source_file"] for r in found_ids.select("_source_file").distinct().collect()}
+    fast = sorted(f for f in files if f not in read.multiline_files)
+    slow = sorted(f for f in files if f in read.multiline_files)
 
     def reread(narrow: bool) -> DataFrame:
         parts = []
         if fast:
-            text = _text_lines(spark, [read.source_paths[f] for f in fast])
+            text = _text_lines(spark, read.line_files)
             if narrow:
-                keys = F.broadcast(
-                    ids.select(_id_key(F.col("transaction_id")).alias("_id_key")).distinct()
-                )
+                row_ids = F.broadcast(found_ids.where(F.col("_row_id") >= 0).select("_row_id"))
                 # Persisted so that no filter on the parsed rows is pushed below the
                 # narrowing (which would parse every line).
-                text = text.join(
-                    keys, _id_key(F.col("value")) == keys["_id_key"], "left_semi"
-                ).persist()
+                text = (
+                    text.withColumn("_row_id", F.monotonically_increasing_id())
+                    .join(row_ids, "_row_id", "left_semi")
+                    .drop("_row_id")
+                    .persist()
+                )
                 narrowed.append(text)
+            else:
+                text = text.where(F.col("_source_file").isin(fast))
             lines = parse_sales_lines(text, headers).where(~F.col("_header"))
             lines = lines.drop(*_LINE_FLAGS)
             parts.append(check_sales_rows(lines, today))
@@ -1798,12 +1801,12 @@ def conflicting_rows_with_raw(
 
     narrowed: list[DataFrame] = []
     found = reread(narrow=True).persist()
-    if found.count() != expected:  # cannot happen if _id_key is right; stay exact anyway
+    if found.count() != expected:  # cannot happen while the splits match; stay exact anyway
         log.warning("conflicting rows: narrowed re-read missed some; reading the files whole")
         found.unpersist()
         found = reread(narrow=False).persist()
         found.count()
-    for df in (ids, *narrowed):
+    for df in (found_ids, *narrowed):
         df.unpersist()
     return found
 

@@ -5,8 +5,9 @@ Exit codes, the same in every script:
 - ``0``: done;
 - ``1``: the work failed (a stage, the job, a query, an AWS call); the last line on
   stderr says why;
-- ``2``: the command was wrong (an unknown flag, a bad value such as a prefix S3 would
-  refuse); argparse uses 2 for its own usage errors too.
+- ``2``: what was asked cannot be done as given: an unknown flag, a bad value (such as
+  a prefix S3 would refuse), or an input that is missing, empty or has the wrong header
+  (the ETL job's own code for those, too); argparse uses 2 for its usage errors.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ LOG_DATE_FORMAT = "%H:%M:%S"
 
 
 class PipelineError(RuntimeError):
-    """A failure a script reports as one line and exit code 1.
+    """A failure a script reports as one line and ``exit_code`` (1 unless a kind says).
 
     Every error the pipeline raises on purpose derives from it: a stage failing, a
     deployment refused, a query rejected, a crawler failing, no data for a chart.
     """
 
+    exit_code = EXIT_FAILED
+
 
 class UsageError(PipelineError):
-    """The command was wrong (exit code 2)."""
+    """The command or its inputs are wrong (exit code 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def add_target_flags(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
@@ -107,12 +112,12 @@ def run_cli(body: Callable[[], int]) -> int:
 
     try:
         return body()
-    except UsageError as exc:
+    except PipelineError as exc:
+        _say(f"error: {one_line(exc)}")
+        return exc.exit_code
+    except FileNotFoundError as exc:
         _say(f"error: {one_line(exc)}")
         return EXIT_USAGE
-    except (PipelineError, FileNotFoundError) as exc:
-        _say(f"error: {one_line(exc)}")
-        return EXIT_FAILED
     except (ClientError, BotoCoreError) as exc:
         _say(f"error: AWS call failed: {one_line(exc)}")
         return EXIT_FAILED

@@ -23,7 +23,7 @@ JOB_SCRIPT = REPO_ROOT / "glue_etl_job.py"
 QUERIES_FILE = REPO_ROOT / "athena_queries.sql"
 
 # Raw layout: one folder per source so a crawler makes one table each, named after
-# the folder (the seed's table names).
+# the folder: `sales_data_csv` and `customer_demographics_json`.
 RAW_SALES_TABLE = "sales_data_csv"
 RAW_CUSTOMERS_TABLE = "customer_demographics_json"
 RAW_SALES_PREFIX = f"input/{RAW_SALES_TABLE}/"

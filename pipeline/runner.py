@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import costs
-from pipeline.cli import PipelineError
+from pipeline.cli import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError
 from pipeline.config import (
     CUSTOMERS_FILENAME,
     REPO_ROOT,
@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 class StageFailed(PipelineError):
     """A stage failed; ``str()`` is one line naming the stage and the reason."""
 
-    def __init__(self, stage: str, reason: str) -> None:
+    def __init__(self, stage: str, reason: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(f"stage '{stage}' failed: {reason}")
         self.stage = stage
         self.reason = reason
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -107,7 +108,9 @@ def stage(report: RunReport, name: str) -> Iterator[None]:
         raise
     except Exception as exc:  # every stage failure ends the run with one readable line
         log.debug("stage %s failed", name, exc_info=True)
-        raise StageFailed(name, _one_line(exc)) from exc
+        # A missing or unusable input is the caller's to fix, as a bad flag is (exit 2).
+        usage = isinstance(exc, (UsageError, FileNotFoundError))
+        raise StageFailed(name, _one_line(exc), EXIT_USAGE if usage else EXIT_FAILED) from exc
     report.stages[name] = time.perf_counter() - started
     log.info("[%s] done in %.1fs", name, report.stages[name])
 

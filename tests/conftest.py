@@ -1,4 +1,9 @@
-"""Shared pytest fixtures: one local Spark session for the whole test run."""
+"""Shared pytest fixtures: one local Spark session for the whole test run, and moto's.
+
+The moto fixtures (``aws``, ``deployed``, ``moto_server``, ...) live in
+``moto_fixtures.py`` and load once, as a plugin; test modules ask for them by name and
+import only constants (``REGION``, ``PREFIX``) from it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["moto_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 # The top-level scripts (glue_etl_job.py, ...) import as modules from the repo root.

@@ -1,10 +1,11 @@
-"""moto fixtures for the ``aws`` target; test modules import the ones they use.
+"""moto fixtures for the ``aws`` target, loaded once as a plugin by ``conftest.py``.
 
 Every fixture pins the region and fake credentials, so nothing can reach a real account.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
 import threading
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import moto
 import pytest
 from moto import mock_aws, settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -63,11 +65,31 @@ def tls_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     Every other statement is evaluated by moto unchanged. The deployed policy is not
     modified; tests read it back as AWS stores it.
     """
+    _check_patched_moto()
     monkeypatch.setattr(
         IAMPolicyStatement,
         "is_action_permitted",
         _tls_aware(IAMPolicyStatement.is_action_permitted),
     )
+
+
+# What the patch relies on, as in moto 5.1-5.2: the method's parameters, and the
+# statement kept as the dict it was built from.
+_PATCHED_PARAMETERS = ["self", "action", "resource", "principal", "incoming_condition_values"]
+
+
+def _check_patched_moto() -> None:
+    """Fail loudly, naming moto's version, when the function the patch wraps has changed."""
+    found = list(inspect.signature(IAMPolicyStatement.is_action_permitted).parameters)
+    statement = {"Effect": "Deny", "Action": "s3:*"}
+    kept = getattr(IAMPolicyStatement(statement), "_statement", None)
+    if found != _PATCHED_PARAMETERS or kept != statement:
+        pytest.fail(
+            f"moto {moto.__version__} changed IAMPolicyStatement.is_action_permitted "
+            f"(parameters {found}, statement kept as {kept!r}); tls_requests in "
+            "tests/moto_fixtures.py patches it for the TLS-only bucket policy: update the patch",
+            pytrace=False,
+        )
 
 
 def _tls_aware(original: Any) -> Any:

@@ -14,7 +14,7 @@ import pytest
 from botocore.validate import ParamValidator
 from moto import mock_aws
 from moto.moto_api import state_manager
-from moto_fixtures import REGION, aws_env  # noqa: F401  (fixture)
+from moto_fixtures import REGION
 
 from pipeline.catalog import (
     CrawlerError,

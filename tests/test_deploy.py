@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.moto_fixtures are redefined as arguments)
 """deploy.py / pipeline.infra against moto: every setting read back with boto3.
 
 Expected values are written out literally (prefix ``test-sales``), not recomputed
@@ -19,14 +18,6 @@ from pipeline import infra
 from pipeline.config import PipelineConfig
 from pipeline.runner import RunOptions, StageFailed, run
 from pipeline.targets.aws import AwsTarget
-from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
-    aws,
-    aws_env,
-    config,
-    deployed,
-    immediate_glue,
-    tls_requests,
-)
 
 BUCKETS = (
     "test-sales-raw",

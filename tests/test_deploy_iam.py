@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.moto_fixtures are redefined as arguments)
 """The Glue role's inline policy, enforced by moto's IAM: what the job can and cannot do."""
 
 from __future__ import annotations
@@ -6,17 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
-    REGION,
-    aws,
-    aws_env,
-    config,
-    deployed,
-    iam_enforced,
-    immediate_glue,
-    tls_requests,
-)
+from moto_fixtures import REGION
 
 SALES_KEY = "input/sales_data_csv/sales_data.csv"
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.moto_fixtures are redefined as arguments)
 """deploy.py end to end as a subprocess, against moto's server through --endpoint-url.
 
 This is how a person points the tool at LocalStack: nothing in-process, only the CLI.
@@ -18,15 +17,9 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from moto_fixtures import REGION
 
 from pipeline.sql import analytic_names, ddl_names
-from tests.moto_fixtures import (  # noqa: F401  (pytest fixtures)
-    REGION,
-    aws_env,
-    immediate_glue,
-    moto_server,
-    tls_requests,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "cli-sales"

@@ -16,21 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from botocore.stub import Stubber
-from lake_fixtures import (
-    CUSTOMERS_NDJSON,
-    SALES_CSV,
-    expected_enriched,
-    raw_frames,
-    shared_lake,
-)
+from lake_fixtures import CUSTOMERS_NDJSON, SALES_CSV, expected_enriched, raw_frames, shared_lake
 from moto import mock_aws
-from moto_fixtures import (  # noqa: F401  (fixtures)
-    REGION,
-    aws_env,
-    immediate_glue,
-    moto_server,
-    tls_requests,
-)
+from moto_fixtures import REGION
 
 from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig

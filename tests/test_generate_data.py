@@ -1,4 +1,4 @@
-"""Generators: reproducible bytes, the seed's header, realistic domains, dirty rows on request.
+"""Generators: reproducible bytes, the contract's header, realistic domains, dirty rows on request.
 
 Expected values are computed here from the written files with pandas, independently of
 the generator's own arithmetic.

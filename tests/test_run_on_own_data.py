@@ -160,11 +160,9 @@ def test_a_missing_input_fails_in_one_line_before_anything_changes(tmp_path):
         lake, charts, "missing",
         "--sales-path", str(tmp_path / "nope.csv"), "--customers-path", str(customers),
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # an input that is not there: the caller's to fix
     last = result.stderr.strip().splitlines()[-1]
-    assert (
-        last == f"error: stage 'upload' failed: input not found: {tmp_path / 'nope.csv'}"
-    )
+    assert last == f"error: stage 'upload' failed: input not found: {tmp_path / 'nope.csv'}"
     assert not (lake / f"{PREFIX}-raw").exists()
 
 

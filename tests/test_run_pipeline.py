@@ -125,7 +125,7 @@ def test_failing_stage_names_itself_and_keeps_earlier_results(first_run):
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # the job refuses an empty input: exit 2, as for any unusable input
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: stage 'etl' failed:"), last
     assert "Traceback" not in last

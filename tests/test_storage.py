@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-from moto_fixtures import REGION, aws_env  # noqa: F401  (fixture)
+from moto_fixtures import REGION
 
 from pipeline.config import PipelineConfig
 from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, make_storage, upload_raw

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.catalog import crawl_local
+from pipeline.cli import EXIT_USAGE, PipelineError, UsageError
 from pipeline.config import JOB_SCRIPT, REPO_ROOT, PipelineConfig
 from pipeline.storage import LocalStorage, upload_raw
 from pipeline.targets import CrawlResult, JobRun
@@ -59,7 +60,9 @@ class LocalTarget:
                 last = line
                 echo(f"  job | {line}")
         if proc.wait() != 0:
-            raise RuntimeError(last or f"glue_etl_job.py exited with {proc.returncode}")
+            reason = last or f"glue_etl_job.py exited with {proc.returncode}"
+            # The job exits 2 for bad arguments or an unusable input (see pipeline.cli).
+            raise (UsageError if proc.returncode == EXIT_USAGE else PipelineError)(reason)
         return JobRun(run_id=run_id, seconds=time.perf_counter() - started)
 
     def read_metrics(self, run_id: str) -> dict[str, Any]:
