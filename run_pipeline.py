@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli import UsageError, add_target_flags, config_from, run_cli, setup_logging
+from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -77,10 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id
-        try:
-            options.check()
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
         print("\n".join(summary_lines(run(config, options))))
         return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import costs
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError
+from pipeline.cli import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError, one_line
 from pipeline.config import (
     CUSTOMERS_FILENAME,
     REPO_ROOT,
@@ -92,11 +92,6 @@ class RunReport:
     raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
-
-
 @contextmanager
 def stage(report: RunReport, name: str) -> Iterator[None]:
     """Time one stage, log its start and end, and turn any error into StageFailed."""
@@ -110,7 +105,7 @@ def stage(report: RunReport, name: str) -> Iterator[None]:
         log.debug("stage %s failed", name, exc_info=True)
         # A missing or unusable input is the caller's to fix, as a bad flag is (exit 2).
         usage = isinstance(exc, (UsageError, FileNotFoundError))
-        raise StageFailed(name, _one_line(exc), EXIT_USAGE if usage else EXIT_FAILED) from exc
+        raise StageFailed(name, one_line(exc), EXIT_USAGE if usage else EXIT_FAILED) from exc
     report.stages[name] = time.perf_counter() - started
     log.info("[%s] done in %.1fs", name, report.stages[name])
 
@@ -211,6 +206,10 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     The stages and their names are the same on both targets: generate (skipped for your
     own files), upload, crawl, etl, tables, queries, charts.
     """
+    try:
+        options.check()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     target = target or make_target(config)
     report = RunReport(run_id=options.run_id, target=config.target)
 
