@@ -1,5 +1,6 @@
 """What a run on the aws target needs from the deployment (``pipeline.targets.aws`` runs it):
-the readiness check, the job script upload, job run polling, crawl billing."""
+the readiness check, the job script upload, job run polling and
+where its logs are, crawl billing."""
 
 from __future__ import annotations
 
@@ -26,6 +27,23 @@ class JobRunFailed(PipelineError):
 
 TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
 
+# Glue 5.0 logs every job run in real time (continuous logging is always on; the
+# --enable-continuous-cloudwatch-log argument is for Glue 4.0 and earlier): system,
+# Spark and GlueLogger lines go to <group>/error, print()/stdout and stderr to
+# <group>/output, in streams named <JobRunId>-driver and <JobRunId>-<executor>.
+# --custom-logGroup-prefix and --custom-logStream-prefix replace <group> and <JobRunId>.
+DEFAULT_LOG_GROUP = "/aws-glue/jobs"
+
+
+def job_run_logs(run: dict[str, Any]) -> tuple[str, str, str]:
+    """Return ``(error log group, output log group, driver log stream)`` of a Glue 5 job run."""
+    arguments = run.get("Arguments") or {}
+    group = (
+        arguments.get("--custom-logGroup-prefix") or run.get("LogGroupName") or DEFAULT_LOG_GROUP
+    ).rstrip("/")
+    stream = arguments.get("--custom-logStream-prefix") or run["Id"]
+    return f"{group}/error", f"{group}/output", f"{stream}-driver"
+
 
 def wait_for_job_run(
     glue: Any,
@@ -51,11 +69,11 @@ def wait_for_job_run(
             log.info("job run %s: %s", job_run_id, state)
         if state in TERMINAL_JOB_STATES:
             if state != "SUCCEEDED":
-                group = run.get("LogGroupName") or "/aws-glue/jobs"
+                error_group, output_group, stream = job_run_logs({"Id": job_run_id, **run})
                 raise JobRunFailed(
                     f"job run {job_run_id} {state}: {run.get('ErrorMessage') or 'no error message'}; "
-                    f"logs: CloudWatch log groups {group}/error and {group}/output, "
-                    f"stream {job_run_id}"
+                    f"logs: CloudWatch log groups {error_group} (Spark, GlueLogger) and "
+                    f"{output_group} (print, stderr), stream {stream}"
                 )
             return run
         if time.monotonic() > deadline:

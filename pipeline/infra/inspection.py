@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
+from pipeline.infra.execution import job_run_logs
 from pipeline.infra.ownership import get_workgroup
 from pipeline.infra.shared import Clients
 
@@ -68,6 +69,9 @@ def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[
             )
             if run.get("ErrorMessage"):
                 detail += f" error={run['ErrorMessage']}"
+            # Glue 5: always logged, in <JobRunId>-driver streams (see job_run_logs).
+            error_group, output_group, stream = job_run_logs(run)
+            detail += f" logs={error_group},{output_group} stream={stream}"
         else:
             detail = "last run=never"
         row("glue-job", config.job_name, "present", detail)
