@@ -1,9 +1,16 @@
-"""`down`: delete only what carries `up`'s marks, each bucket emptied first."""
+"""`down`: delete only what carries `up`'s marks, each bucket emptied first.
+
+A running crawl or job run is stopped, and waited for, before anything is deleted.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
 from pipeline.infra.ownership import (
@@ -15,10 +22,106 @@ from pipeline.infra.ownership import (
     find_role,
     find_workgroup,
 )
-from pipeline.infra.shared import Account, Clients
+from pipeline.infra.shared import Account, Clients, DeployError, _code
 from pipeline.infra.specs import MANAGED_BY_KEY, MANAGED_BY_VALUE, PREFIX_KEY
 
 log = logging.getLogger(__name__)
+
+# Job runs in these states still hold the job (WAITING: queued by Glue job queuing).
+ACTIVE_JOB_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
+STOPPABLE_JOB_STATES = ("STARTING", "RUNNING", "WAITING")  # STOPPING ones are on their way
+STOP_POLL_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 600.0
+BATCH_STOP_MAX_IDS = 25  # BatchStopJobRun takes at most 25 JobRunIds
+
+
+def _active_job_runs(glue: Any, job_name: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for page in glue.get_paginator("get_job_runs").paginate(JobName=job_name):
+        runs += [r for r in page.get("JobRuns", []) if r["JobRunState"] in ACTIVE_JOB_STATES]
+    return runs
+
+
+def _crawler_state(glue: Any, crawler_name: str) -> str:
+    return glue.get_crawler(Name=crawler_name)["Crawler"].get("State", "READY")
+
+
+def stop_runs(
+    config: PipelineConfig,
+    glue: Any,
+    *,
+    crawler: bool,
+    job: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = STOP_POLL_SECONDS,
+    timeout_seconds: float = STOP_TIMEOUT_SECONDS,
+) -> list[str]:
+    """Stop a running crawl (StopCrawler) and the job's active runs (BatchStopJobRun),
+    then wait until the crawler is READY and no run is active; return what was stopped.
+
+    Deleting a running crawler fails, and a run left going keeps writing: so ``down``
+    stops both first. Waits at most ``timeout_seconds``, then raises :class:`DeployError`
+    (nothing is deleted yet).
+    """
+    stopped: list[str] = []
+    if crawler and _crawler_state(glue, config.crawler_name) == "RUNNING":
+        try:
+            glue.stop_crawler(Name=config.crawler_name)
+            stopped.append(f"crawl of {config.crawler_name}")
+        except ClientError as exc:
+            # It ended, or someone else is stopping it, since we looked: wait below.
+            if _code(exc) not in ("CrawlerNotRunningException", "CrawlerStoppingException"):
+                raise
+    if job:
+        ids = [
+            r["Id"]
+            for r in _active_job_runs(glue, config.job_name)
+            if r["JobRunState"] in STOPPABLE_JOB_STATES
+        ]
+        for i in range(0, len(ids), BATCH_STOP_MAX_IDS):
+            answer = glue.batch_stop_job_run(
+                JobName=config.job_name, JobRunIds=ids[i : i + BATCH_STOP_MAX_IDS]
+            )
+            for error in answer.get("Errors", []):
+                # Typically a run that ended meanwhile; one that did not is waited for below.
+                detail = error.get("ErrorDetail", {})
+                log.warning(
+                    "could not stop job run %s: %s %s",
+                    error.get("JobRunId"),
+                    detail.get("ErrorCode"),
+                    detail.get("ErrorMessage"),
+                )
+            stopped += [f"job run {s['JobRunId']}" for s in answer.get("SuccessfulSubmissions", [])]
+    for item in stopped:
+        log.info("stopping %s", item)
+
+    def busy() -> list[str]:
+        still = []
+        if crawler:
+            state = _crawler_state(glue, config.crawler_name)
+            if state != "READY":
+                still.append(f"crawler {config.crawler_name} is {state}")
+        if job:
+            still += [
+                f"job run {r['Id']} is {r['JobRunState']}"
+                for r in _active_job_runs(glue, config.job_name)
+            ]
+        return still
+
+    polls = max(1, int(timeout_seconds / poll_seconds)) if poll_seconds > 0 else 1
+    for _ in range(polls):
+        still = busy()
+        if not still:
+            return stopped
+        log.info("waiting for %s", "; ".join(still))
+        sleep(poll_seconds)
+    still = busy()
+    if still:
+        raise DeployError(
+            f"down deleted nothing: {'; '.join(still)} after {timeout_seconds:.0f}s of waiting "
+            "for it to stop; check it in the Glue console and run `deploy.py down --yes` again"
+        )
+    return stopped
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -42,8 +145,19 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return removed
 
 
-def down(config: PipelineConfig, clients: Clients | None = None) -> list[str]:
-    """Delete what ``up`` made (only resources carrying its marks); return what was deleted."""
+def down(
+    config: PipelineConfig,
+    clients: Clients | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    stop_poll_seconds: float = STOP_POLL_SECONDS,
+    stop_timeout_seconds: float = STOP_TIMEOUT_SECONDS,
+) -> list[str]:
+    """Delete what ``up`` made (only resources carrying its marks); return what was deleted.
+
+    A running crawl or job run of ours is stopped and waited for first (see
+    :func:`stop_runs`); ``sleep`` is how that wait sleeps.
+    """
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
     deleted: list[str] = []
@@ -59,14 +173,27 @@ def down(config: PipelineConfig, clients: Clients | None = None) -> list[str]:
             )
         return found.ours
 
+    job_is_ours = ours(find_job(config, clients, account))
+    crawler_is_ours = ours(find_crawler(config, clients, account))
+    # Before any delete: a running crawler cannot be deleted, and down must not stop half-way.
+    stop_runs(
+        config,
+        clients.glue,
+        crawler=crawler_is_ours,
+        job=job_is_ours,
+        sleep=sleep,
+        poll_seconds=stop_poll_seconds,
+        timeout_seconds=stop_timeout_seconds,
+    )
+
     # Athena workgroup (and its saved queries).
     if ours(find_workgroup(config, clients, account)):
         clients.athena.delete_work_group(WorkGroup=config.workgroup, RecursiveDeleteOption=True)
         deleted.append(f"workgroup {config.workgroup}")
-    if ours(find_job(config, clients, account)):
+    if job_is_ours:
         clients.glue.delete_job(JobName=config.job_name)
         deleted.append(f"job {config.job_name}")
-    if ours(find_crawler(config, clients, account)):
+    if crawler_is_ours:
         clients.glue.delete_crawler(Name=config.crawler_name)
         deleted.append(f"crawler {config.crawler_name}")
     if ours(find_database(config, clients)):
@@ -98,6 +225,7 @@ def down(config: PipelineConfig, clients: Clients | None = None) -> list[str]:
 def down_plan(config: PipelineConfig) -> list[str]:
     """Return what ``down`` would delete, without calling AWS."""
     return [
+        f"(first: stop a running crawl of {config.crawler_name} and active runs of {config.job_name})",
         f"athena-workgroup {config.workgroup} (with its saved queries)",
         f"glue-job {config.job_name}",
         f"glue-crawler {config.crawler_name}",
