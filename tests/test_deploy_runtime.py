@@ -1,19 +1,27 @@
 """The aws target against a real account's behaviour, on moto and on stand-ins for Glue.
 
-`down` with a crawl or job run still going; Glue 5 log streams.
+GetCrawler answering the role's name; IAM propagation after a role is made; a crawl wait
+that must not take the previous crawl for this one; `down` with a crawl or job run still
+going; Glue 5 log streams.
 Expected values are written out literally (prefix ``test-sales``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 from moto_fixtures import REGION
 
 from pipeline import infra
+from pipeline.catalog import CrawlerError, run_aws_crawler
+from pipeline.config import PipelineConfig
+from pipeline.infra.shared import role_name
+from pipeline.targets.aws import AwsTarget
 
 ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
@@ -22,6 +30,372 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
 def _with(clients, **replaced):
     """The same clients with some replaced (e.g. a Glue client that fails first)."""
     return SimpleNamespace(**{**vars(clients), **replaced})
+
+
+# ------------------------------------------------------------- the crawler's role
+
+OUR_TAGS = {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
+# moto 5.2.5 implements neither UpdateCrawler nor UpdateJob: the double below records them.
+MOTO_LACKS = ("update_crawler", "update_job")
+
+
+class _GlueDouble:
+    """moto's Glue client, except that ``method`` is recorded and fails its first
+    ``failures`` calls with ``error``; a method moto lacks then answers ``{}``."""
+
+    def __init__(self, glue, method, failures=0, error=None):
+        self._glue, self.method, self.failures, self.error = glue, method, failures, error
+        self.sent = []
+
+    def __getattr__(self, name):
+        real = getattr(self._glue, name)
+        if name != self.method:
+            return real
+
+        def recorded(**kwargs):
+            self.sent.append(kwargs)
+            if len(self.sent) <= self.failures:
+                raise ClientError(self.error, name)
+            return {} if name in MOTO_LACKS else real(**kwargs)
+
+        return recorded
+
+
+def _crawler_as_up_makes_it(glue, role):
+    glue.create_crawler(
+        Name="test-sales-raw-crawler",
+        Role=role,
+        DatabaseName="sales_analytics_db",
+        Description="Catalogs the raw sales CSV and customers NDJSON",
+        Targets={
+            "S3Targets": [
+                {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
+                {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
+            ]
+        },
+        SchemaChangePolicy={
+            "UpdateBehavior": "UPDATE_IN_DATABASE",
+            "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+        },
+        RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVERYTHING"},
+        Tags=OUR_TAGS,
+    )
+
+
+def test_a_crawler_whose_role_reads_as_its_name_is_not_updated(aws, config):
+    # Real GetCrawler answers the role's name where up passed its ARN.
+    _crawler_as_up_makes_it(aws.glue, "test-sales-glue-role")
+    glue = _GlueDouble(aws.glue, "update_crawler")
+
+    changes = infra.up(config, _with(aws, glue=glue), tables=False)
+
+    assert [c for c in changes if "crawler" in c] == []
+    assert glue.sent == []
+    assert infra.up(config, _with(aws, glue=glue), tables=False) == []
+
+
+@pytest.mark.parametrize("other", ["someone-elses-role", f"arn:aws:iam::{ACCOUNT}:role/other"])
+def test_a_crawler_with_another_role_is_put_back(aws, config, other):
+    _crawler_as_up_makes_it(aws.glue, other)
+    glue = _GlueDouble(aws.glue, "update_crawler")
+
+    changes = infra.up(config, _with(aws, glue=glue), tables=False)
+
+    assert "updated crawler test-sales-raw-crawler" in changes
+    assert [sent["Role"] for sent in glue.sent] == [ROLE_ARN]
+
+
+def test_role_name_accepts_an_arn_a_path_or_a_name():
+    assert role_name(ROLE_ARN) == "test-sales-glue-role"
+    assert role_name(f"arn:aws:iam::{ACCOUNT}:role/service-role/x-role") == "x-role"
+    assert role_name("service-role/x-role") == "x-role"
+    assert role_name("test-sales-glue-role") == "test-sales-glue-role"
+
+
+# ------------------------------------------------------------- IAM propagation
+
+# What Glue answers while a role made seconds ago is not usable yet.
+NOT_PROPAGATED = {
+    "Error": {
+        "Code": "InvalidInputException",
+        "Message": f"Role {ROLE_ARN} should be given assume role permissions for Glue Service.",
+    }
+}
+# The caller's own missing right: its ARN says "assumed-role", but waiting cannot help.
+NOT_AUTHORIZED = {
+    "Error": {
+        "Code": "AccessDeniedException",
+        "Message": f"User: arn:aws:sts::{ACCOUNT}:assumed-role/dev/me is not authorized to "
+        f"perform: glue:CreateJob on resource: arn:aws:glue:us-east-1:{ACCOUNT}:job/test-sales-etl-job",
+    }
+}
+
+
+def _up(config, clients, sleep):
+    infra.up(config, clients, tables=False, sleep=sleep)
+
+
+def _crawl(config, clients, sleep):
+    AwsTarget(config, clients=clients, poll_seconds=0, sleep=sleep).crawl()
+
+
+def _run_job(config, clients, sleep):
+    AwsTarget(config, clients=clients, poll_seconds=0, sleep=sleep).run_job("r1")
+
+
+def _nothing(aws, config):
+    pass
+
+
+def _deploy(aws, config):
+    infra.up(config, aws, tables=False)
+
+
+def _drifted_crawler(aws, config):
+    # Ours (tagged), but with another description and one target: up updates it.
+    aws.glue.create_crawler(
+        Name="test-sales-raw-crawler",
+        Role=ROLE_ARN,
+        DatabaseName="sales_analytics_db",
+        Description="edited by hand",
+        Targets={"S3Targets": [{"Path": "s3://test-sales-raw/input/sales_data_csv/"}]},
+        Tags=OUR_TAGS,
+    )
+
+
+def _drifted_job(aws, config):
+    aws.glue.create_job(
+        Name="test-sales-etl-job",
+        Role=ROLE_ARN,
+        Command={"Name": "glueetl", "ScriptLocation": "s3://elsewhere/job.py"},
+        Tags=OUR_TAGS,
+    )
+
+
+def _crawlers(glue, sent):
+    return glue.list_crawlers()["CrawlerNames"]
+
+
+def _jobs(glue, sent):
+    return glue.list_jobs()["JobNames"]
+
+
+def _sent_crawler(glue, sent):
+    return sent[-1]["Description"], sent[-1]["Role"], len(sent[-1]["Targets"]["S3Targets"])
+
+
+def _sent_job(glue, sent):
+    return sent[-1]["JobName"], sent[-1]["JobUpdate"]["Command"]["ScriptLocation"]
+
+
+def _crawls(glue, sent):
+    return [c["State"] for c in glue.list_crawls(CrawlerName="test-sales-raw-crawler")["Crawls"]]
+
+
+def _job_runs(glue, sent):
+    return [r["JobRunState"] for r in glue.get_job_runs(JobName="test-sales-etl-job")["JobRuns"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "before", "drive", "read_back", "expected"),
+    [
+        ("create_crawler", _nothing, _up, _crawlers, ["test-sales-raw-crawler"]),
+        ("create_job", _nothing, _up, _jobs, ["test-sales-etl-job"]),
+        (
+            "update_crawler",
+            _drifted_crawler,
+            _up,
+            _sent_crawler,
+            ("Catalogs the raw sales CSV and customers NDJSON", ROLE_ARN, 2),
+        ),
+        (
+            "update_job",
+            _drifted_job,
+            _up,
+            _sent_job,
+            ("test-sales-etl-job", "s3://test-sales-scripts/scripts/glue_etl_job.py"),
+        ),
+        ("start_crawler", _deploy, _crawl, _crawls, ["COMPLETED"]),
+        ("start_job_run", _deploy, _run_job, _job_runs, ["SUCCEEDED"]),
+    ],
+)
+def test_a_call_that_meets_an_unpropagated_role_is_retried_with_back_off(
+    aws, config, method, before, drive, read_back, expected
+):
+    before(aws, config)
+    glue = _GlueDouble(aws.glue, method, failures=2, error=NOT_PROPAGATED)
+    sleeps = []
+
+    drive(config, _with(aws, glue=glue), sleeps.append)
+
+    assert len(glue.sent) == 3
+    assert sleeps == [2.0, 4.0]
+    assert read_back(aws.glue, glue.sent) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "before", "drive"),
+    [
+        ("create_job", _nothing, _up),
+        ("update_crawler", _drifted_crawler, _up),
+        ("start_crawler", _deploy, _crawl),
+        ("start_job_run", _deploy, _run_job),
+    ],
+)
+def test_a_role_that_never_propagates_fails_after_six_attempts(aws, config, method, before, drive):
+    before(aws, config)
+    glue = _GlueDouble(aws.glue, method, failures=100, error=NOT_PROPAGATED)
+    sleeps = []
+
+    with pytest.raises(ClientError) as failed:
+        drive(config, _with(aws, glue=glue), sleeps.append)
+
+    assert failed.value.response["Error"]["Code"] == "InvalidInputException"
+    assert len(glue.sent) == 6
+    assert sleeps == [2.0, 4.0, 8.0, 16.0, 32.0]
+
+
+def test_a_missing_right_of_the_caller_is_not_waited_for(aws, config):
+    glue = _GlueDouble(aws.glue, "create_job", failures=1, error=NOT_AUTHORIZED)
+    sleeps = []
+
+    with pytest.raises(ClientError) as failed:
+        infra.up(config, _with(aws, glue=glue), tables=False, sleep=sleeps.append)
+
+    assert failed.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert (len(glue.sent), sleeps) == (1, [])
+
+
+# ------------------------------------------------------------------ the crawl wait
+
+PREVIOUS = {"Status": "SUCCEEDED", "StartTime": datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)}
+THIS_ONE = {"Status": "SUCCEEDED", "StartTime": datetime(2026, 11, 27, 12, 0, 3, tzinfo=UTC)}
+# StartCrawler's answer, by AWS's clock: one second before the crawl's own StartTime.
+AWS_DATE = "Fri, 27 Nov 2026 12:00:02 GMT"
+
+
+class _CrawlerAnswers:
+    """Glue's GetCrawler answers in the given order; more reads than answers fail the test."""
+
+    class exceptions:  # noqa: N801  (the boto3 client attribute name)
+        CrawlerRunningException = type("CrawlerRunningException", (Exception,), {})
+        EntityNotFoundException = type("EntityNotFoundException", (Exception,), {})
+
+    def __init__(self, *answers, date=None, already_running=False):
+        self.answers = list(answers)
+        self.date = date
+        self.already_running = already_running
+        self.starts = 0
+
+    def start_crawler(self, Name):  # noqa: N803
+        self.starts += 1
+        if self.already_running:
+            raise self.exceptions.CrawlerRunningException(Name)
+        headers = {"date": self.date} if self.date else {}
+        return {"ResponseMetadata": {"HTTPHeaders": headers}}
+
+    def get_crawler(self, Name):  # noqa: N803
+        assert self.answers, "polled after the crawl should have been over"
+        state, last = self.answers.pop(0)
+        crawler = {"Name": Name, "State": state}
+        if last is not None:
+            crawler["LastCrawl"] = last
+        return {"Crawler": crawler}
+
+
+def _crawl_config():
+    return PipelineConfig(prefix="crawl", target="aws")
+
+
+def test_the_crawl_wait_does_not_take_the_previous_crawl_for_this_one():
+    glue = _CrawlerAnswers(
+        ("READY", PREVIOUS),  # read before the start
+        ("READY", PREVIOUS),  # Glue has not begun the new crawl yet
+        ("READY", PREVIOUS),
+        ("RUNNING", PREVIOUS),
+        ("READY", THIS_ONE),
+        date=AWS_DATE,
+    )
+    sleeps = []
+
+    last = run_aws_crawler(_crawl_config(), glue, poll_seconds=10, sleep=sleeps.append)
+
+    assert last == THIS_ONE
+    assert sleeps == [10, 10, 10]
+    assert glue.answers == []
+
+
+def test_the_crawl_wait_allows_for_a_skewed_clock_but_not_for_an_old_crawl():
+    # No Date header: the start is timed by the local clock, 2 minutes ahead of AWS's.
+    # A crawl someone else ran 10 minutes ago finished between the look and the start.
+    now = datetime.now(UTC)
+    someone_elses = {"Status": "SUCCEEDED", "StartTime": now - timedelta(minutes=10)}
+    this_one = {"Status": "SUCCEEDED", "StartTime": now - timedelta(minutes=2)}
+    glue = _CrawlerAnswers(
+        ("READY", None),  # read before the start: never crawled
+        ("READY", someone_elses),
+        ("READY", this_one),
+    )
+    sleeps = []
+
+    last = run_aws_crawler(_crawl_config(), glue, poll_seconds=5, sleep=sleeps.append)
+
+    assert last == this_one
+    assert sleeps == [5]
+
+
+def test_a_previous_crawl_within_the_clock_skew_allowance_is_still_not_this_one():
+    # Started 3 minutes before this run's start: inside the 5-minute allowance, but it
+    # is the crawl GetCrawler showed before the start.
+    recent = {"Status": "SUCCEEDED", "StartTime": datetime(2026, 11, 27, 11, 57, tzinfo=UTC)}
+    glue = _CrawlerAnswers(
+        ("READY", recent),  # read before the start
+        ("READY", recent),
+        ("READY", THIS_ONE),
+        date=AWS_DATE,
+    )
+    sleeps = []
+
+    last = run_aws_crawler(_crawl_config(), glue, poll_seconds=5, sleep=sleeps.append)
+
+    assert last == THIS_ONE
+    assert sleeps == [5]
+
+
+def test_a_crawl_already_running_is_waited_for():
+    running_one = {"Status": "SUCCEEDED", "StartTime": datetime(2026, 11, 26, 10, 0, tzinfo=UTC)}
+    glue = _CrawlerAnswers(
+        ("RUNNING", PREVIOUS),  # read before the start
+        ("RUNNING", PREVIOUS),
+        ("READY", running_one),
+        already_running=True,
+    )
+    sleeps = []
+
+    last = run_aws_crawler(_crawl_config(), glue, poll_seconds=5, sleep=sleeps.append)
+
+    assert last == running_one
+    assert (glue.starts, sleeps) == (1, [5])
+
+
+def test_a_crawl_that_never_shows_up_times_out_saying_so():
+    glue = _CrawlerAnswers(("READY", PREVIOUS), ("READY", PREVIOUS), date=AWS_DATE)
+
+    with pytest.raises(CrawlerError) as timed_out:
+        run_aws_crawler(_crawl_config(), glue, timeout_seconds=0, poll_seconds=5)
+
+    assert str(timed_out.value) == (
+        "crawler crawl-raw-crawler is READY but its last crawl is still the one started "
+        "2026-11-26 09:00:00+00:00, not this run's, after 0s; check it in the Glue console"
+    )
+
+
+def test_a_second_run_on_moto_waits_for_its_own_crawl(deployed, config):
+    first = run_aws_crawler(config, deployed.glue, poll_seconds=0, timeout_seconds=5)
+    second = run_aws_crawler(config, deployed.glue, poll_seconds=0, timeout_seconds=5)
+
+    assert second["StartTime"] > first["StartTime"]
+    assert len(deployed.glue.list_crawls(CrawlerName="test-sales-raw-crawler")["Crawls"]) == 2
 
 
 # ------------------------------------------------------- down with runs still going

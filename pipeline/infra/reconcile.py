@@ -23,7 +23,15 @@ from pipeline.infra.ownership import (
     not_ours_error,
 )
 from pipeline.infra.policies import glue_role_policy, glue_trust_policy
-from pipeline.infra.shared import Account, Clients, DeployError, _code, _contains
+from pipeline.infra.shared import (
+    Account,
+    Clients,
+    DeployError,
+    _code,
+    _contains,
+    retry_iam_propagation,
+    role_name,
+)
 from pipeline.infra.specs import (
     INLINE_POLICY_NAME,
     bucket_settings,
@@ -40,28 +48,6 @@ log = logging.getLogger(__name__)
 
 def _tag_list(tag_map: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tag_map.items())]
-
-
-def _retry(
-    call: Callable[[], Any], *, retryable: Callable[[ClientError], bool], attempts: int = 6
-) -> Any:
-    """Call ``call``, retrying with back-off on errors ``retryable`` accepts (IAM propagation)."""
-    delay = 2.0
-    for attempt in range(attempts):
-        try:
-            return call()
-        except ClientError as exc:
-            if attempt == attempts - 1 or not retryable(exc):
-                raise
-            log.info("waiting %.0fs for IAM propagation (%s)", delay, _code(exc))
-            time.sleep(delay)
-            delay *= 2
-    return None  # unreachable
-
-
-def _role_not_ready(exc: ClientError) -> bool:
-    message = str(exc).lower()
-    return _code(exc) in ("InvalidInputException", "AccessDeniedException") and "role" in message
 
 
 def _ensure_bucket(
@@ -231,34 +217,64 @@ def _ensure_database(config: PipelineConfig, clients: Clients) -> list[str]:
     return []
 
 
-def _ensure_crawler(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
+def _as_wanted_role(want: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """``actual`` with its Role in ``want``'s form when both name the same role.
+
+    GetCrawler answers with the role's name where ``up`` passed its ARN: compared as
+    given, every ``up`` would update the crawler (and fail while a crawl runs).
+    """
+    if role_name(actual.get("Role", "")) == role_name(want["Role"]):
+        return {**actual, "Role": want["Role"]}
+    return actual
+
+
+def _ensure_crawler(
+    config: PipelineConfig,
+    clients: Clients,
+    arn: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
     glue = clients.glue
     want = crawler_spec(config, arn)
+
+    def retried(call: Callable[[], Any]) -> Any:
+        # The role may be seconds old: Glue may not be able to use it yet.
+        return retry_iam_propagation(call, role=config.role_name, sleep=sleep)
+
     try:
         crawler = glue.get_crawler(Name=config.crawler_name)["Crawler"]
     except ClientError as exc:
         if _code(exc) != "EntityNotFoundException":
             raise
-        _retry(lambda: glue.create_crawler(**want, Tags=tags(config)), retryable=_role_not_ready)
+        retried(lambda: glue.create_crawler(**want, Tags=tags(config)))
         return [f"created crawler {config.crawler_name}"]
-    if not _contains(want, crawler):
-        glue.update_crawler(**want)
+    if not _contains(want, _as_wanted_role(want, crawler)):
+        retried(lambda: glue.update_crawler(**want))
         return [f"updated crawler {config.crawler_name}"]
     return []
 
 
-def _ensure_job(config: PipelineConfig, clients: Clients, arn: str) -> list[str]:
+def _ensure_job(
+    config: PipelineConfig,
+    clients: Clients,
+    arn: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
     glue = clients.glue
     want = job_spec(config, arn)
+
+    def retried(call: Callable[[], Any]) -> Any:
+        return retry_iam_propagation(call, role=config.role_name, sleep=sleep)
+
     try:
         job = glue.get_job(JobName=config.job_name)["Job"]
     except ClientError as exc:
         if _code(exc) != "EntityNotFoundException":
             raise
-        glue.create_job(Name=config.job_name, **want, Tags=tags(config))
+        retried(lambda: glue.create_job(Name=config.job_name, **want, Tags=tags(config)))
         return [f"created job {config.job_name}"]
-    if not _contains(want, job):
-        glue.update_job(JobName=config.job_name, JobUpdate=want)
+    if not _contains(want, _as_wanted_role(want, job)):
+        retried(lambda: glue.update_job(JobName=config.job_name, JobUpdate=want))
         return [f"updated job {config.job_name}"]
     return []
 
@@ -300,8 +316,17 @@ def create_tables(config: PipelineConfig, engine: Any = None) -> None:
     (engine or make_engine(config)).setup_tables()
 
 
-def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool = True) -> list[str]:
-    """Create what is missing and put drifted settings back; return the changes made."""
+def up(
+    config: PipelineConfig,
+    clients: Clients | None = None,
+    *,
+    tables: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Create what is missing and put drifted settings back; return the changes made.
+
+    ``sleep`` is how the IAM-propagation retries wait (tests pass a recorder).
+    """
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
     # Read everything first: refuse before any change if one of our names is taken.
@@ -319,8 +344,8 @@ def up(config: PipelineConfig, clients: Clients | None = None, *, tables: bool =
         changes.append(f"uploaded job script to {config.script_uri}")
     changes += _ensure_database(config, clients)
     arn = role_arn(config, account.account_id, account.partition)
-    changes += _ensure_crawler(config, clients, arn)
-    changes += _ensure_job(config, clients, arn)
+    changes += _ensure_crawler(config, clients, arn, sleep=sleep)
+    changes += _ensure_job(config, clients, arn, sleep=sleep)
     changes += _ensure_workgroup(config, clients)
     for change in changes:
         log.info("%s", change)

@@ -1,15 +1,23 @@
-"""Shared by every room: the boto3 clients, the caller's account, DeployError, AWS answers."""
+"""Shared by every room: the boto3 clients, the caller's account, DeployError, AWS answers,
+and the retry that waits out IAM propagation."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from pipeline import aws
 from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class DeployError(PipelineError):
@@ -29,7 +37,8 @@ class Clients:
     @classmethod
     def for_config(cls, config: PipelineConfig) -> Clients:
         """Return clients honouring the config's profile, region and endpoint URL."""
-        return cls(*(aws.client(config, s) for s in ("s3", "iam", "sts", "glue", "athena")))
+        services = ("s3", "iam", "sts", "glue", "athena")
+        return cls(*(aws.client(config, s) for s in services))
 
 
 @dataclass
@@ -62,3 +71,66 @@ def _contains(desired: Any, actual: Any) -> bool:
             and all(_contains(d, a) for d, a in zip(desired, actual, strict=True))
         )
     return desired == actual
+
+
+def role_name(role: str) -> str:
+    """The role's name from an ARN (``arn:aws:iam::1:role/path/name``), a path or a name.
+
+    Glue's GetCrawler answers with the name where CreateCrawler was given the ARN, so
+    the two forms must compare equal.
+    """
+    return role.rsplit(":role/", 1)[-1].rsplit("/", 1)[-1]
+
+
+# IAM propagation: a role made seconds ago may not be usable by Glue yet. Bounded:
+# 6 attempts, waiting 2, 4, 8, 16 and 32 s in between (about a minute in all).
+PROPAGATION_ATTEMPTS = 6
+PROPAGATION_FIRST_DELAY = 2.0
+
+
+def role_not_ready(exc: ClientError, role: str) -> bool:
+    """True for the errors Glue gives while it cannot use a just-made ``role`` yet.
+
+    E.g. InvalidInputException "Role arn:...:role/<role> should be given assume role
+    permissions for Glue Service", or "Service is unable to assume provided role". A
+    caller's own missing right ("... is not authorized to perform: ...", whose caller
+    ARN may read "assumed-role") is not waited for: retrying does not grant it.
+    """
+    if _code(exc) not in ("InvalidInputException", "AccessDeniedException"):
+        return False
+    message = str(exc).lower()
+    if "not authorized to perform" in message:
+        return False
+    return "assume" in message or role.lower() in message
+
+
+def retry_iam_propagation(
+    call: Callable[[], T],
+    *,
+    role: str,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = PROPAGATION_ATTEMPTS,
+    first_delay: float = PROPAGATION_FIRST_DELAY,
+) -> T:
+    """Call ``call``; on an error :func:`role_not_ready` accepts, wait (doubling) and retry.
+
+    After ``attempts`` calls the last error is raised; any other error at once.
+    """
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ClientError as exc:
+            if attempt == attempts or not role_not_ready(exc, role):
+                raise
+            log.info(
+                "waiting %.0fs for IAM to propagate role %s (%s, attempt %d of %d)",
+                delay,
+                role,
+                _code(exc),
+                attempt,
+                attempts,
+            )
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # the loop returns or raises

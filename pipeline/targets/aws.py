@@ -12,6 +12,7 @@ from typing import Any
 from pipeline import costs, infra
 from pipeline.catalog import run_aws_crawler
 from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig
+from pipeline.infra.shared import retry_iam_propagation
 from pipeline.storage import S3Storage, upload_raw
 from pipeline.targets import CrawlResult, JobRun
 
@@ -73,9 +74,12 @@ class AwsTarget:
         """Start the Glue job with ``--run_id`` and poll it, with back-off, to the end."""
         config, glue = self.config, self.clients.glue
         started = time.perf_counter()
-        job_run_id = glue.start_job_run(JobName=config.job_name, Arguments={"--run_id": run_id})[
-            "JobRunId"
-        ]
+        # Retried while a just-made role propagates (bounded; the same sleep as polling).
+        job_run_id = retry_iam_propagation(
+            lambda: glue.start_job_run(JobName=config.job_name, Arguments={"--run_id": run_id}),
+            role=config.role_name,
+            sleep=self.sleep,
+        )["JobRunId"]
         (echo or log.info)(f"started job run {job_run_id} (run_id {run_id})")
         job_run = infra.wait_for_job_run(
             glue, config.job_name, job_run_id, first_poll=self.poll_seconds, sleep=self.sleep
