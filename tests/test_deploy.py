@@ -169,8 +169,16 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
         "arn:aws:s3:::test-sales-processed/quarantine*",
         "arn:aws:s3:::test-sales-processed/_runs*",
     ]
-    assert statements["ListProcessedOutput"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["enriched*", "sales_summary*", "quarantine*", "_runs*"]}
+    # Listing is not narrowed by s3:prefix: Glue lists and HeadBuckets the bucket roots.
+    assert statements["ListPipelineBuckets"] == {
+        "Sid": "ListPipelineBuckets",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+        "Resource": [
+            "arn:aws:s3:::test-sales-raw",
+            "arn:aws:s3:::test-sales-processed",
+            "arn:aws:s3:::test-sales-scripts",
+        ],
     }
     # The crawler's two raw tables only: not every table of the shared database.
     assert statements["CrawlerRawTables"]["Resource"] == [

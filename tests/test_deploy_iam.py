@@ -94,7 +94,12 @@ def test_glue_role_cannot_delete_or_create_a_bucket(glue_role_s3):
     assert _denied(lambda: glue_role_s3.create_bucket(Bucket="new-bucket-by-the-job"))
 
 
-def test_glue_role_lists_only_the_input_and_output_prefixes(glue_role_s3):
+def test_glue_role_lists_its_three_buckets_and_no_other(glue_role_s3):
     listed = glue_role_s3.list_objects_v2(Bucket="test-sales-raw", Prefix="input/sales_data_csv/")
     assert [o["Key"] for o in listed["Contents"]] == [SALES_KEY]
-    assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-scripts"))
+    # Without a prefix too: Glue's S3 clients list the bucket roots.
+    listed = glue_role_s3.list_objects_v2(Bucket="test-sales-scripts")
+    assert [o["Key"] for o in listed["Contents"]] == ["scripts/glue_etl_job.py"]
+    assert glue_role_s3.list_objects_v2(Bucket="test-sales-processed")["KeyCount"] == 0
+    # The Athena results bucket is not the job's: no listing there.
+    assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-athena-results"))

@@ -91,9 +91,10 @@ def glue_role_policy(
 ) -> dict[str, Any]:
     """Return the least-privilege inline policy for the crawler and the job.
 
-    Every S3 statement names a bucket or a key prefix; Glue catalog actions name this
-    database and the two tables the crawler writes; logs name the ``/aws-glue/*`` log
-    groups. The only ``*``
+    Every S3 statement names a bucket or a key prefix: the role may list the raw,
+    processed and scripts buckets whole, and read or write objects only under the
+    prefixes it uses. Glue catalog actions name this database and the two tables the
+    crawler writes; logs name the ``/aws-glue/*`` log groups. The only ``*``
     resource is ``cloudwatch:PutMetricData``, which has no resource ARN, narrowed by
     a namespace condition.
     """
@@ -105,11 +106,13 @@ def glue_role_policy(
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "ListRawInput",
+                # Listing names keys, not contents. Glue's S3 clients and the crawler list
+                # and HeadBucket these buckets without a prefix (the output root, a
+                # probe), which an s3:prefix condition would deny.
+                "Sid": "ListPipelineBuckets",
                 "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [f"{s3}{raw}"],
-                "Condition": {"StringLike": {"s3:prefix": _folder_patterns(RAW_PREFIXES)}},
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [f"{s3}{b}" for b in (raw, processed, scripts)],
             },
             {
                 "Sid": "ReadRawInput",
@@ -124,26 +127,12 @@ def glue_role_policy(
                 "Resource": [f"{s3}{scripts}/{SCRIPT_KEY}"],
             },
             {
-                # Spark lists output folders before a dynamic partition overwrite.
-                "Sid": "ListProcessedOutput",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [f"{s3}{processed}"],
-                "Condition": {"StringLike": {"s3:prefix": _folder_patterns(PROCESSED_PREFIXES)}},
-            },
-            {
                 # Dynamic partition overwrite deletes the partitions it replaces and
                 # reads back its staging files; nothing outside the four prefixes.
                 "Sid": "WriteProcessedOutput",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 "Resource": [f"{s3}{processed}/{p}" for p in _folder_patterns(PROCESSED_PREFIXES)],
-            },
-            {
-                "Sid": "BucketLocation",
-                "Effect": "Allow",
-                "Action": ["s3:GetBucketLocation"],
-                "Resource": [f"{s3}{b}" for b in (raw, processed, scripts)],
             },
             {
                 # The crawler (running as this role) reads the database and creates or
