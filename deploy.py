@@ -6,7 +6,13 @@ python deploy.py up                    # create or repair (idempotent)
 python deploy.py run                   # upload data + script, crawl, run the job, query
 python deploy.py status                # each resource, the last crawl and job run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
+python deploy.py policy > deployer.json  # the IAM policy a person needs for up/run/status/down
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
+
+Bucket names are global across AWS accounts, so they carry the account and region:
+<prefix>-<account>-<region>-raw, -processed, -scripts, -athena-results. The account is
+asked of STS (GetCallerIdentity) once; `up --dry-run`, `down --dry-run` and `policy`
+take --account-id instead, and then call nothing.
 
 `up` and `run` exit 1 without changing anything when one of the deployment's names is
 taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, or the
@@ -16,12 +22,14 @@ shared Glue database owned by another prefix); `down` never deletes such a resou
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
-from pipeline.config import PipelineConfig
+from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
+from pipeline.infra.policies import deployer_policy, partition_for_region
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -30,8 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("up", "run", "status", "down"))
+    parser.add_argument("command", choices=("up", "run", "status", "down", "policy"))
     add_target_flags(parser, target=False)
+    parser.add_argument(
+        "--account-id",
+        help="policy, --dry-run: the 12-digit account the names are for "
+        "(default: the credentials' account, from STS; a placeholder for --dry-run)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done; call nothing"
     )
@@ -59,11 +72,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
+    if args.account_id and not (args.dry_run or args.command == "policy"):
+        # The other commands act on the credentials' own account: STS says which.
+        parser.error("--account-id goes with `policy` or --dry-run")
     return args
 
 
 def make_config(args: argparse.Namespace) -> PipelineConfig:
-    """Build the aws config from flags; unset flags fall back to env and defaults."""
+    """Build the aws config from flags; unset flags fall back to env and defaults.
+
+    The account comes from --account-id, else (a dry run calls nothing) a placeholder,
+    else STS.
+    """
+    if args.account_id:
+        return config_from(args, target="aws", account_id=args.account_id)
+    if args.dry_run:
+        return config_from(args, target="aws", account_id=ACCOUNT_PLACEHOLDER)
     return config_from(args, target="aws")
 
 
@@ -75,9 +99,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     config = make_config(args)
+    if args.command == "policy":
+        # JSON only on stdout, so `deploy.py policy > deployer.json` gives the document.
+        policy = deployer_policy(config, config.account_id, partition_for_region(config.region))
+        print(json.dumps(policy, indent=2))
+        return 0
     if args.dry_run:
         if args.command == "up":
-            print(f"plan for prefix {config.prefix} in {config.region} (nothing was called):")
+            print(
+                f"plan for prefix {config.prefix} in {config.region}, account "
+                f"{config.account_id} (nothing was called):"
+            )
             print(infra.format_plan(infra.plan(config)))
         elif args.command == "down":
             print("down would delete:")

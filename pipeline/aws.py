@@ -1,14 +1,17 @@
-"""boto3 sessions and clients for the ``aws`` target.
+"""boto3 sessions and clients for the ``aws`` target, and the caller's account.
 
-Credentials and region come from the standard chain (profile, environment, config
-files); ``endpoint_url`` points every client at moto's server or LocalStack.
+Credentials come from the standard chain (profile, environment, config files); the
+region is the config's (``--region``, the environment, else the profile's); with
+``endpoint_url`` every client talks to moto's server or LocalStack.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import boto3
+from botocore.exceptions import ProfileNotFound
 
 from pipeline.config import PipelineConfig
 
@@ -23,3 +26,24 @@ def client(config: PipelineConfig, service: str, **kwargs: Any) -> Any:
     if config.endpoint_url:
         kwargs.setdefault("endpoint_url", config.endpoint_url)
     return session(config).client(service, **kwargs)
+
+
+def caller_account(config: PipelineConfig) -> str:
+    """The account of the config's credentials (STS GetCallerIdentity, which needs no right)."""
+    return client(config, "sts").get_caller_identity()["Account"]
+
+
+def with_account(config: PipelineConfig) -> PipelineConfig:
+    """The config with its ``account_id`` set, so the bucket names are this account's.
+
+    Asks STS once; a config for the local target, or one that already names its account,
+    is returned as it is. Raises ValueError for a profile the AWS config files lack. Every aws CLI builds its config through this (``pipeline.cli``),
+    so deploy.py, run_pipeline.py, query.py and create_visualizations.py agree on the names.
+    """
+    if config.target != "aws" or config.account_id is not None:
+        return config
+    try:
+        account_id = caller_account(config)
+    except ProfileNotFound as exc:  # a bad value, as a bad prefix is (config_from: exit 2)
+        raise ValueError(f"AWS profile {config.profile!r} is not in the AWS config files") from exc
+    return dataclasses.replace(config, account_id=account_id)

@@ -68,7 +68,10 @@ def add_target_flags(parser: argparse.ArgumentParser, *, target: bool = True) ->
 def config_from(args: argparse.Namespace, **fixed: Any) -> PipelineConfig:
     """The config from the target flags that were given, plus ``fixed`` values.
 
-    Raises UsageError for a value the config refuses (for example a bad prefix).
+    On the aws target the account is asked of STS once, unless ``fixed`` names it, so
+    every script names the buckets ``<prefix>-<account>-<region>-...`` alike (see
+    ``pipeline.aws.with_account``). Raises UsageError for a value the config refuses
+    (for example a bad prefix, or one too long for a bucket name with the account).
     """
     given = {
         name: getattr(args, name, None)
@@ -76,9 +79,14 @@ def config_from(args: argparse.Namespace, **fixed: Any) -> PipelineConfig:
     }
     values = {k: v for k, v in given.items() if v is not None} | fixed
     try:
-        return PipelineConfig(**values)
+        config = PipelineConfig(**values)
+        if config.target == "aws":
+            from pipeline.aws import with_account  # boto3: only the aws target needs it
+
+            config = with_account(config)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return config
 
 
 def setup_logging(

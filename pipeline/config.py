@@ -2,11 +2,18 @@
 
 No bucket, database, crawler, job, role or workgroup name is written anywhere else:
 scripts build a :class:`PipelineConfig` (from CLI flags and environment) and ask it.
+
+S3 bucket names are global across every AWS account. With an ``account_id`` (the aws
+CLIs ask STS for it, see ``pipeline.aws.with_account``) the buckets are named
+``<prefix>-<account>-<region>-raw`` and so on, as CDK names its bootstrap bucket, so
+the default names are this account's and region's alone. Without one (the local target,
+the in-process tests) they are ``<prefix>-raw`` and so on.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +23,11 @@ DEFAULT_LAKE = "lake"
 TARGETS = ("local", "aws")
 
 DATABASE = "sales_analytics_db"
+
+# What a plan shows where the account id goes when no AWS call was made to learn it.
+# As long as an account id (12 characters), so the length checks still hold for it.
+ACCOUNT_PLACEHOLDER = "<account-id>"
+MAX_BUCKET_NAME = 63
 
 # The repository's own files that the pipeline runs or uploads.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +60,44 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
+# S3's rules for a bucket name (general purpose buckets), less dots, which the pipeline
+# never puts in a name: 3 to 63 characters, lowercase letters, digits and hyphens,
+# starting and ending with a letter or digit, and none of the reserved prefixes and
+# suffixes.
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """What makes ``name`` an invalid S3 bucket name, or None when S3 accepts it."""
+    if not 3 <= len(name) <= MAX_BUCKET_NAME:
+        return f"{len(name)} characters; S3 allows 3 to {MAX_BUCKET_NAME}"
+    if not _BUCKET_CHARS.fullmatch(name):
+        return (
+            "S3 allows only lowercase letters, digits and hyphens, starting and ending "
+            "with a letter or digit"
+        )
+    for reserved in _RESERVED_PREFIXES:
+        if name.startswith(reserved):
+            return f"S3 reserves names starting with {reserved!r}"
+    for reserved in _RESERVED_SUFFIXES:
+        if name.endswith(reserved):
+            return f"S3 reserves names ending with {reserved!r}"
+    return None
+
+
+def _session_region(profile: str | None) -> str | None:
+    """The region the AWS config files give the profile (or the default profile)."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.Session(profile_name=profile).region_name
+    except ProfileNotFound as exc:
+        raise ValueError(f"AWS profile {profile!r} is not in the AWS config files") from exc
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Names and locations for one deployment of the pipeline."""
@@ -55,42 +105,76 @@ class PipelineConfig:
     prefix: str = field(default_factory=lambda: _env("PIPELINE_PREFIX", DEFAULT_PREFIX))
     target: str = field(default_factory=lambda: _env("PIPELINE_TARGET", "local"))
     lake: Path = field(default_factory=lambda: Path(_env("PIPELINE_LAKE", DEFAULT_LAKE)))
-    region: str = field(
-        default_factory=lambda: _env("AWS_REGION", _env("AWS_DEFAULT_REGION", DEFAULT_REGION))
-    )
+    # None: resolved in __post_init__ from the environment (AWS_REGION,
+    # AWS_DEFAULT_REGION), then, on the aws target, the profile's region in the AWS
+    # config files, then DEFAULT_REGION. Never None after construction.
+    region: str | None = None
     profile: str | None = field(default_factory=lambda: _env("AWS_PROFILE"))
     endpoint_url: str | None = field(default_factory=lambda: _env("AWS_ENDPOINT_URL"))
+    # The AWS account the buckets are named for; None keeps the account-free names.
+    account_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {self.target!r}")
-        if (
-            not self.prefix
-            or not self.prefix.replace("-", "").isalnum()
-            or self.prefix != self.prefix.lower()
-        ):
+        if not self.prefix or not re.fullmatch(r"[a-z0-9-]+", self.prefix):
             raise ValueError(
                 f"prefix {self.prefix!r} must be lowercase letters, digits and hyphens "
                 "(it becomes part of S3 bucket names)"
             )
+        if self.account_id is not None and not (
+            self.account_id == ACCOUNT_PLACEHOLDER or re.fullmatch(r"\d{12}", self.account_id)
+        ):
+            raise ValueError(f"account id {self.account_id!r} must be 12 digits")
+        if self.region is None:
+            region = _env("AWS_REGION", _env("AWS_DEFAULT_REGION"))
+            if region is None and self.target == "aws":
+                region = _session_region(self.profile)
+            object.__setattr__(self, "region", region or DEFAULT_REGION)
         object.__setattr__(self, "lake", Path(self.lake))
+        self._check_bucket_names()
+
+    def _check_bucket_names(self) -> None:
+        for name in self.buckets:
+            # The placeholder stands for 12 digits: check the name an account would give.
+            problem = bucket_name_problem(name.replace(ACCOUNT_PLACEHOLDER, "0" * 12))
+            if problem is None:
+                continue
+            # The account, region and longest suffix leave this much room for the prefix.
+            longest = MAX_BUCKET_NAME - (max(map(len, self.buckets)) - len(self.prefix))
+            hint = (
+                f"; choose a --prefix of at most {longest} characters"
+                if len(name) > MAX_BUCKET_NAME and longest > 0
+                else ""
+            )
+            raise ValueError(
+                f"bucket name {name!r} from prefix {self.prefix!r} is not a valid S3 bucket "
+                f"name: {problem}{hint}"
+            )
 
     # S3 buckets
     @property
+    def bucket_stem(self) -> str:
+        """What every bucket name starts with: the prefix, and the account and region if known."""
+        if self.account_id is None:
+            return self.prefix
+        return f"{self.prefix}-{self.account_id}-{self.region}"
+
+    @property
     def raw_bucket(self) -> str:
-        return f"{self.prefix}-raw"
+        return f"{self.bucket_stem}-raw"
 
     @property
     def processed_bucket(self) -> str:
-        return f"{self.prefix}-processed"
+        return f"{self.bucket_stem}-processed"
 
     @property
     def scripts_bucket(self) -> str:
-        return f"{self.prefix}-scripts"
+        return f"{self.bucket_stem}-scripts"
 
     @property
     def results_bucket(self) -> str:
-        return f"{self.prefix}-athena-results"
+        return f"{self.bucket_stem}-athena-results"
 
     @property
     def buckets(self) -> tuple[str, str, str, str]:

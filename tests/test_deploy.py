@@ -399,6 +399,9 @@ def test_down_keeps_a_same_named_bucket_that_up_did_not_make(aws, config):
 
 # ------------------------------------------------- ownership: never adopt, never delete
 
+# The raw bucket's name as deploy.py names it: prefix, moto's account, region.
+CLI_RAW = "test-sales-123456789012-us-east-1-raw"
+
 # What a team made by hand before anyone ran deploy.py with prefix test-sales.
 FOREIGN_BUCKET_POLICY = {
     "Version": "2012-10-17",
@@ -408,7 +411,7 @@ FOREIGN_BUCKET_POLICY = {
             "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
             "Action": "s3:GetObject",
-            "Resource": "arn:aws:s3:::test-sales-raw/*",
+            "Resource": f"arn:aws:s3:::{CLI_RAW}/*",
         }
     ],
 }
@@ -447,36 +450,34 @@ def _has_public_access_block(s3, bucket):
 )
 def test_up_refuses_a_foreign_bucket_with_our_name_and_down_keeps_it(aws, capsys, foreign_tags):
     s3 = aws.s3
-    s3.create_bucket(Bucket="test-sales-raw")
-    s3.put_object(Bucket="test-sales-raw", Key="precious.csv", Body=b"id\n1\n")
-    s3.put_bucket_policy(Bucket="test-sales-raw", Policy=json.dumps(FOREIGN_BUCKET_POLICY))
+    s3.create_bucket(Bucket=CLI_RAW)
+    s3.put_object(Bucket=CLI_RAW, Key="precious.csv", Body=b"id\n1\n")
+    s3.put_bucket_policy(Bucket=CLI_RAW, Policy=json.dumps(FOREIGN_BUCKET_POLICY))
     if foreign_tags:
         s3.put_bucket_tagging(
-            Bucket="test-sales-raw",
+            Bucket=CLI_RAW,
             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in foreign_tags.items()]},
         )
 
     assert deploy.main(["up", "--prefix", "test-sales"]) == 1
     err = capsys.readouterr().err
-    assert "s3-bucket test-sales-raw" in err
+    assert f"s3-bucket {CLI_RAW}" in err
     assert "choose another --prefix" in err
 
     # Untouched: same policy, tags and objects; none of up's settings were applied.
-    assert json.loads(s3.get_bucket_policy(Bucket="test-sales-raw")["Policy"]) == (
-        FOREIGN_BUCKET_POLICY
-    )
-    assert _bucket_tags(s3, "test-sales-raw") == foreign_tags
-    assert _objects(s3, "test-sales-raw") == {"precious.csv": b"id\n1\n"}
-    assert s3.get_bucket_versioning(Bucket="test-sales-raw").get("Status") is None
-    assert _has_public_access_block(s3, "test-sales-raw") is False
+    assert json.loads(s3.get_bucket_policy(Bucket=CLI_RAW)["Policy"]) == (FOREIGN_BUCKET_POLICY)
+    assert _bucket_tags(s3, CLI_RAW) == foreign_tags
+    assert _objects(s3, CLI_RAW) == {"precious.csv": b"id\n1\n"}
+    assert s3.get_bucket_versioning(Bucket=CLI_RAW).get("Status") is None
+    assert _has_public_access_block(s3, CLI_RAW) is False
     # up refused before creating anything else.
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["test-sales-raw"]
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [CLI_RAW]
     assert aws.iam.list_roles()["Roles"] == []
 
     assert deploy.main(["down", "--yes", "--prefix", "test-sales"]) == 0
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["test-sales-raw"]
-    assert _objects(s3, "test-sales-raw") == {"precious.csv": b"id\n1\n"}
-    assert _bucket_tags(s3, "test-sales-raw") == foreign_tags
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [CLI_RAW]
+    assert _objects(s3, CLI_RAW) == {"precious.csv": b"id\n1\n"}
+    assert _bucket_tags(s3, CLI_RAW) == foreign_tags
 
 
 EC2_TRUST = {
@@ -796,13 +797,14 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
         raise AssertionError("dry run called AWS")
 
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
-    assert deploy.main(["up", "--dry-run", "--prefix", "plan-test"]) == 0
+    argv = ["--prefix", "plan-test", "--region", "us-east-1", "--account-id", "111122223333"]
+    assert deploy.main(["up", "--dry-run", *argv]) == 0
     out = capsys.readouterr().out
     for name in (
-        "plan-test-raw",
-        "plan-test-processed",
-        "plan-test-scripts",
-        "plan-test-athena-results",
+        "plan-test-111122223333-us-east-1-raw",
+        "plan-test-111122223333-us-east-1-processed",
+        "plan-test-111122223333-us-east-1-scripts",
+        "plan-test-111122223333-us-east-1-athena-results",
         "plan-test-glue-role",
         "sales_analytics_db",
         "plan-test-raw-crawler",
@@ -822,8 +824,8 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
         '"UpdateBehavior": "UPDATE_IN_DATABASE"',
     ):
         assert setting in out
-    assert deploy.main(["down", "--dry-run", "--prefix", "plan-test"]) == 0
-    assert "s3-bucket plan-test-raw" in capsys.readouterr().out
+    assert deploy.main(["down", "--dry-run", *argv]) == 0
+    assert "s3-bucket plan-test-111122223333-us-east-1-raw" in capsys.readouterr().out
 
 
 def test_down_without_yes_deletes_nothing(deployed, capsys):

@@ -23,6 +23,8 @@ from pipeline.sql import analytic_names, ddl_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "cli-sales"
+# deploy.py names the buckets for the caller's account and region (moto's account).
+BUCKET = "cli-sales-123456789012-us-east-1"
 RUN_ID = "run-cli-test"
 
 pytestmark = pytest.mark.slow
@@ -159,9 +161,9 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
 
     up = _deploy(endpoint, tmp_path, "up")
     assert up.returncode == 0, up.stderr
-    assert f"created bucket {PREFIX}-raw" in up.stdout
+    assert f"created bucket {BUCKET}-raw" in up.stdout
     assert f"created job {PREFIX}-etl-job" in up.stdout
-    script = s3.get_object(Bucket=f"{PREFIX}-scripts", Key="scripts/glue_etl_job.py")
+    script = s3.get_object(Bucket=f"{BUCKET}-scripts", Key="scripts/glue_etl_job.py")
     assert script["Body"].read() == (ROOT / "glue_etl_job.py").read_bytes()
 
     again = _deploy(endpoint, tmp_path, "up")
@@ -169,7 +171,7 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     assert "up: everything already in place" in again.stdout
 
     s3.put_object(
-        Bucket=f"{PREFIX}-processed", Key=f"_runs/{RUN_ID}.json", Body=json.dumps(_metrics())
+        Bucket=f"{BUCKET}-processed", Key=f"_runs/{RUN_ID}.json", Body=json.dumps(_metrics())
     )
     queued = _queue_athena_results(endpoint)
     executions_before = len(athena.list_query_executions()["QueryExecutionIds"])
@@ -190,12 +192,12 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     )
 
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    raw = s3.list_objects_v2(Bucket=f"{PREFIX}-raw", Prefix="input/")["Contents"]
+    raw = s3.list_objects_v2(Bucket=f"{BUCKET}-raw", Prefix="input/")["Contents"]
     assert sorted(o["Key"] for o in raw) == [
         "input/customer_demographics_json/customer_demographics.json",
         "input/sales_data_csv/sales_data.csv",
     ]
-    sales_csv = s3.get_object(Bucket=f"{PREFIX}-raw", Key="input/sales_data_csv/sales_data.csv")
+    sales_csv = s3.get_object(Bucket=f"{BUCKET}-raw", Key="input/sales_data_csv/sales_data.csv")
     assert len(sales_csv["Body"].read().decode().splitlines()) == 201  # header + 200 rows
     assert glue.get_crawler(Name=f"{PREFIX}-raw-crawler")["Crawler"]["LastCrawl"]["Status"] == (
         "COMPLETED"

@@ -34,6 +34,11 @@ class Found:
     owner: str | None = None  # the deploy.py prefix it is marked for, if another one
 
 
+# HeadBucket answers 403: the bucket exists and this identity may not list it. S3
+# names are global, so it is most likely another account's.
+NAME_TAKEN = "the name is taken: HeadBucket answers 403 (another account's bucket?)"
+
+
 def _tag_map(tag_list: Iterable[dict[str, str]]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tag_list}
 
@@ -61,8 +66,7 @@ def find_bucket(config: PipelineConfig, clients: Clients, bucket: str) -> Found:
         if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
             return Found("s3-bucket", bucket, exists=False)
         if _code(exc) in ("403", "AccessDenied"):
-            why = "it exists but this account cannot use it (another account's?)"
-            return Found("s3-bucket", bucket, exists=True, why_not_ours=why)
+            return Found("s3-bucket", bucket, exists=True, why_not_ours=NAME_TAKEN)
         raise
     try:
         tag_set = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
@@ -170,6 +174,13 @@ def find_all(config: PipelineConfig, clients: Clients, account: Account) -> list
 
 def not_ours_error(config: PipelineConfig, foreign: list[Found]) -> DeployError:
     """The error for resources that carry one of our names but not our marks (one line)."""
+    taken = [f.name for f in foreign if f.kind == "s3-bucket" and f.why_not_ours == NAME_TAKEN]
+    if taken and len(taken) == len(foreign):
+        return DeployError(
+            f"bucket name{'s' if len(taken) > 1 else ''} {', '.join(taken)} taken: S3 bucket "
+            "names are global and HeadBucket answers 403 (another account owns the name, or "
+            "this identity may not list it); choose another --prefix"
+        )
     listed = "; ".join(f"{f.kind} {f.name} ({f.why_not_ours})" for f in foreign)
     hints = []
     if any(f.kind != "glue-database" for f in foreign):

@@ -1,4 +1,9 @@
-"""IAM and bucket policy documents: pure functions of the config, readable without AWS."""
+"""IAM and bucket policy documents: pure functions of the config, readable without AWS.
+
+The bucket policy, the Glue role's trust and inline policies, and the deploying
+identity's policy (``deploy.py policy``): what a person needs to run ``up``, ``run``,
+``status`` and ``down`` for one prefix.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,12 @@ from pipeline.config import (
     SUMMARY_PREFIX,
     PipelineConfig,
 )
+
+# Marks that say "deploy.py made this" (tags, or the database's parameters); down
+# deletes nothing without them.
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY_VALUE = "deploy.py"
+PREFIX_KEY = "pipeline-prefix"
 
 PROCESSED_PREFIXES = (ENRICHED_PREFIX, SUMMARY_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)
 RAW_PREFIXES = (RAW_SALES_PREFIX, RAW_CUSTOMERS_PREFIX)
@@ -173,6 +184,219 @@ def glue_role_policy(
                 "Action": ["cloudwatch:PutMetricData"],
                 "Resource": ["*"],
                 "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            },
+        ],
+    }
+
+
+def role_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    """Return the Glue role's ARN."""
+    return f"arn:{partition}:iam::{account_id}:role/{config.role_name}"
+
+
+# What up, run, status and down call on the four buckets themselves (HeadBucket and
+# ListObjects are s3:ListBucket; the rest are named after the call).
+DEPLOYER_BUCKET_ACTIONS = (
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetBucketLocation",
+    "s3:GetBucketTagging",
+    "s3:PutBucketTagging",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:GetEncryptionConfiguration",
+    "s3:PutEncryptionConfiguration",
+    "s3:GetBucketVersioning",
+    "s3:PutBucketVersioning",
+    "s3:GetLifecycleConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:GetBucketPolicy",
+    "s3:PutBucketPolicy",
+)
+DEPLOYER_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+DEPLOYER_ROLE_ACTIONS = (
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:DetachRolePolicy",
+)
+# The database: up creates and repairs it, down deletes it (which needs the right on
+# every table and function in it), status lists its tables. Athena, acting as the
+# caller, reads the database and tables for each query and creates the two curated
+# tables for the DDL.
+DEPLOYER_CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:CreateDatabase",
+    "glue:UpdateDatabase",
+    "glue:DeleteDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:CreateTable",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+)
+DEPLOYER_CRAWLER_ACTIONS = (  # CreateCrawler: a statement of its own (no resource ARN)
+    "glue:GetCrawler",
+    "glue:UpdateCrawler",
+    "glue:DeleteCrawler",
+    "glue:StartCrawler",
+    "glue:StopCrawler",
+    "glue:ListCrawls",
+    "glue:GetTags",
+    "glue:TagResource",
+)
+DEPLOYER_JOB_ACTIONS = (
+    "glue:GetJob",
+    "glue:CreateJob",
+    "glue:UpdateJob",
+    "glue:DeleteJob",
+    "glue:StartJobRun",
+    "glue:GetJobRun",
+    "glue:GetJobRuns",
+    "glue:BatchStopJobRun",
+    "glue:GetTags",
+    "glue:TagResource",
+)
+DEPLOYER_WORKGROUP_ACTIONS = (
+    "athena:GetWorkGroup",
+    "athena:CreateWorkGroup",
+    "athena:UpdateWorkGroup",
+    "athena:DeleteWorkGroup",
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:StopQueryExecution",
+)
+
+
+def deployer_policy(
+    config: PipelineConfig, account_id: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """Return the least-privilege policy of the identity that runs up, run, status and down.
+
+    Built from the names ``up`` uses (the config's buckets, role, database, crawler, job
+    and workgroup, and the tags ``up`` puts on what it creates), so it grants nothing on
+    any other resource. Not in it: ``sts:GetCallerIdentity``, which needs no permission,
+    and read access to your own ``s3://`` inputs (``--sales-path``), which the upload
+    copies from a bucket of yours.
+
+    Its holder can put the four buckets' policies and the Glue role's inline policy, and
+    pass the role to Glue: treat it as the deployment's administrator. Because
+    s3:PutBucketPolicy lets it grant itself any object right in those buckets, object
+    rights are not narrowed to prefixes there (narrower ones would protect nothing).
+    """
+    s3 = f"arn:{partition}:s3:::"
+    glue = f"arn:{partition}:glue:{config.region}:{account_id}"
+    athena = f"arn:{partition}:athena:{config.region}:{account_id}"
+    role = role_arn(config, account_id, partition)
+    marks = {MANAGED_BY_KEY: MANAGED_BY_VALUE, PREFIX_KEY: config.prefix}  # up's tags
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PipelineBuckets",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_BUCKET_ACTIONS),
+                "Resource": [f"{s3}{b}" for b in config.buckets],
+            },
+            {
+                # run uploads the inputs and the script, compares the script's ETag and
+                # reads the job's metrics; Athena, as the caller, reads the tables' data
+                # and writes each query's results; down empties every bucket (versions,
+                # delete markers, unfinished uploads).
+                "Sid": "PipelineObjects",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_OBJECT_ACTIONS),
+                "Resource": [f"{s3}{b}/*" for b in config.buckets],
+            },
+            {
+                "Sid": "GlueRole",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_ROLE_ACTIONS),
+                "Resource": [role],
+            },
+            {
+                # The crawler and the job are created with the role; to Glue only.
+                "Sid": "PassGlueRoleToGlue",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": [role],
+                "Condition": {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
+            },
+            {
+                "Sid": "GlueDatabaseAndTables",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_CATALOG_ACTIONS),
+                "Resource": [
+                    f"{glue}:catalog",
+                    f"{glue}:database/{config.database}",
+                    f"{glue}:table/{config.database}/*",
+                    f"{glue}:userDefinedFunction/{config.database}/*",
+                ],
+            },
+            {
+                # CreateCrawler has no resource ARN: only a crawler carrying up's marks.
+                "Sid": "CreateGlueCrawler",
+                "Effect": "Allow",
+                "Action": ["glue:CreateCrawler"],
+                "Resource": ["*"],
+                "Condition": {"StringEquals": {f"aws:RequestTag/{k}": v for k, v in marks.items()}},
+            },
+            {
+                "Sid": "GlueCrawler",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_CRAWLER_ACTIONS),
+                "Resource": [f"{glue}:crawler/{config.crawler_name}"],
+            },
+            {
+                "Sid": "GlueJob",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_JOB_ACTIONS),
+                "Resource": [f"{glue}:job/{config.job_name}"],
+            },
+            {
+                "Sid": "AthenaWorkgroup",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_WORKGROUP_ACTIONS),
+                "Resource": [f"{athena}:workgroup/{config.workgroup}"],
+            },
+            {
+                # The workgroup's tags: read (is it ours?) and set when creating it. These
+                # two actions also name capacity reservations and data catalogs, and
+                # parliament wants one of each: named like the workgroup, they are ours.
+                "Sid": "AthenaWorkgroupTags",
+                "Effect": "Allow",
+                "Action": ["athena:ListTagsForResource", "athena:TagResource"],
+                "Resource": [
+                    f"{athena}:{kind}/{config.workgroup}"
+                    for kind in ("workgroup", "capacity-reservation", "datacatalog")
+                ],
+            },
+            {
+                # up and run check that Lake Formation does not govern the catalog; this
+                # action has no resource ARN. Without it they warn and go on.
+                "Sid": "ReadLakeFormationSettings",
+                "Effect": "Allow",
+                "Action": ["lakeformation:GetDataLakeSettings"],
+                "Resource": ["*"],
             },
         ],
     }

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import (
+    ACCOUNT_PLACEHOLDER,
     ATHENA_RESULTS_PREFIX,
     ENRICHED_PREFIX,
     ENRICHED_TABLE,
@@ -15,17 +16,16 @@ from pipeline.config import (
     SUMMARY_TABLE,
     PipelineConfig,
 )
-from pipeline.infra.policies import (
+from pipeline.infra.policies import (  # the marks, re-exported for ownership and teardown
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    PREFIX_KEY,
     glue_role_policy,
     glue_trust_policy,
     partition_for_region,
+    role_arn,
     tls_only_bucket_policy,
 )
-
-# Marks that say "deploy.py made this"; down deletes nothing without them.
-MANAGED_BY_KEY = "managed-by"
-MANAGED_BY_VALUE = "deploy.py"
-PREFIX_KEY = "pipeline-prefix"
 
 # The job: Glue 5.0 (Spark 3.5, Python 3.11), two G.1X workers (1 DPU each).
 GLUE_VERSION = "5.0"
@@ -46,8 +46,6 @@ RAW_NONCURRENT_EXPIRE_DAYS = 30
 
 # The tables the Athena DDL creates, each at a folder of the processed bucket.
 CURATED_TABLES = {ENRICHED_TABLE: ENRICHED_PREFIX, SUMMARY_TABLE: SUMMARY_PREFIX}
-
-ACCOUNT_PLACEHOLDER = "<account-id>"
 
 
 def tags(config: PipelineConfig) -> dict[str, str]:
@@ -173,15 +171,14 @@ class Resource:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def role_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
-    """Return the Glue role's ARN."""
-    return f"arn:{partition}:iam::{account_id}:role/{config.role_name}"
-
-
 def plan(
-    config: PipelineConfig, account_id: str = ACCOUNT_PLACEHOLDER, partition: str | None = None
+    config: PipelineConfig, account_id: str | None = None, partition: str | None = None
 ) -> list[Resource]:
-    """Return every resource ``up`` manages, in creation order, with its settings."""
+    """Return every resource ``up`` manages, in creation order, with its settings.
+
+    The account is ``account_id``, else the config's, else a placeholder.
+    """
+    account_id = account_id or config.account_id or ACCOUNT_PLACEHOLDER
     partition = partition or partition_for_region(config.region)
     arn = role_arn(config, account_id, partition)
     resources = [

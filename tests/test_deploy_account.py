@@ -1,0 +1,747 @@
+"""The aws target in a real account: bucket names of its own, the region of its profile,
+the Glue role listing its buckets, and the deploying identity's least-privilege policy.
+
+Expected names and documents are written out literally. Under moto's IAM enforcement,
+``aws_authorization`` (below) makes moto ask for what AWS asks for; see its docstring.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+
+import boto3
+import moto
+import pytest
+from botocore.exceptions import ClientError
+from moto.athena.models import QueryResults, athena_backends
+from moto.iam.access_control import IAMRequestBase
+from moto_fixtures import REGION
+from parliament import analyze_policy_string
+from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
+
+import deploy
+import query
+import run_pipeline
+from pipeline.cli import UsageError, config_from
+from pipeline.config import PipelineConfig, bucket_name_problem
+from pipeline.infra.policies import deployer_policy
+from pipeline.sql import analytic_names, ddl_names
+
+ACCOUNT = "123456789012"  # moto's default account
+STEM = "test-sales-123456789012-us-east-1"  # what `deploy.py --prefix test-sales` names
+BUCKETS = [f"{STEM}-athena-results", f"{STEM}-processed", f"{STEM}-raw", f"{STEM}-scripts"]
+
+# ------------------------------------------------------------------ bucket names
+
+
+def test_bucket_names_carry_the_account_and_region():
+    config = PipelineConfig(
+        prefix="acme-sales", target="aws", region="eu-west-1", account_id="111122223333"
+    )
+    assert config.buckets == (
+        "acme-sales-111122223333-eu-west-1-raw",
+        "acme-sales-111122223333-eu-west-1-processed",
+        "acme-sales-111122223333-eu-west-1-scripts",
+        "acme-sales-111122223333-eu-west-1-athena-results",
+    )
+    assert (
+        config.raw_sales_uri == "s3://acme-sales-111122223333-eu-west-1-raw/input/sales_data_csv/"
+    )
+    assert config.athena_results_uri == (
+        "s3://acme-sales-111122223333-eu-west-1-athena-results/results/"
+    )
+    assert config.sql_parameters()["processed_bucket"] == (
+        "acme-sales-111122223333-eu-west-1-processed"
+    )
+    # The other names live inside the account: unchanged.
+    assert (config.role_name, config.crawler_name, config.job_name, config.workgroup) == (
+        "acme-sales-glue-role",
+        "acme-sales-raw-crawler",
+        "acme-sales-etl-job",
+        "acme-sales-workgroup",
+    )
+
+
+def test_without_an_account_the_names_are_as_before():
+    config = PipelineConfig(prefix="acme-sales", target="aws", region="eu-west-1")
+    assert config.raw_bucket == "acme-sales-raw"
+    assert PipelineConfig(prefix="acme-sales", target="local").raw_bucket == "acme-sales-raw"
+
+
+def test_the_longest_name_fits_s3s_63_characters_and_a_longer_prefix_is_refused():
+    # "-111122223333-us-east-1-athena-results" is 38 characters: 25 are left.
+    longest = "p" * 25
+    config = PipelineConfig(
+        prefix=longest, target="aws", region="us-east-1", account_id="111122223333"
+    )
+    assert len(config.results_bucket) == 63
+    with pytest.raises(ValueError, match="at most 25 characters"):
+        PipelineConfig(
+            prefix=longest + "p", target="aws", region="us-east-1", account_id="111122223333"
+        )
+    # A longer region leaves less: ap-southeast-2 is 14 characters, 5 more.
+    with pytest.raises(ValueError, match="at most 20 characters"):
+        PipelineConfig(
+            prefix="p" * 21, target="aws", region="ap-southeast-2", account_id="111122223333"
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("ab", "2 characters; S3 allows 3 to 63"),
+        ("a" * 64, "64 characters; S3 allows 3 to 63"),
+        ("-sales-raw", "starting and ending with a letter or digit"),
+        ("Sales-raw", "only lowercase letters, digits and hyphens"),
+        ("sales_raw", "only lowercase letters, digits and hyphens"),
+        ("xn--sales-raw", "S3 reserves names starting with 'xn--'"),
+        ("sthree-sales-raw", "S3 reserves names starting with 'sthree-'"),
+        ("sales-s3alias", "S3 reserves names ending with '-s3alias'"),
+    ],
+)
+def test_bucket_name_rules(name, problem):
+    assert problem in bucket_name_problem(name)
+
+
+def test_valid_bucket_names_pass():
+    assert bucket_name_problem("abc") is None
+    assert bucket_name_problem("sales-pipeline-123456789012-us-east-1-athena-results") is None
+    assert bucket_name_problem("a" * 63) is None
+
+
+@pytest.mark.parametrize("prefix", ["-sales", "café", "sthree-sales"])
+def test_a_prefix_that_makes_an_invalid_bucket_name_is_refused(prefix):
+    with pytest.raises(ValueError, match="prefix"):
+        PipelineConfig(prefix=prefix, target="local")
+
+
+def test_an_account_id_must_be_twelve_digits():
+    with pytest.raises(ValueError, match="12 digits"):
+        PipelineConfig(prefix="p", target="aws", region=REGION, account_id="12345")
+
+
+# ---------------------------------------------------- the account, asked once
+
+
+def test_every_aws_script_names_the_buckets_for_the_callers_account(aws):
+    configs = [
+        deploy.make_config(deploy.parse_args(["status", "--prefix", "test-sales"])),
+        config_from(run_pipeline.parse_args(["--target", "aws", "--prefix", "test-sales"])),
+        config_from(query.parse_args(["--list", "--target", "aws", "--prefix", "test-sales"])),
+    ]
+    for config in configs:
+        assert config.account_id == ACCOUNT
+        assert config.raw_bucket == f"{STEM}-raw"
+        assert config.results_bucket == f"{STEM}-athena-results"
+
+
+def test_the_local_target_asks_no_account(monkeypatch):
+    def no_aws(*args, **kwargs):
+        raise AssertionError("the local target called AWS")
+
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
+    config = config_from(run_pipeline.parse_args(["--prefix", "test-sales"]))
+    assert (config.account_id, config.raw_bucket) == (None, "test-sales-raw")
+
+
+def test_a_prefix_too_long_with_the_account_is_a_usage_error(aws):
+    args = deploy.parse_args(["status", "--prefix", "p" * 26])
+    with pytest.raises(UsageError, match="at most 25 characters"):
+        deploy.make_config(args)
+
+
+def test_dry_run_shows_the_account_placeholder_or_the_given_account(monkeypatch, capsys):
+    def no_aws(*args, **kwargs):
+        raise AssertionError("dry run called AWS")
+
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
+    argv = ["up", "--dry-run", "--prefix", "plan-test", "--region", "us-east-1"]
+    assert deploy.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "plan for prefix plan-test in us-east-1, account <account-id>" in out
+    assert "== s3-bucket: plan-test-<account-id>-us-east-1-raw" in out
+
+    assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
+    out = capsys.readouterr().out
+    assert "== s3-bucket: plan-test-111122223333-us-east-1-athena-results" in out
+    assert '"Role": "arn:aws:iam::111122223333:role/plan-test-glue-role"' in out
+
+
+def test_account_id_is_only_for_policy_and_dry_runs(capsys):
+    with pytest.raises(SystemExit) as refused:
+        deploy.parse_args(["up", "--account-id", "111122223333"])
+    assert refused.value.code == 2
+    assert "--account-id goes with `policy` or --dry-run" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the region
+
+
+@pytest.fixture
+def aws_config_file(tmp_path, monkeypatch):
+    """An AWS config file with a default and a named profile, each with a region."""
+    path = tmp_path / "config"
+    path.write_text(
+        "[default]\nregion = ap-south-1\n\n[profile analytics]\nregion = eu-central-1\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def test_the_profiles_region_is_used_when_no_flag_or_environment_gives_one(
+    aws_config_file, monkeypatch
+):
+    from pipeline import aws
+
+    config = PipelineConfig(prefix="p", target="aws", profile="analytics")
+    assert config.region == "eu-central-1"
+    assert aws.session(config).region_name == "eu-central-1"
+    assert PipelineConfig(prefix="p", target="aws").region == "ap-south-1"  # [default]
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert PipelineConfig(prefix="p", target="aws", profile="analytics").region == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "ca-central-1")
+    assert PipelineConfig(prefix="p", target="aws", profile="analytics").region == "ca-central-1"
+    config = PipelineConfig(prefix="p", target="aws", profile="analytics", region="sa-east-1")
+    assert config.region == "sa-east-1"
+
+
+def test_deploy_names_the_profiles_region(aws_config_file, capsys):
+    argv = ["up", "--dry-run", "--prefix", "plan-test", "--profile", "analytics"]
+    assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
+    out = capsys.readouterr().out
+    assert "plan for prefix plan-test in eu-central-1, account 111122223333" in out
+    assert "== s3-bucket: plan-test-111122223333-eu-central-1-raw" in out
+
+
+def test_an_unknown_profile_is_a_usage_error(aws_config_file, capsys, monkeypatch):
+    # When the region must come from the profile, and when STS is to be asked.
+    argv = ["up", "--dry-run", "--prefix", "plan-test", "--profile", "nobody"]
+    assert deploy.main(argv) == 2
+    assert "error: AWS profile 'nobody' is not in the AWS config files" in capsys.readouterr().err
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert deploy.main(["status", "--prefix", "plan-test", "--profile", "nobody"]) == 2
+    assert "error: AWS profile 'nobody' is not in the AWS config files" in capsys.readouterr().err
+
+
+# --------------------------------------------- moto asks what AWS asks for
+
+# moto's S3 names some checks unlike IAM; AWS authorizes these calls with these actions.
+_S3_BUCKET_SUBRESOURCES = {
+    ("GET", "encryption"): "s3:GetEncryptionConfiguration",
+    ("PUT", "encryption"): "s3:PutEncryptionConfiguration",
+    ("GET", "publicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("PUT", "publicAccessBlock"): "s3:PutBucketPublicAccessBlock",
+}
+_GLUE_CRAWLER_CALLS = {
+    "GetCrawler", "UpdateCrawler", "DeleteCrawler", "StartCrawler",
+    "StopCrawler", "ListCrawls",
+}  # fmt: skip
+_GLUE_JOB_CALLS = {
+    "CreateJob", "GetJob", "UpdateJob", "DeleteJob", "StartJobRun", "GetJobRun", "GetJobRuns",
+    "BatchStopJobRun",
+}  # fmt: skip
+
+
+def _s3_checks(request, resource):
+    bucket_level = "/" not in resource.split(":::", 1)[1]
+    if not bucket_level:
+        return [(request._action, resource)]
+    query = parse_qs(urlsplit(request._path).query, keep_blank_values=True)
+    if request._method == "HEAD":  # HeadBucket
+        return [("s3:ListBucket", resource)]
+    for (method, subresource), action in _S3_BUCKET_SUBRESOURCES.items():
+        if request._method == method and subresource in query:
+            return [(action, resource)]
+    if request._method == "POST" and "delete" in query:  # DeleteObjects: each key
+        checks = []
+        for obj in ElementTree.fromstring(request._body).findall(".//{*}Object"):
+            key, version = obj.findtext("{*}Key"), obj.findtext("{*}VersionId")
+            action = "s3:DeleteObjectVersion" if version else "s3:DeleteObject"
+            checks.append((action, f"{resource}/{key}"))
+        return checks
+    return [(request._action, resource)]
+
+
+def _glue_checks(request, call, body):
+    glue = f"arn:aws:glue:{request._region}:{request.account_id}"
+
+    def database(name):
+        return [f"{glue}:catalog", f"{glue}:database/{name}"]
+
+    if call == "CreateDatabase":
+        arns = database(body["DatabaseInput"]["Name"])
+    elif call in ("GetDatabase", "UpdateDatabase"):
+        arns = database(body["Name"])
+    elif call == "DeleteDatabase":  # and every table and function in it
+        name = body["Name"]
+        arns = [*database(name), f"{glue}:table/{name}/*", f"{glue}:userDefinedFunction/{name}/*"]
+    elif call == "GetTables":
+        arns = [*database(body["DatabaseName"]), f"{glue}:table/{body['DatabaseName']}/*"]
+    elif call in ("GetTable", "CreateTable", "UpdateTable", "DeleteTable", "GetPartitions"):
+        table = body.get("Name") or body.get("TableName") or body["TableInput"]["Name"]
+        db = body["DatabaseName"]
+        arns = [*database(db), f"{glue}:table/{db}/{table}"]
+    elif call in _GLUE_CRAWLER_CALLS:
+        arns = [f"{glue}:crawler/{body.get('Name') or body['CrawlerName']}"]
+    elif call in _GLUE_JOB_CALLS:
+        arns = [f"{glue}:job/{body.get('JobName') or body['Name']}"]
+    elif call in ("GetTags", "TagResource"):
+        arns = [body["ResourceArn"]]
+    elif call == "CreateCrawler":  # no resource ARN: AWS authorizes it on "*"
+        arns = ["*"]
+    else:
+        arns = ["*"]  # not modelled: only a "*" statement allows it
+    checks = [(f"glue:{call}", arn) for arn in arns]
+    if call == "CreateCrawler" and body.get("Tags"):
+        checks.append(("glue:TagResource", f"{glue}:crawler/{body['Name']}"))
+    elif call.startswith("Create") and body.get("Tags"):
+        checks.append(("glue:TagResource", arns[-1]))
+    role = body.get("Role") or body.get("JobUpdate", {}).get("Role")
+    if role and call in ("CreateCrawler", "UpdateCrawler", "CreateJob", "UpdateJob"):
+        if not role.startswith("arn:"):
+            role = f"arn:aws:iam::{request.account_id}:role/{role}"
+        checks.append(("iam:PassRole", role))
+    return checks
+
+
+def _athena_checks(request, call, body):
+    backend = athena_backends[request.account_id][request._region]
+    if call == "CreateWorkGroup":
+        workgroup = body["Name"]
+    elif call in ("GetWorkGroup", "UpdateWorkGroup", "DeleteWorkGroup"):
+        workgroup = body["WorkGroup"]
+    elif call == "StartQueryExecution":
+        workgroup = body.get("WorkGroup", "primary")
+    elif call in ("GetQueryExecution", "GetQueryResults", "StopQueryExecution"):
+        found = backend.executions[body["QueryExecutionId"]].workgroup
+        workgroup = getattr(found, "name", found) or "primary"
+    elif call in ("ListTagsForResource", "TagResource"):
+        return [(f"athena:{call}", body["ResourceARN"])]
+    else:
+        return [(f"athena:{call}", "*")]
+    arn = f"arn:aws:athena:{request._region}:{request.account_id}:workgroup/{workgroup}"
+    checks = [(f"athena:{call}", arn)]
+    if call == "CreateWorkGroup" and body.get("Tags"):
+        checks.append(("athena:TagResource", arn))
+    return checks
+
+
+def _iam_checks(request, resource):
+    if "RoleName" not in request._data:
+        return [(request._action, resource)]
+    arn = f"arn:aws:iam::{request.account_id}:role/{request._data['RoleName'][0]}"
+    checks = [(request._action, arn)]
+    if request._action == "iam:CreateRole" and any(k.startswith("Tags.") for k in request._data):
+        checks.append(("iam:TagRole", arn))
+    return checks
+
+
+def _aws_checks(request, resource):
+    """The (action, resource) pairs AWS authorizes for this request."""
+    service, call = request._action.split(":", 1)
+    if service == "s3":
+        return _s3_checks(request, resource)
+    if service == "iam":
+        return _iam_checks(request, resource)
+    if service in ("glue", "athena"):
+        body = json.loads(request._body or b"{}")
+        checker = _glue_checks if service == "glue" else _athena_checks
+        return checker(request, call, body)
+    return [(request._action, resource)]
+
+
+@pytest.fixture
+def aws_authorization(monkeypatch):
+    """Make moto's IAM enforcement check what AWS checks, where moto 5.2 does not.
+
+    moto checks every Glue and Athena call, and an IAM call on a role that does not exist
+    yet, against the resource ``*``, so a policy that names its resources is denied
+    everything there; it names some S3 checks unlike IAM (HeadBucket is s3:ListBucket on
+    AWS; the encryption and public access block calls; DeleteObjects is checked per key,
+    as s3:DeleteObjectVersion for a version); and it does not ask for iam:PassRole when
+    a crawler or job is given a role, nor for the TagResource/TagRole that creating with
+    tags needs. This patch gives moto's own check those (action, resource) pairs, one by
+    one, as AWS's service authorization reference lists them for the calls the
+    pipeline makes. Conditions stay as moto evaluates them: it ignores StringLike and
+    keys it does not know (iam:PassedToService).
+    """
+    original = IAMRequestBase.check_action_permitted
+    found = list(inspect.signature(original).parameters)
+    if found != ["self", "resource"]:
+        pytest.fail(
+            f"moto {moto.__version__} changed IAMRequestBase.check_action_permitted "
+            f"(parameters {found}); aws_authorization in {Path(__file__).name} wraps it",
+            pytrace=False,
+        )
+
+    def check_action_permitted(self, resource):
+        asked = self._action
+        try:
+            for action, arn in _aws_checks(self, resource):
+                self._action = action
+                original(self, arn)
+        finally:
+            self._action = asked
+
+    monkeypatch.setattr(IAMRequestBase, "check_action_permitted", check_action_permitted)
+
+
+def _user(iam, name, policy):
+    """An IAM user holding only ``policy``; returns its access key."""
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+    return iam.create_access_key(UserName=name)["AccessKey"]
+
+
+def _clients(key, *services):
+    return [
+        boto3.client(
+            s,
+            region_name=REGION,
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+        for s in services
+    ]
+
+
+def _act_as(monkeypatch, key):
+    """Every client made from here on (boto3, pyathena) holds ``key``'s credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+
+
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+# ------------------------------------------------- the Glue role lists its buckets
+
+
+@pytest.fixture
+def glue_role(deployed, config, request):
+    """Objects seeded as the admin; then the Glue role's S3 client, with AWS's checks on."""
+    s3 = deployed.s3
+    s3.put_object(Bucket="test-sales-raw", Key="input/sales_data_csv/s.csv", Body=b"id\n1\n")
+    s3.put_object(Bucket="test-sales-raw", Key="elsewhere/notes.txt", Body=b"not input")
+    s3.put_object(Bucket="test-sales-processed", Key="elsewhere/x", Body=b"not output")
+    s3.put_object(Bucket="test-sales-athena-results", Key="results/q.csv", Body=b"a\n")
+    s3.create_bucket(Bucket="someone-elses-data")
+    arn = deployed.iam.get_role(RoleName="test-sales-glue-role")["Role"]["Arn"]
+    creds = deployed.sts.assume_role(RoleArn=arn, RoleSessionName="glue")["Credentials"]
+    request.getfixturevalue("aws_authorization")
+    request.getfixturevalue("iam_enforced")
+    return boto3.client(
+        "s3",
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def _denied(call) -> bool:
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] in ("AccessDenied", "403")
+    return False
+
+
+def test_glue_role_lists_and_heads_its_buckets_without_a_prefix(glue_role):
+    for bucket in ("test-sales-raw", "test-sales-processed", "test-sales-scripts"):
+        glue_role.head_bucket(Bucket=bucket)  # s3:ListBucket on AWS
+        glue_role.list_objects_v2(Bucket=bucket, Delimiter="/")  # the root, no prefix
+    keys = [o["Key"] for o in glue_role.list_objects_v2(Bucket="test-sales-raw")["Contents"]]
+    assert keys == ["elsewhere/notes.txt", "input/sales_data_csv/s.csv"]
+
+
+def test_glue_role_still_reads_only_its_prefixes_and_lists_no_other_bucket(glue_role):
+    assert glue_role.get_object(Bucket="test-sales-raw", Key="input/sales_data_csv/s.csv")
+    assert _denied(lambda: glue_role.get_object(Bucket="test-sales-raw", Key="elsewhere/notes.txt"))
+    assert _denied(lambda: glue_role.get_object(Bucket="test-sales-processed", Key="elsewhere/x"))
+    for bucket in ("test-sales-athena-results", "someone-elses-data"):
+        assert _denied(lambda b=bucket: glue_role.head_bucket(Bucket=b))
+        assert _denied(lambda b=bucket: glue_role.list_objects_v2(Bucket=b))
+    assert _denied(
+        lambda: glue_role.get_object(Bucket="test-sales-athena-results", Key="results/q.csv")
+    )
+
+
+# ------------------------------------------------ the deploying identity's policy
+
+
+def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
+    argv = ["policy", "--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
+    assert deploy.main(argv) == 0
+    policy = json.loads(capsys.readouterr().out)
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["PipelineBuckets"]["Resource"] == [
+        "arn:aws:s3:::acme-111122223333-us-east-1-raw",
+        "arn:aws:s3:::acme-111122223333-us-east-1-processed",
+        "arn:aws:s3:::acme-111122223333-us-east-1-scripts",
+        "arn:aws:s3:::acme-111122223333-us-east-1-athena-results",
+    ]
+    assert statements["PassGlueRoleToGlue"] == {
+        "Sid": "PassGlueRoleToGlue",
+        "Effect": "Allow",
+        "Action": ["iam:PassRole"],
+        "Resource": ["arn:aws:iam::111122223333:role/acme-glue-role"],
+        "Condition": {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
+    }
+    # Object rights in the four buckets, the Athena results bucket included (see
+    # deployer_policy: PutBucketPolicy could grant them anyway).
+    assert statements["PipelineObjects"] == {
+        "Sid": "PipelineObjects",
+        "Effect": "Allow",
+        "Action": [
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+        ],
+        "Resource": [
+            "arn:aws:s3:::acme-111122223333-us-east-1-raw/*",
+            "arn:aws:s3:::acme-111122223333-us-east-1-processed/*",
+            "arn:aws:s3:::acme-111122223333-us-east-1-scripts/*",
+            "arn:aws:s3:::acme-111122223333-us-east-1-athena-results/*",
+        ],
+    }
+    glue = "arn:aws:glue:us-east-1:111122223333"
+    assert statements["GlueDatabaseAndTables"]["Resource"] == [
+        f"{glue}:catalog",
+        f"{glue}:database/sales_analytics_db",
+        f"{glue}:table/sales_analytics_db/*",
+        f"{glue}:userDefinedFunction/sales_analytics_db/*",
+    ]
+    assert "glue:CreateTable" in statements["GlueDatabaseAndTables"]["Action"]  # the DDL
+    assert statements["GlueCrawler"]["Resource"] == [f"{glue}:crawler/acme-raw-crawler"]
+    assert "glue:ListCrawls" in statements["GlueCrawler"]["Action"]
+    # CreateCrawler has no resource ARN: "*", but only with up's tags on the request.
+    assert statements["CreateGlueCrawler"] == {
+        "Sid": "CreateGlueCrawler",
+        "Effect": "Allow",
+        "Action": ["glue:CreateCrawler"],
+        "Resource": ["*"],
+        "Condition": {
+            "StringEquals": {
+                "aws:RequestTag/managed-by": "deploy.py",
+                "aws:RequestTag/pipeline-prefix": "acme",
+            }
+        },
+    }
+    assert statements["GlueJob"]["Resource"] == [f"{glue}:job/acme-etl-job"]
+    assert statements["AthenaWorkgroup"]["Resource"] == [
+        "arn:aws:athena:us-east-1:111122223333:workgroup/acme-workgroup"
+    ]
+    assert "athena:StopQueryExecution" in statements["AthenaWorkgroup"]["Action"]
+    # No wildcard action; '*' only where the action has no resource ARN.
+    for statement in policy["Statement"]:
+        assert all("*" not in a for a in statement["Action"])
+        if statement["Sid"] not in ("CreateGlueCrawler", "ReadLakeFormationSettings"):
+            assert "*" not in statement["Resource"]
+    assert statements["ReadLakeFormationSettings"]["Action"] == [
+        "lakeformation:GetDataLakeSettings"
+    ]
+
+
+def test_deploy_policy_asks_sts_for_the_account_when_none_is_given(aws, capsys):
+    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    assert policy == deployer_policy(
+        PipelineConfig(prefix="test-sales", target="aws", region=REGION, account_id=ACCOUNT),
+        ACCOUNT,
+    )
+    assert policy["Statement"][0]["Resource"][0] == f"arn:aws:s3:::{STEM}-raw"
+
+
+def _findings(policy: dict, community: bool) -> list:
+    text = json.dumps(policy)
+    return analyze_policy_string(text, include_community_auditors=community).findings
+
+
+def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_management():
+    config = PipelineConfig(
+        prefix="acme", target="aws", region="eu-west-1", account_id="111122223333"
+    )
+    policy = deployer_policy(config, "111122223333")
+    assert _findings(policy, community=False) == []
+    # The community auditors flag every action that manages permissions (MEDIUM). A
+    # deployer cannot do without these: up creates the role, writes its policy and
+    # passes it to Glue, repairs a drifted trust policy or attached policy, puts the
+    # buckets' policies and public access blocks; down deletes the role.
+    [finding] = _findings(policy, community=True)
+    assert finding.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
+    assert sorted(finding.location["actions"]) == [
+        "iam:createrole",
+        "iam:deleterole",
+        "iam:deleterolepolicy",
+        "iam:detachrolepolicy",
+        "iam:passrole",
+        "iam:putrolepolicy",
+        "iam:updateassumerolepolicy",
+        "s3:putbucketpolicy",
+        "s3:putbucketpublicaccessblock",
+    ]
+
+
+RUN_ID = "run-least-privilege"
+
+
+def _queue_athena_results():
+    """What Athena returns to the run, in its order: the DDL, then each query once."""
+    results = [EMPTY_RESULT for _ in ddl_names()]
+    results += [CHART_RESULTS.get(name, OTHER_RESULT) for name in analytic_names()]
+    queue = athena_backends[ACCOUNT][REGION].query_results_queue
+    queue.extend(QueryResults(rows=r["rows"], column_info=r["column_info"]) for r in results)
+
+
+@pytest.fixture
+def deployer(aws, capsys, monkeypatch, tmp_path, request):
+    """A user holding only `deploy.py policy`'s output, and an admin, with AWS's checks on.
+
+    Every client made afterwards holds the deployer's credentials; returns the admin's
+    S3, IAM and Glue clients for putting what moto cannot make and reading back.
+    """
+    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    key = _user(aws.iam, "deployer", policy)
+    admin = _clients(_user(aws.iam, "admin", ADMIN_POLICY), "s3", "iam", "glue")
+    monkeypatch.setenv("PIPELINE_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    _act_as(monkeypatch, key)
+    request.getfixturevalue("aws_authorization")
+    request.getfixturevalue("iam_enforced")
+    return admin
+
+
+def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
+    deployer, capsys, tmp_path
+):
+    s3, iam, glue = deployer
+    prefix = ["--prefix", "test-sales"]
+
+    assert deploy.main(["up", *prefix]) == 0, capsys.readouterr()
+    assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == BUCKETS
+    assert glue.get_job(JobName="test-sales-etl-job")["Job"]["Role"] == (
+        f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+    )
+    assert deploy.main(["up", *prefix]) == 0
+    out = capsys.readouterr().out
+    assert "up: everything already in place" in out
+    # Where a right is missing, some checks only warn: here none did.
+    assert "could not read" not in out
+
+    # moto runs no Spark and no SQL: put the job's metrics file and queue Athena's answers.
+    metrics = {"run_id": RUN_ID, "rows_read": {"sales": 200}, "rows_written": {"enriched": 200}}
+    s3.put_object(Bucket=f"{STEM}-processed", Key=f"_runs/{RUN_ID}.json", Body=json.dumps(metrics))
+    _queue_athena_results()
+    charts = tmp_path / "charts"
+    run = ["run", *prefix, "--rows", "200", "--customers", "40", "--run-id", RUN_ID]
+    assert deploy.main([*run, "--charts-dir", str(charts)]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert ["sales", "read", "200"] in [line.split() for line in out.splitlines()]
+    assert "could not read" not in out  # the Lake Formation settings, the crawl's DPU-hours
+    raw = s3.list_objects_v2(Bucket=f"{STEM}-raw", Prefix="input/")["Contents"]
+    assert sorted(o["Key"] for o in raw) == [
+        "input/customer_demographics_json/customer_demographics.json",
+        "input/sales_data_csv/sales_data.csv",
+    ]
+    assert len(list(charts.glob("*.png"))) == 6
+
+    assert deploy.main(["status", *prefix]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[:3] for line in out.splitlines()]
+    assert all(["s3-bucket", bucket, "present"] in rows for bucket in BUCKETS)
+    assert "last crawl=COMPLETED" in out and "SUCCEEDED" in out
+
+    assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()
+    assert s3.list_buckets()["Buckets"] == []
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
+    assert glue.list_jobs()["JobNames"] == [] and glue.list_crawlers()["CrawlerNames"] == []
+
+
+def _without(policy, sid=None, action=None, resource=None):
+    """``policy`` less one statement, or one action, or with one statement's resource swapped."""
+    statements = []
+    for s in policy["Statement"]:
+        if s["Sid"] == sid and action is None and resource is None:
+            continue
+        s = dict(s)
+        if s["Sid"] == sid and action:
+            s["Action"] = [a for a in s["Action"] if a != action]
+        if s["Sid"] == sid and resource:
+            s["Resource"] = [resource]
+        statements.append(s)
+    return {**policy, "Statement": statements}
+
+
+@pytest.mark.parametrize(
+    ("change", "denied"),
+    [
+        ({"sid": "PassGlueRoleToGlue"}, "not authorized to perform: iam:PassRole"),
+        (
+            {"sid": "PipelineBuckets", "action": "s3:PutEncryptionConfiguration"},
+            "PutBucketEncryption operation",
+        ),
+        (
+            {"sid": "GlueJob", "resource": "arn:aws:glue:us-east-1:123456789012:job/other"},
+            "not authorized to perform: glue:GetJob",
+        ),
+    ],
+    ids=["no-passrole", "no-bucket-encryption", "another-job"],
+)
+def test_up_fails_when_the_policy_lacks_one_right(
+    aws, capsys, monkeypatch, request, change, denied
+):
+    # Controls: the checks above are live, for an action moto does not ask for itself,
+    # an S3 action moto names otherwise, and a Glue resource moto does not compare.
+    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
+    policy = _without(json.loads(capsys.readouterr().out), **change)
+    _act_as(monkeypatch, _user(aws.iam, "deployer", policy))
+    request.getfixturevalue("aws_authorization")
+    request.getfixturevalue("iam_enforced")
+
+    assert deploy.main(["up", "--prefix", "test-sales"]) == 1
+    err = capsys.readouterr().err
+    assert "error: AWS call failed" in err
+    assert denied in err
+
+
+def test_a_bucket_name_taken_is_said_in_one_line_with_the_fix(aws, capsys, monkeypatch, request):
+    # HeadBucket answers 403, as for another account's bucket: here a Deny does it.
+    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    policy["Statement"].append(
+        {
+            "Sid": "SomeoneElses",
+            "Effect": "Deny",
+            "Action": ["s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{STEM}-raw"],
+        }
+    )
+    _act_as(monkeypatch, _user(aws.iam, "deployer", policy))
+    request.getfixturevalue("aws_authorization")
+    request.getfixturevalue("iam_enforced")
+
+    assert deploy.main(["up", "--prefix", "test-sales"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"error: bucket name {STEM}-raw taken: S3 bucket names are global and HeadBucket "
+        "answers 403 (another account owns the name, or this identity may not list it); "
+        "choose another --prefix"
+    )
