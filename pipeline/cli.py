@@ -116,10 +116,13 @@ def _say(line: str) -> None:
 
 def run_cli(body: Callable[[], int]) -> int:
     """Run a script's body and turn its failures into one stderr line and an exit code."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
     try:
         return body()
+    except ProfileNotFound as exc:  # a --profile or AWS_PROFILE that is not configured
+        _say(f"error: {one_line(exc)}")
+        return EXIT_USAGE
     except PipelineError as exc:
         _say(f"error: {one_line(exc)}")
         return exc.exit_code
