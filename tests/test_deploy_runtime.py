@@ -1,8 +1,8 @@
 """The aws target against a real account's behaviour, on moto and on stand-ins for Glue.
 
-GetCrawler answering the role's name; IAM propagation after a role is made; a crawl wait
-that must not take the previous crawl for this one; `down` with a crawl or job run still
-going; Glue 5 log streams.
+Lake Formation governing the catalog; GetCrawler answering the role's name; IAM
+propagation after a role is made; a crawl wait that must not take the previous crawl for
+this one; `down` with a crawl or job run still going; Glue 5 log streams.
 Expected values are written out literally (prefix ``test-sales``).
 """
 
@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 from moto_fixtures import REGION
 
+import deploy
 from pipeline import infra
 from pipeline.catalog import CrawlerError, run_aws_crawler
 from pipeline.config import PipelineConfig
@@ -30,6 +32,135 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
 def _with(clients, **replaced):
     """The same clients with some replaced (e.g. a Glue client that fails first)."""
     return SimpleNamespace(**{**vars(clients), **replaced})
+
+
+# ------------------------------------------------------------------ Lake Formation
+
+IAM_ONLY = [
+    {"Principal": {"DataLakePrincipalIdentifier": "IAM_ALLOWED_PRINCIPALS"}, "Permissions": ["ALL"]}
+]
+ADMINS = [{"DataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/lake-admin"}]
+ANALYST_ALL = [
+    {
+        "Principal": {"DataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/analyst"},
+        "Permissions": ["ALL"],
+    }
+]
+
+
+def _lake_settings(admins, database_defaults, table_defaults):
+    return {
+        "DataLakeAdmins": admins,
+        "CreateDatabaseDefaultPermissions": database_defaults,
+        "CreateTableDefaultPermissions": table_defaults,
+    }
+
+
+GOVERNED = [
+    (
+        _lake_settings(ADMINS, [], []),
+        "CreateDatabaseDefaultPermissions is empty and data lake administrators are set",
+    ),
+    (
+        _lake_settings(ADMINS, IAM_ONLY, []),
+        "CreateTableDefaultPermissions is empty and data lake administrators are set",
+    ),
+    (
+        _lake_settings([], ANALYST_ALL, IAM_ONLY),
+        "CreateDatabaseDefaultPermissions is not IAM_ALLOWED_PRINCIPALS ALL",
+    ),
+]
+GOVERNED_IDS = ["admins-and-no-defaults", "admins-and-no-table-default", "other-principal"]
+
+
+@pytest.mark.parametrize(("settings", "why"), GOVERNED, ids=GOVERNED_IDS)
+def test_up_stops_with_one_line_where_lake_formation_governs_the_catalog(
+    aws, config, capsys, settings, why
+):
+    boto3.client("lakeformation", region_name=REGION).put_data_lake_settings(
+        DataLakeSettings=settings
+    )
+
+    with pytest.raises(infra.DeployError) as stopped:
+        infra.up(config, aws, tables=False)
+
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith(f"Lake Formation governs the Glue Data Catalog in us-east-1 ({why})")
+    assert "fail with 'Insufficient Lake Formation permission(s)'" in message
+    assert "tick 'Use only IAM access control' for new databases and for new tables" in message
+    # Stopped before making anything.
+    assert aws.s3.list_buckets()["Buckets"] == []
+    assert aws.iam.list_roles()["Roles"] == []
+    # The command line: exit 1 and the same line.
+    assert deploy.main(["up", "--prefix", "test-sales"]) == 1
+    assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("settings", "why"), GOVERNED, ids=GOVERNED_IDS)
+def test_the_run_readiness_check_stops_where_lake_formation_governs_the_catalog(
+    deployed, config, settings, why
+):
+    target = AwsTarget(config, clients=deployed, poll_seconds=0, sleep=lambda _: None)
+    target.check_ready()  # deployed under IAM access control: ready
+    boto3.client("lakeformation", region_name=REGION).put_data_lake_settings(
+        DataLakeSettings=settings
+    )
+
+    with pytest.raises(infra.DeployError, match=r"^Lake Formation governs") as stopped:
+        target.check_ready()
+    assert f"({why})" in str(stopped.value)
+
+
+def test_moto_starts_with_iam_access_control_only(aws):
+    # What the "default" case below runs against: an account as Lake Formation leaves it.
+    settings = boto3.client("lakeformation", region_name=REGION).get_data_lake_settings()
+    assert settings["DataLakeSettings"]["CreateDatabaseDefaultPermissions"] == IAM_ONLY
+    assert settings["DataLakeSettings"]["CreateTableDefaultPermissions"] == IAM_ONLY
+    assert settings["DataLakeSettings"]["DataLakeAdmins"] == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        None,
+        _lake_settings(ADMINS, IAM_ONLY, IAM_ONLY),
+        # Empty defaults without an administrator: not governed by the rule up follows.
+        _lake_settings([], [], []),
+    ],
+    ids=["default", "admins-but-iam-defaults", "no-admins-no-defaults"],
+)
+def test_up_and_run_go_ahead_where_the_catalog_uses_iam_access_control(aws, config, settings):
+    if settings is not None:
+        boto3.client("lakeformation", region_name=REGION).put_data_lake_settings(
+            DataLakeSettings=settings
+        )
+
+    changes = infra.up(config, aws, tables=False)
+
+    assert "created crawler test-sales-raw-crawler" in changes
+    AwsTarget(config, clients=aws, poll_seconds=0, sleep=lambda _: None).check_ready()
+
+
+class _DeniedLakeFormation:
+    def get_data_lake_settings(self, **kwargs):
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "no lakeformation rights"}},
+            "GetDataLakeSettings",
+        )
+
+
+def test_up_warns_and_goes_ahead_when_it_cannot_read_the_lake_formation_settings(
+    aws, config, caplog
+):
+    caplog.set_level("WARNING", logger="pipeline.infra")
+
+    changes = infra.up(config, _with(aws, lakeformation=_DeniedLakeFormation()), tables=False)
+
+    assert "created crawler test-sales-raw-crawler" in changes
+    assert "could not read the Lake Formation settings (AccessDeniedException)" in "\n".join(
+        caplog.messages
+    )
 
 
 # ------------------------------------------------------------- the crawler's role

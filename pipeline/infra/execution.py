@@ -1,5 +1,5 @@
 """What a run on the aws target needs from the deployment (``pipeline.targets.aws`` runs it):
-the readiness check, the job script upload, job run polling and
+the readiness check (Lake Formation included), the job script upload, job run polling and
 where its logs are, crawl billing."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from pipeline.cli import PipelineError
 from pipeline.config import JOB_SCRIPT, PipelineConfig, split_s3_uri
 from pipeline.infra.ownership import check_table_locations, find_all, not_ours_error
-from pipeline.infra.shared import Account, Clients, DeployError, _code
+from pipeline.infra.shared import Account, Clients, DeployError, _code, lakeformation_client
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,65 @@ def check_ready_to_run(config: PipelineConfig, clients: Clients) -> None:
             f"not deployed for prefix {config.prefix!r}: {', '.join(missing)} missing; "
             "run `deploy.py up` first"
         )
+    check_lake_formation(config, clients)
     check_table_locations(config, clients.glue, warn_missing=False)
+
+
+IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
+DEFAULT_PERMISSION_SETTINGS = ("CreateDatabaseDefaultPermissions", "CreateTableDefaultPermissions")
+
+
+def _iam_only(entries: list[dict[str, Any]]) -> bool:
+    """True for the "Use only IAM access control" default: ALL granted to IAM_ALLOWED_PRINCIPALS."""
+    return any(
+        e.get("Principal", {}).get("DataLakePrincipalIdentifier") == IAM_ALLOWED_PRINCIPALS
+        and "ALL" in e.get("Permissions", [])
+        for e in entries
+    )
+
+
+def lake_formation_governs(settings: dict[str, Any]) -> str | None:
+    """Why Lake Formation, not IAM alone, governs new databases and tables; None if it does not.
+
+    Governed: a default permission list that is not IAM_ALLOWED_PRINCIPALS ALL, or data
+    lake administrators set and a default list empty.
+    """
+    admins = settings.get("DataLakeAdmins") or []
+    for name in DEFAULT_PERMISSION_SETTINGS:
+        entries = settings.get(name) or []
+        if entries and not _iam_only(entries):
+            return f"{name} is not {IAM_ALLOWED_PRINCIPALS} ALL"
+        if not entries and admins:
+            return f"{name} is empty and data lake administrators are set"
+    return None
+
+
+def check_lake_formation(config: PipelineConfig, clients: Any) -> None:
+    """Raise :class:`DeployError` when Lake Formation governs the catalog in this region.
+
+    deploy.py grants no Lake Formation permissions, so the crawler and Athena would fail
+    with "Insufficient Lake Formation permission(s)". When the settings cannot be read
+    (no lakeformation:GetDataLakeSettings), warn and go on.
+    """
+    try:
+        settings = lakeformation_client(config, clients).get_data_lake_settings()
+    except ClientError as exc:
+        log.warning(
+            "could not read the Lake Formation settings (%s); if the crawler or Athena fails "
+            "with 'Insufficient Lake Formation permission(s)', see docs/aws.md",
+            _code(exc),
+        )
+        return
+    why = lake_formation_governs(settings.get("DataLakeSettings", {}))
+    if why:
+        raise DeployError(
+            f"Lake Formation governs the Glue Data Catalog in {config.region} ({why}) and "
+            "deploy.py grants no Lake Formation permissions, so the crawler and Athena would "
+            "fail with 'Insufficient Lake Formation permission(s)': have a data lake "
+            "administrator tick 'Use only IAM access control' for new databases and for new "
+            "tables (Lake Formation console, Data Catalog settings), or deploy in an account "
+            "or region where both are ticked"
+        )
 
 
 def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | None = None) -> bool:

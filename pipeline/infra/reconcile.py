@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import JOB_SCRIPT, PipelineConfig
-from pipeline.infra.execution import upload_job_script
+from pipeline.infra.execution import check_lake_formation, upload_job_script
 from pipeline.infra.ownership import (
     Found,
     _tag_map,
@@ -334,6 +334,8 @@ def up(
     foreign = [f for f in found if f.exists and not f.ours]
     if foreign:
         raise not_ours_error(config, foreign)
+    # Where Lake Formation governs the catalog, the crawler and Athena would fail later.
+    check_lake_formation(config, clients)
     changes: list[str] = []
     for bucket_found in found[: len(config.buckets)]:
         changes += _ensure_bucket(config, clients, bucket_found, account.partition)

@@ -33,12 +33,18 @@ class Clients:
     sts: Any
     glue: Any
     athena: Any
+    lakeformation: Any = None
 
     @classmethod
     def for_config(cls, config: PipelineConfig) -> Clients:
         """Return clients honouring the config's profile, region and endpoint URL."""
-        services = ("s3", "iam", "sts", "glue", "athena")
+        services = ("s3", "iam", "sts", "glue", "athena", "lakeformation")
         return cls(*(aws.client(config, s) for s in services))
+
+
+def lakeformation_client(config: PipelineConfig, clients: Any) -> Any:
+    """The clients' Lake Formation client, or one made from the config when they have none."""
+    return getattr(clients, "lakeformation", None) or aws.client(config, "lakeformation")
 
 
 @dataclass
