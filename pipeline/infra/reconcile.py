@@ -273,7 +273,10 @@ def _ensure_job(
             raise
         retried(lambda: glue.create_job(Name=config.job_name, **want, Tags=tags(config)))
         return [f"created job {config.job_name}"]
-    if not _contains(want, _as_wanted_role(want, job)):
+    current = _as_wanted_role(want, job)
+    # The arguments exactly: one added by hand (say --extra-py-files) is code the job
+    # would load and run with the Glue role, drift as much as a changed one.
+    if not _contains(want, current) or current.get("DefaultArguments") != want["DefaultArguments"]:
         retried(lambda: glue.update_job(JobName=config.job_name, JobUpdate=want))
         return [f"updated job {config.job_name}"]
     return []
