@@ -689,3 +689,45 @@ def test_status_names_the_last_run_log_groups_and_driver_stream(deployed, config
     assert rows["glue-job"]["detail"].endswith(
         f"execution=123s logs=test/log/error,test/log/output stream={run_id}-driver"
     )
+
+
+# --------------------------------------------------------- status: denied is not missing
+
+
+class _Denied:
+    """A client whose ``method`` answers AccessDenied; everything else goes to moto."""
+
+    def __init__(self, client, method):
+        self._client, self.method = client, method
+
+    def __getattr__(self, name):
+        if name != self.method:
+            return getattr(self._client, name)
+
+        def denied(**kwargs):
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": f"not authorized: {name}"}}, name
+            )
+
+        return denied
+
+
+@pytest.mark.parametrize(
+    ("service", "method"),
+    [
+        ("s3", "head_bucket"),
+        ("iam", "get_role"),
+        ("glue", "get_tables"),
+        ("glue", "get_crawler"),
+        ("glue", "get_job"),
+    ],
+)
+def test_status_stops_on_a_read_it_is_denied_instead_of_saying_missing(
+    deployed, config, service, method
+):
+    clients = _with(deployed, **{service: _Denied(getattr(deployed, service), method)})
+
+    with pytest.raises(ClientError) as denied:
+        infra.status(config, clients)
+
+    assert str(denied.value).endswith(f"not authorized: {method}")

@@ -10,7 +10,23 @@ from botocore.exceptions import ClientError
 from pipeline.config import PipelineConfig
 from pipeline.infra.execution import job_run_logs
 from pipeline.infra.ownership import get_workgroup
-from pipeline.infra.shared import Clients
+from pipeline.infra.shared import Clients, _code
+
+# What AWS answers for a resource that does not exist. Any other error (AccessDenied,
+# say) stops status: a resource it may not read is not shown as missing.
+BUCKET_NOT_FOUND = ("404", "NoSuchBucket", "NotFound")
+ROLE_NOT_FOUND = ("NoSuchEntity",)
+GLUE_NOT_FOUND = ("EntityNotFoundException",)
+
+
+def _read(call: Any, not_found: tuple[str, ...]) -> Any:
+    """``call()``'s answer, or None when AWS says the resource does not exist."""
+    try:
+        return call()
+    except ClientError as exc:
+        if _code(exc) in not_found:
+            return None
+        raise
 
 
 def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[str, Any]]:
@@ -23,32 +39,33 @@ def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[
 
     s3 = clients.s3
     for bucket in config.buckets:
-        try:
-            s3.head_bucket(Bucket=bucket)
-        except ClientError:
+        if _read(lambda b=bucket: s3.head_bucket(Bucket=b), BUCKET_NOT_FOUND) is None:
             row("s3-bucket", bucket, "missing")
             continue
         versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
         row("s3-bucket", bucket, "present", f"versioning={versioning}")
-    try:
-        clients.iam.get_role(RoleName=config.role_name)
+    if _read(lambda: clients.iam.get_role(RoleName=config.role_name), ROLE_NOT_FOUND) is None:
+        row("iam-role", config.role_name, "missing")
+    else:
         policies = clients.iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]
         row("iam-role", config.role_name, "present", f"inline policies={','.join(policies)}")
-    except ClientError:
-        row("iam-role", config.role_name, "missing")
     glue = clients.glue
-    try:
-        tables = glue.get_tables(DatabaseName=config.database)["TableList"]
+    found = _read(lambda: glue.get_tables(DatabaseName=config.database), GLUE_NOT_FOUND)
+    if found is None:
+        row("glue-database", config.database, "missing")
+    else:
+        tables = found["TableList"]
         row(
             "glue-database",
             config.database,
             "present",
             f"tables={','.join(t['Name'] for t in tables)}",
         )
-    except ClientError:
-        row("glue-database", config.database, "missing")
-    try:
-        crawler = glue.get_crawler(Name=config.crawler_name)["Crawler"]
+    found = _read(lambda: glue.get_crawler(Name=config.crawler_name), GLUE_NOT_FOUND)
+    if found is None:
+        row("glue-crawler", config.crawler_name, "missing")
+    else:
+        crawler = found["Crawler"]
         last = crawler.get("LastCrawl", {})
         detail = f"last crawl={last.get('Status', 'never')}"
         if last.get("StartTime"):
@@ -56,10 +73,9 @@ def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[
         if last.get("ErrorMessage"):
             detail += f" error={last['ErrorMessage']}"
         row("glue-crawler", config.crawler_name, crawler.get("State", "?"), detail)
-    except ClientError:
-        row("glue-crawler", config.crawler_name, "missing")
-    try:
-        glue.get_job(JobName=config.job_name)
+    if _read(lambda: glue.get_job(JobName=config.job_name), GLUE_NOT_FOUND) is None:
+        row("glue-job", config.job_name, "missing")
+    else:
         runs = glue.get_job_runs(JobName=config.job_name, MaxResults=1).get("JobRuns", [])
         if runs:
             run = runs[0]
@@ -75,8 +91,6 @@ def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[
         else:
             detail = "last run=never"
         row("glue-job", config.job_name, "present", detail)
-    except ClientError:
-        row("glue-job", config.job_name, "missing")
     wg = get_workgroup(clients.athena, config.workgroup)
     if wg is None:
         row("athena-workgroup", config.workgroup, "missing")
