@@ -137,7 +137,7 @@ def empty_bucket(s3: Any, bucket: str) -> int:
                 Bucket=bucket, Delete={"Objects": batch[i : i + 1000], "Quiet": True}
             )
             if resp.get("Errors"):
-                raise RuntimeError(f"could not empty {bucket}: {resp['Errors'][:3]}")
+                raise DeployError(f"could not empty {bucket}: {resp['Errors'][:3]}")
             removed += len(batch[i : i + 1000])
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for upload in page.get("Uploads", []):
