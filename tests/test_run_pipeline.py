@@ -125,7 +125,8 @@ def test_failing_stage_names_itself_and_keeps_earlier_results(first_run):
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 2  # the job refuses an empty input: exit 2, as for any unusable input
+    # The job refuses an empty input: exit 2, as for any unusable input.
+    assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: stage 'etl' failed:"), last
     assert "Traceback" not in last
