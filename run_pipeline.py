@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
+from pipeline.cli import EXIT_QUALITY, add_target_flags, config_from, run_cli, setup_logging
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -56,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--charts-dir", type=Path, default=defaults.charts_dir, help="where the six PNGs go"
     )
+    parser.add_argument(
+        "--max-quarantine-rate",
+        type=float,
+        default=defaults.max_quarantine_rate,
+        help="the largest share of rows read that may be quarantined; above it the run "
+        "still writes everything but exits 3 (default %(default)s)",
+    )
     parser.add_argument("--run-id", default=None, help="job run id (default: a UTC timestamp)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -74,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             rows=args.rows, customers=args.customers, seed=args.seed,
             dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,
             sales_path=args.sales_path, customers_path=args.customers_path,
+            max_quarantine_rate=args.max_quarantine_rate,
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id
-        print("\n".join(summary_lines(run(config, options))))
+        report = run(config, options)
+        print("\n".join(summary_lines(report)))
+        if report.quality and not report.quality.ok:
+            sys.stderr.write(f"error: data quality:{report.quality.line()[1:]}\n")
+            return EXIT_QUALITY
         return 0
 
     return run_cli(body)

@@ -7,7 +7,9 @@ Exit codes, the same in every script:
   stderr says why;
 - ``2``: what was asked cannot be done as given: an unknown flag, a bad value (such as
   a prefix S3 would refuse), or an input that is missing, empty or has the wrong header
-  (the ETL job's own code for those, too); argparse uses 2 for its usage errors.
+  (the ETL job's own code for those, too); argparse uses 2 for its usage errors;
+- ``3``: the run finished and wrote its outputs, but more of the rows were quarantined
+  than ``--max-quarantine-rate`` allows (``run_pipeline.py``): for a scheduler to act on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_QUALITY = 3
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"

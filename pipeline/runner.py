@@ -32,6 +32,9 @@ from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
 log = logging.getLogger(__name__)
 
+# The data-quality check's default: at most 5% of the rows read may be quarantined.
+DEFAULT_MAX_QUARANTINE_RATE = 0.05
+
 
 class StageFailed(PipelineError):
     """A stage failed; ``str()`` is one line naming the stage and the reason."""
@@ -50,6 +53,8 @@ class RunOptions:
     seed: int = 42
     dirty_rate: float = 0.0
     charts_dir: Path = REPO_ROOT / "screenshots"
+    # The data-quality check: the largest share of rows read that may be quarantined.
+    max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE
     # Your own raw inputs (each a file, a folder, or an s3:// URI on the aws target);
     # when given, nothing is generated.
     sales_path: str | Path | None = None
@@ -68,8 +73,44 @@ class RunOptions:
         """Raise ValueError, before any stage runs, for options that cannot work."""
         if (self.sales_path is None) != (self.customers_path is None):
             raise ValueError("sales_path and customers_path go together: give both or neither")
+        if not 0.0 <= self.max_quarantine_rate <= 1.0:
+            raise ValueError("max quarantine rate must be between 0 and 1")
         if self.sales_path is None:
             self.spec()
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """The run's quarantined share of the rows read (both sources), against a threshold."""
+
+    quarantined: int
+    read: int
+    max_rate: float
+
+    @property
+    def rate(self) -> float:
+        return self.quarantined / self.read if self.read else 0.0
+
+    @property
+    def ok(self) -> bool:
+        # Compared in whole rows, so a share exactly at the threshold passes.
+        return self.quarantined <= self.max_rate * self.read
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any], max_rate: float) -> QualityVerdict:
+        read = metrics.get("rows_read", {})
+        return cls(
+            quarantined=int(metrics.get("quarantined_total", 0)),
+            read=int(read.get("sales", 0)) + int(read.get("customers", 0)),
+            max_rate=max_rate,
+        )
+
+    def line(self) -> str:
+        verdict = "OK" if self.ok else "OVER THE THRESHOLD"
+        return (
+            f"  quarantined {self.quarantined:,} of {self.read:,} rows read = "
+            f"{self.rate:.2%} (threshold {self.max_rate:.2%}): {verdict}"
+        )
 
 
 @dataclass
@@ -88,6 +129,7 @@ class RunReport:
     uploaded: list[str] = field(default_factory=list)
     crawl: CrawlResult | None = None
     job: JobRun | None = None
+    quality: QualityVerdict | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # source -> what was given
     raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
 
@@ -234,6 +276,7 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     with stage(report, "etl"):
         report.job = target.run_job(options.run_id)
         report.metrics = target.read_metrics(options.run_id)
+        report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
     storage = target.storage
     with stage(report, "tables"):
         engine = ResultCache(target.engine())
@@ -284,6 +327,7 @@ def summary_lines(report: RunReport) -> list[str]:
             f"    {reason:<32}{count:>12,}"
             for reason, count in sorted(m.get("rows_quarantined", {}).items())
         ],
+        *(["", "Data quality", report.quality.line()] if report.quality else []),
         "",
         "Storage",
         f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {', '.join(report.partitions)}",

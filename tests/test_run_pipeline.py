@@ -132,3 +132,22 @@ def test_failing_stage_names_itself_and_keeps_earlier_results(first_run):
     assert "Traceback" not in last
     assert sorted((p, p.stat().st_mtime_ns) for p in enriched.rglob("*.parquet")) == files_before
     assert {name: (charts / name).stat().st_mtime_ns for name in CHARTS} == charts_before
+
+
+def test_quarantined_share_over_the_threshold_exits_3_after_writing(first_run):
+    lake, charts, first = first_run
+    metrics = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "first.json").read_text())
+    read = metrics["rows_read"]["sales"] + metrics["rows_read"]["customers"]
+    share = metrics["quarantined_total"] / read
+    # The first run (5% dirty rows) passes the default 5% threshold and says so.
+    assert f"= {share:.2%} (threshold 5.00%): OK" in first.stdout
+
+    result = run_pipeline(lake, charts, "strict", "--max-quarantine-rate", "0.001")
+    assert result.returncode == 3
+    assert f"= {share:.2%} (threshold 0.10%): OVER THE THRESHOLD" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data quality: quarantined "), last
+    # Everything was still written: the verdict is for a scheduler to act on.
+    strict = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "strict.json").read_text())
+    assert strict["status"] == "succeeded"
+    assert strict["quarantined_total"] == metrics["quarantined_total"]
