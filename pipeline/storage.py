@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.cli import UsageError
 from pipeline.config import PipelineConfig, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def input_files(source: str | Path, storage: Storage | None = None) -> list[tupl
     text = str(source)
     if text.startswith("s3://"):
         if not isinstance(storage, S3Storage):
-            raise ValueError(f"{text}: s3:// inputs need the aws target (--target aws)")
+            raise UsageError(f"{text}: s3:// inputs need the aws target (--target aws)")
         exact = [o for o in storage.list(text) if o.uri == text]
         if exact:
             return [(text, text.rsplit("/", 1)[-1])]

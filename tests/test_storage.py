@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 from moto_fixtures import REGION
 
+from pipeline.cli import UsageError
 from pipeline.config import PipelineConfig
 from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, make_storage, upload_raw
 
@@ -130,7 +131,7 @@ def test_upload_raw_fails_clearly_and_puts_nothing(tmp_path: Path, make, message
     config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
     customers = tmp_path / "c.json"
     customers.write_text("{}\n")
-    with pytest.raises((FileNotFoundError, ValueError), match=message):
+    with pytest.raises((FileNotFoundError, UsageError), match=message):
         upload_raw(make_storage(config), config, make(tmp_path), customers)
     assert not (tmp_path / "lake").exists()
 
