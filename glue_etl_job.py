@@ -218,7 +218,7 @@ class JobFailedError(Exception):
 # --- arguments ---------------------------------------------------------------------------
 
 REQUIRED_ARGS = ("sales_path", "customers_path", "output_path")
-OPTIONAL_ARGS = ("quarantine_path", "run_id", "JOB_NAME")
+OPTIONAL_ARGS = ("quarantine_path", "run_id", "JOB_NAME", "metrics_namespace", "pipeline_prefix")
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,9 @@ class JobArgs:
     run_id: str | None = None
     job_name: str = DEFAULT_JOB_NAME
     job_run_id: str | None = None
+    # Publish the run's figures to CloudWatch in this namespace, dimension Pipeline=<prefix>.
+    metrics_namespace: str | None = None
+    pipeline_prefix: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -266,6 +269,10 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
     for name in wanted:
         if not resolved.get(name):
             raise FatalInputError(f"bad arguments: --{name} is empty; {_usage()}")
+    if bool(resolved.get("metrics_namespace")) != bool(resolved.get("pipeline_prefix")):
+        raise FatalInputError(
+            f"bad arguments: --metrics_namespace and --pipeline_prefix go together; {_usage()}"
+        )
     return JobArgs(
         sales_path=resolved["sales_path"],
         customers_path=resolved["customers_path"],
@@ -274,6 +281,8 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
         run_id=resolved.get("run_id"),
         job_name=resolved.get("JOB_NAME") or DEFAULT_JOB_NAME,
         job_run_id=resolved.get("JOB_RUN_ID"),
+        metrics_namespace=resolved.get("metrics_namespace"),
+        pipeline_prefix=resolved.get("pipeline_prefix"),
         raw=dict(resolved),
     )
 
@@ -286,7 +295,8 @@ class _FallbackParser(argparse.ArgumentParser):
 def _usage() -> str:
     return (
         "usage: glue_etl_job.py --sales_path P --customers_path P --output_path P "
-        "[--quarantine_path P] [--run_id ID] [--JOB_NAME NAME]"
+        "[--quarantine_path P] [--run_id ID] [--JOB_NAME NAME] "
+        "[--metrics_namespace NS --pipeline_prefix PREFIX]"
     )
 
 
@@ -1867,13 +1877,88 @@ def _count_parquet(spark: SparkSession, roots: Sequence[str], parts: list[str]) 
     return [found.get(i, 0) for i in range(len(roots))]
 
 
+# --- CloudWatch: the run's figures, for the alarm on the quarantined share ----------------
+# Published only when the job is given --metrics_namespace (the aws target's job definition
+# passes SalesPipeline and its prefix). Every datum carries the dimension Pipeline=<prefix>;
+# RowsQuarantined is also broken down by Source and Reason.
+
+METRICS_DIMENSION = "Pipeline"
+_PUT_METRIC_BATCH = 20
+
+
+def quarantine_rate(metrics: dict[str, Any]) -> float:
+    """Quarantined rows of both sources over rows read of both (0 when nothing was read)."""
+    read = metrics["rows_read"]["sales"] + metrics["rows_read"]["customers"]
+    return metrics["quarantined_total"] / read if read else 0.0
+
+
+def cloudwatch_metric_data(
+    metrics: dict[str, Any], prefix: str, timestamp: datetime
+) -> list[dict[str, Any]]:
+    """Return the run's figures as CloudWatch ``MetricData`` (PutMetricData's shape)."""
+    pipeline = {"Name": METRICS_DIMENSION, "Value": prefix}
+
+    def datum(name: str, value: float, unit: str = "Count", **dims: str) -> dict[str, Any]:
+        dimensions = [pipeline] + [{"Name": k, "Value": v} for k, v in dims.items()]
+        return {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": timestamp,
+            "Value": float(value),
+            "Unit": unit,
+        }
+
+    data = [
+        datum("SalesRowsRead", metrics["rows_read"]["sales"]),
+        datum("CustomerRowsRead", metrics["rows_read"]["customers"]),
+        datum("RowsWritten", metrics["rows_written"]["enriched"]),
+        datum("RowsQuarantined", metrics["quarantined_total"]),
+        datum("ExactDuplicatesDropped", metrics["duplicates_dropped"]),
+        datum("UnknownCustomers", metrics["unknown_customers"]),
+        datum("QuarantineRate", quarantine_rate(metrics), unit="None"),
+    ]
+    for source, reasons in sorted(metrics["rows_quarantined_by_source"].items()):
+        for reason, count in sorted(reasons.items()):
+            data.append(datum("RowsQuarantined", count, Source=source, Reason=reason))
+    return data
+
+
+def publish_metrics(
+    metrics: dict[str, Any], namespace: str, prefix: str, client: Any = None
+) -> int:
+    """Put the run's figures to CloudWatch; return how many data points were sent."""
+    if client is None:
+        import boto3  # on Glue and in the project's environment; only needed here
+
+        client = boto3.client("cloudwatch")
+    data = cloudwatch_metric_data(metrics, prefix, _utc_now())
+    for i in range(0, len(data), _PUT_METRIC_BATCH):
+        client.put_metric_data(Namespace=namespace, MetricData=data[i : i + _PUT_METRIC_BATCH])
+    return len(data)
+
+
 def _finish(run: RunContext, metrics: dict[str, Any], failed: str | None) -> dict[str, Any]:
-    """Write the metrics file, succeeded or failed; on failure raise JobFailedError."""
+    """Publish (if asked) and write the metrics file, succeeded or failed.
+
+    On failure raise JobFailedError. A run whose figures cannot be published fails too,
+    after writing everything: an alarm that never hears of a run must not look like a
+    quiet day.
+    """
+    metrics["finished_at"] = _iso(_utc_now())
+    metrics["durations_seconds"]["total"] = round(time.monotonic() - run.t0, 3)
+    namespace, prefix = run.args.metrics_namespace, run.args.pipeline_prefix
+    if namespace and prefix:
+        try:
+            sent = publish_metrics(metrics, namespace, prefix)
+            metrics["cloudwatch"] = {"namespace": namespace, "pipeline": prefix, "data": sent}
+            log.info("published %d metric data to CloudWatch namespace %s", sent, namespace)
+        except Exception as exc:  # botocore's errors, missing credentials, no network
+            problem = f"could not publish the run's metrics to CloudWatch ({namespace}): {exc}"
+            log.error(problem)
+            failed = failed or problem
     metrics["status"] = "failed" if failed else "succeeded"
     if failed:
         metrics["error"] = failed
-    metrics["finished_at"] = _iso(_utc_now())
-    metrics["durations_seconds"]["total"] = round(time.monotonic() - run.t0, 3)
     runs_file = run.out.runs_file
     metrics["metrics_path"] = runs_file
     run.out_fs.write_bytes(
