@@ -4,8 +4,11 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins an older boto3/botocore than requirements.txt: a tool venv of its own.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: run test lint format bench bench-generate bench-etl clean
+.PHONY: run test lint format template bench bench-generate bench-etl clean
 
 # (Re)install whenever requirements.txt changes.
 $(STAMP): requirements.txt
@@ -14,10 +17,18 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# (Re)install whenever requirements-checkov.txt changes.
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
 run: $(STAMP)
 	$(BIN)/python run_pipeline.py
 
-test: $(STAMP)
+# tests/test_template.py scans infrastructure/template.yaml with $(CHECKOV_VENV)/bin/checkov.
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -27,6 +38,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate the committed CloudFormation template from the plan `deploy.py up` applies.
+template: $(STAMP)
+	$(BIN)/python deploy.py template > infrastructure/template.yaml.tmp
+	mv infrastructure/template.yaml.tmp infrastructure/template.yaml
 
 # Both benchmarks, one after the other (never in parallel: they measure the machine).
 bench: $(STAMP)
