@@ -3,8 +3,10 @@
 
 python deploy.py up --dry-run          # print every resource and setting; no AWS call
 python deploy.py up                    # create or repair (idempotent)
+python deploy.py up --schedule "cron(0 6 * * ? *)" --alert-email you@example.com
 python deploy.py run                   # upload data + script, crawl, run the job, query
-python deploy.py status                # each resource, the last crawl and job run
+python deploy.py run --workflow        # the same, the crawl and job run by the Glue workflow
+python deploy.py status                # each resource, the last crawl, job and workflow run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
 python deploy.py policy > deployer.json  # the IAM policy a person needs for up/run/status/down
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
@@ -30,6 +32,7 @@ from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
 from pipeline.infra.policies import deployer_policy, partition_for_region
+from pipeline.infra.specs import Operations, email_problem, schedule_problem
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -69,13 +72,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-id", help="run: the job's run id (default: a UTC timestamp)")
     parser.add_argument("--sales-path", help="run: your own sales file or folder (or s3://...)")
     parser.add_argument("--customers-path", help="run: your own customers file or folder")
+    parser.add_argument(
+        "--workflow",
+        action="store_true",
+        help="run: start the Glue workflow (crawl, then the job) and follow it, "
+        "in place of starting the crawler and the job one by one",
+    )
+    parser.add_argument(
+        "--schedule",
+        help='up: run the workflow on a schedule, a Glue cron expression such as "cron(0 6 * * ? *)" '
+        "(UTC); without it the workflow runs on demand only",
+    )
+    parser.add_argument(
+        "--alert-email", help="up: subscribe this address to the failure and quality alerts"
+    )
+    parser.add_argument(
+        "--max-quarantine-rate",
+        type=float,
+        default=defaults.max_quarantine_rate,
+        help="up: the alarm's threshold; run: the verdict's; the largest share of rows read "
+        "that may be quarantined (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
     if args.account_id and not (args.dry_run or args.command == "policy"):
         # The other commands act on the credentials' own account: STS says which.
         parser.error("--account-id goes with `policy` or --dry-run")
+    if args.schedule is not None and (problem := schedule_problem(args.schedule)):
+        parser.error(problem)
+    if args.alert_email is not None and (problem := email_problem(args.alert_email)):
+        parser.error(f"--alert-email: {problem}")
+    if not 0.0 <= args.max_quarantine_rate <= 1.0:
+        parser.error("--max-quarantine-rate must be between 0 and 1")
+    if args.workflow and args.run_id:
+        parser.error(
+            "--run-id does not go with --workflow: a workflow's job run is named by its job run id"
+        )
     return args
+
+
+def operations(args: argparse.Namespace) -> Operations:
+    """up's choices for the workflow's schedule, the alert email and the alarm's threshold."""
+    return Operations(
+        schedule=args.schedule,
+        alert_email=args.alert_email,
+        max_quarantine_rate=args.max_quarantine_rate,
+    )
 
 
 def make_config(args: argparse.Namespace) -> PipelineConfig:
@@ -110,22 +153,28 @@ def _command(args: argparse.Namespace) -> int:
                 f"plan for prefix {config.prefix} in {config.region}, account "
                 f"{config.account_id} (nothing was called):"
             )
-            print(infra.format_plan(infra.plan(config)))
+            print(infra.format_plan(infra.plan(config, ops=operations(args))))
         elif args.command == "down":
             print("down would delete:")
             print("\n".join(f"  {line}" for line in infra.down_plan(config)))
         elif args.command == "run":
+            steps = (
+                f"start workflow {config.workflow_name} (crawler {config.crawler_name}, then "
+                f"job {config.job_name}) and follow it"
+                if args.workflow
+                else f"start crawler {config.crawler_name}, start job {config.job_name}"
+            )
             print(
                 "run would: generate data (or take --sales-path/--customers-path), upload it "
-                f"and the job script, start crawler {config.crawler_name}, start job "
-                f"{config.job_name}, run the DDL and named queries in workgroup {config.workgroup}"
+                f"and the job script, {steps}, run the DDL and named queries in workgroup "
+                f"{config.workgroup}"
             )
         else:
             print("status reads only; nothing to dry-run")
         return 0
 
     if args.command == "up":
-        changes = infra.up(config)
+        changes = infra.up(config, ops=operations(args))
         print(f"up: {len(changes)} change(s)" if changes else "up: everything already in place")
     elif args.command == "status":
         print(infra.format_status(infra.status(config)))
@@ -144,6 +193,8 @@ def _command(args: argparse.Namespace) -> int:
             seed=args.seed,
             sales_path=args.sales_path,
             customers_path=args.customers_path,
+            max_quarantine_rate=args.max_quarantine_rate,
+            workflow=args.workflow,
         )
         if args.charts_dir:
             options.charts_dir = args.charts_dir

@@ -53,6 +53,16 @@ ENRICHED_TABLE = "enriched_sales"
 SUMMARY_TABLE = "sales_summary"
 
 SCRIPT_KEY = "scripts/glue_etl_job.py"
+
+# CloudWatch: the namespace the Glue job publishes its run metrics to (each with the
+# dimension Pipeline=<prefix>); the Glue role may put metrics in no other of its own.
+METRICS_NAMESPACE = "SalesPipeline"
+METRICS_DIMENSION = "Pipeline"
+
+# The data-quality check's default, on both targets (run_pipeline.py's and deploy.py's
+# --max-quarantine-rate, and the CloudWatch alarm's threshold): at most 5% of the rows
+# read may be quarantined.
+DEFAULT_MAX_QUARANTINE_RATE = 0.05
 ATHENA_RESULTS_PREFIX = "results/"
 
 
@@ -200,6 +210,33 @@ class PipelineConfig:
     @property
     def workgroup(self) -> str:
         return f"{self.prefix}-workgroup"
+
+    # Operations: the Glue workflow and its triggers, failure alerts, the quality alarm
+    @property
+    def workflow_name(self) -> str:
+        return f"{self.prefix}-workflow"
+
+    @property
+    def start_trigger_name(self) -> str:
+        """The workflow's first trigger (on demand or on a schedule): starts the crawler."""
+        return f"{self.prefix}-workflow-start"
+
+    @property
+    def job_trigger_name(self) -> str:
+        """The workflow's conditional trigger: starts the job when the crawl SUCCEEDED."""
+        return f"{self.prefix}-workflow-after-crawl"
+
+    @property
+    def failures_rule_name(self) -> str:
+        return f"{self.prefix}-failures"
+
+    @property
+    def alerts_topic_name(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
+    def quarantine_alarm_name(self) -> str:
+        return f"{self.prefix}-quarantine-rate"
 
     # URIs (the same on both targets; the local lake maps them to folders)
     @property

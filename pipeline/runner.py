@@ -23,6 +23,7 @@ from pipeline import costs
 from pipeline.cli import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError, one_line
 from pipeline.config import (
     CUSTOMERS_FILENAME,
+    DEFAULT_MAX_QUARANTINE_RATE,
     REPO_ROOT,
     SALES_FILENAME,
     PipelineConfig,
@@ -31,9 +32,6 @@ from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjs
 from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
 log = logging.getLogger(__name__)
-
-# The data-quality check's default: at most 5% of the rows read may be quarantined.
-DEFAULT_MAX_QUARANTINE_RATE = 0.05
 
 
 class StageFailed(PipelineError):
@@ -59,6 +57,9 @@ class RunOptions:
     # when given, nothing is generated.
     sales_path: str | Path | None = None
     customers_path: str | Path | None = None
+    # aws: one "workflow" stage (the deployed Glue workflow crawls, then runs the job)
+    # in place of the "crawl" and "etl" stages; the run id is then the job run's id.
+    workflow: bool = False
     run_id: str = field(
         default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
@@ -246,13 +247,16 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     """Run every stage in order on the config's target; raises StageFailed on the first failure.
 
     The stages and their names are the same on both targets: generate (skipped for your
-    own files), upload, crawl, etl, tables, queries, charts.
+    own files), upload, crawl, etl, tables, queries, charts. With ``options.workflow``
+    (aws only) one stage, workflow, crawls and runs the job in place of crawl and etl.
     """
     try:
         options.check()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     target = target or make_target(config)
+    if options.workflow and not hasattr(target, "run_workflow"):
+        raise UsageError(f"the {config.target} target has no workflow: it runs on the aws target")
     report = RunReport(run_id=options.run_id, target=config.target)
 
     sales: str | Path
@@ -271,12 +275,19 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     with stage(report, "upload"):
         target.check_ready()
         report.uploaded = target.upload(sales, customers)
-    with stage(report, "crawl"):
-        report.crawl = target.crawl()
-    with stage(report, "etl"):
-        report.job = target.run_job(options.run_id)
-        report.metrics = target.read_metrics(options.run_id)
-        report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
+    if options.workflow:
+        with stage(report, "workflow"):
+            report.crawl, report.job = target.run_workflow()  # type: ignore[attr-defined]
+            report.run_id = report.job.run_id  # the job run's id, which names its metrics
+            report.metrics = target.read_metrics(report.run_id)
+            report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
+    else:
+        with stage(report, "crawl"):
+            report.crawl = target.crawl()
+        with stage(report, "etl"):
+            report.job = target.run_job(options.run_id)
+            report.metrics = target.read_metrics(options.run_id)
+            report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
     storage = target.storage
     with stage(report, "tables"):
         engine = ResultCache(target.engine())

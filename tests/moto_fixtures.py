@@ -6,6 +6,7 @@ Every fixture pins the region and fake credentials, so nothing can reach a real 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import socket
 import threading
@@ -19,6 +20,13 @@ import moto
 import pytest
 from moto import mock_aws, settings
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.events.models import EventPattern, EventPatternParser
+from moto.events.responses import EventsHandler
+from moto.glue.models import FakeWorkflowRun, GlueBackend
+from moto.glue.responses import GlueResponse
+from moto.glue.utils import Action, Predicate
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.moto_api import state_manager
 
@@ -115,6 +123,214 @@ def immediate_glue() -> Iterator[None]:
     state_manager.unset_transition(model_name="glue::job_run")
 
 
+# ------------------------------------------------ Glue workflows and EventBridge patterns
+#
+# moto 5.2.5 stores workflows and triggers but runs nothing: StartWorkflowRun records a
+# run that stays RUNNING, GetWorkflowRun has no Graph (IncludeGraph is ignored), and
+# UpdateTrigger and EventBridge's TestEventPattern raise NotImplementedError. The stand-ins
+# below fill in exactly these, as AWS documents them, on moto's own models:
+#
+# - StartWorkflowRun starts what the workflow's ON_DEMAND/SCHEDULED trigger names (the
+#   crawler) through moto's StartCrawler; each GetWorkflowRun then moves the run one step:
+#   the crawl RUNNING, the crawl's end (SUCCEEDED, or the state a test asks for) and, if a
+#   CONDITIONAL trigger of the workflow waits for that crawl state, the job started
+#   through moto's StartJobRun; then the job run's end, and the run COMPLETED (as on AWS,
+#   also when a node failed). The graph's nodes carry CrawlerDetails.Crawls and
+#   JobDetails.JobRuns as GetWorkflowRun answers them.
+# - UpdateTrigger applies TriggerUpdate's Description, Schedule, Actions and Predicate.
+# - TestEventPattern answers with moto's own event-pattern matcher, the one moto's
+#   PutEvents uses to pick a rule's targets.
+
+
+class WorkflowRuns:
+    """What the workflow-run stand-in does; tests set these and read what it did.
+
+    ``crawl_state``/``job_state``: how the crawl and the job run end (SUCCEEDED by default;
+    FAILED, say, to test a failure). ``on_job_start``: called with each job run id the
+    workflow starts (a test puts the metrics file the job would write).
+    """
+
+    def __init__(self) -> None:
+        self.crawl_state = "SUCCEEDED"
+        self.job_state = "SUCCEEDED"
+        self.on_job_start: list[Any] = []
+        self.steps: dict[str, dict[str, Any]] = {}  # run id -> its progress
+
+
+_MOTO_CRAWL_STATE = {"SUCCEEDED": "COMPLETED", "FAILED": "FAILED", "CANCELLED": "STOPPED"}
+
+
+def _check_workflow_moto() -> None:
+    """Fail loudly, naming moto's version, when what the stand-ins rely on has changed."""
+    start = list(inspect.signature(GlueBackend.start_workflow_run).parameters)
+    run = FakeWorkflowRun("w")
+    kept = all(hasattr(run, a) for a in ("status", "completed_on", "run_id"))
+    if start != ["self", "workflow_name", "properties"] or not kept:
+        pytest.fail(
+            f"moto {moto.__version__} changed its Glue workflow runs (StartWorkflowRun "
+            f"parameters {start}): the workflow stand-ins in tests/moto_fixtures.py wrap "
+            "them; update them",
+            pytrace=False,
+        )
+    if hasattr(GlueResponse, "update_trigger"):
+        pytest.fail(
+            f"moto {moto.__version__} implements UpdateTrigger: drop the stand-in in "
+            "tests/moto_fixtures.py",
+            pytrace=False,
+        )
+
+
+def _crawl_node(crawler: Any, state: str) -> dict[str, Any]:
+    crawl = crawler.crawls[-1]
+    entry: dict[str, Any] = {
+        "State": state,
+        "StartedOn": crawl.start_time,
+        "LogGroup": crawl.log_group,
+        "LogStream": crawl.log_stream,
+    }
+    if state != "RUNNING":
+        entry["CompletedOn"] = crawl.end_time or utcnow()
+    if state == "FAILED":
+        entry["ErrorMessage"] = "Internal Service Exception"
+    return {
+        "Type": "CRAWLER",
+        "Name": crawler.name,
+        "UniqueId": f"crawler-{crawler.name}",
+        "CrawlerDetails": {"Crawls": [entry]},
+    }
+
+
+def _job_node(job_name: str, job_run: Any | None, state: str | None) -> dict[str, Any]:
+    runs = []
+    if job_run is not None:
+        entry = job_run.as_dict()
+        entry["JobRunState"] = state
+        if state == "FAILED":
+            entry["ErrorMessage"] = "An error occurred while calling o94.parquet"
+        runs.append(entry)
+    return {
+        "Type": "JOB",
+        "Name": job_name,
+        "UniqueId": f"job-{job_name}",
+        "JobDetails": {"JobRuns": runs},
+    }
+
+
+def _install_workflow_stand_ins(runs: WorkflowRuns, setattr_: Any) -> None:
+    original_start = GlueBackend.start_workflow_run
+
+    def start_workflow_run(self: GlueBackend, workflow_name: str, properties: Any) -> str:
+        run_id = original_start(self, workflow_name, properties)
+        started = [
+            t
+            for t in self.triggers.values()
+            if t.workflow_name == workflow_name and t.trigger_type in ("ON_DEMAND", "SCHEDULED")
+        ]
+        crawlers = [a.crawler_name for t in started for a in t.actions if a.crawler_name]
+        for name in crawlers:
+            self.start_crawler(name)
+        runs.steps[run_id] = {"step": 0, "crawlers": crawlers, "job": None}
+        return run_id
+
+    def advance(backend: GlueBackend, workflow_name: str, run: Any) -> list[dict[str, Any]]:
+        progress = runs.steps.get(run.run_id)
+        if progress is None:  # a run the stand-in did not start
+            return []
+        if run.status == "RUNNING":
+            progress["step"] += 1
+        step = progress["step"]
+        nodes = []
+        crawl_state = "RUNNING" if step < 2 else runs.crawl_state
+        for name in progress["crawlers"]:
+            crawler = backend.get_crawler(name)
+            if step >= 2:
+                crawler.crawls[-1].status = _MOTO_CRAWL_STATE.get(crawl_state, crawl_state)
+            nodes.append(_crawl_node(crawler, crawl_state))
+        waiting = [
+            t
+            for t in backend.triggers.values()
+            if t.workflow_name == workflow_name and t.trigger_type == "CONDITIONAL"
+        ]
+        for trigger in waiting:
+            fired = step >= 2 and any(
+                c.crawler_name in progress["crawlers"] and c.crawl_state.value == crawl_state
+                for c in trigger.predicate.conditions
+            )
+            for action in trigger.actions:
+                if not action.job_name:
+                    continue
+                if fired and progress["job"] is None:
+                    job_run_id = backend.get_job(action.job_name).start_job_run(
+                        None, None, None, None, None, None, None, None, action.arguments
+                    )
+                    progress["job"] = job_run_id
+                    for callback in runs.on_job_start:
+                        callback(job_run_id)
+                job_run = None
+                if progress["job"]:
+                    job_run = next(
+                        r
+                        for r in backend.get_job(action.job_name).job_runs
+                        if r.job_run_id == progress["job"]
+                    )
+                job_state = "RUNNING" if step < 3 else runs.job_state
+                if job_run is not None and step >= 3:
+                    job_run.status = job_state
+                nodes.append(_job_node(action.job_name, job_run, job_state if job_run else None))
+        done = (step >= 2 and crawl_state != "SUCCEEDED") or step >= 3
+        if done and run.status == "RUNNING":
+            run.status = "COMPLETED"
+            run.completed_on = utcnow()
+        return nodes
+
+    def get_workflow_run(self: GlueResponse) -> ActionResult:
+        name, run_id = self._get_param("Name"), self._get_param("RunId")
+        backend = self.glue_backend
+        backend.get_workflow_run(name, run_id)  # moto's errors for a missing one
+        run = backend.workflows[name].get_run(run_id)
+        nodes = advance(backend, name, run)
+        answer: dict[str, Any] = run.as_dict()
+        if self._get_param("IncludeGraph"):
+            answer["Graph"] = {"Nodes": nodes, "Edges": []}
+        return ActionResult({"Run": answer})
+
+    def update_trigger(self: GlueResponse) -> ActionResult:
+        params = json.loads(self.body)
+        trigger = self.glue_backend.get_trigger(params["Name"])
+        update = params["TriggerUpdate"]
+        if "Description" in update:
+            trigger.description = update["Description"]
+        if "Schedule" in update:
+            trigger.schedule = update["Schedule"]
+        if "Actions" in update:
+            trigger.actions = [Action(a) for a in update["Actions"]]
+        if "Predicate" in update:
+            trigger.predicate = Predicate(update["Predicate"])
+        return ActionResult({"Trigger": trigger.as_dict()})
+
+    def test_event_pattern(self: EventsHandler) -> tuple[str, dict[str, Any]]:
+        raw = self._get_param("EventPattern")
+        pattern = EventPattern(raw, EventPatternParser(raw).parse())
+        matched = pattern.matches_event(json.loads(self._get_param("Event")))
+        return json.dumps({"Result": matched}), self.response_headers
+
+    setattr_(GlueBackend, "start_workflow_run", start_workflow_run)
+    setattr_(GlueResponse, "get_workflow_run", get_workflow_run)
+    setattr_(GlueResponse, "update_trigger", update_trigger)
+    setattr_(EventsHandler, "test_event_pattern", test_event_pattern)
+
+
+@pytest.fixture
+def glue_workflows(monkeypatch: pytest.MonkeyPatch) -> WorkflowRuns:
+    """moto with Glue workflow runs, UpdateTrigger and TestEventPattern filled in (above)."""
+    _check_workflow_moto()
+    runs = WorkflowRuns()
+    _install_workflow_stand_ins(
+        runs, lambda cls, name, value: monkeypatch.setattr(cls, name, value, raising=False)
+    )
+    return runs
+
+
 @pytest.fixture
 def config() -> PipelineConfig:
     """The deployment under test; every name comes from the prefix."""
@@ -129,13 +345,16 @@ def config() -> PipelineConfig:
 
 
 def _clients() -> SimpleNamespace:
-    names = ("s3", "iam", "sts", "glue", "athena", "logs")
+    names = ("s3", "iam", "sts", "glue", "athena", "logs", "events", "sns", "cloudwatch")
     return SimpleNamespace(**{n: boto3.client(n, region_name=REGION) for n in names})
 
 
 @pytest.fixture
-def aws(aws_env: None, tls_requests: None, immediate_glue: None) -> Iterator[SimpleNamespace]:
-    """Open ``mock_aws`` and yield boto3 clients (s3, iam, sts, glue, athena, logs)."""
+def aws(
+    aws_env: None, tls_requests: None, immediate_glue: None, glue_workflows: WorkflowRuns
+) -> Iterator[SimpleNamespace]:
+    """Open ``mock_aws`` and yield boto3 clients (s3, iam, sts, glue, athena, logs, events,
+    sns, cloudwatch)."""
     with mock_aws():
         yield _clients()
 
@@ -161,7 +380,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def moto_server(aws_env: None, tls_requests: None, immediate_glue: None) -> Iterator[str]:
+def moto_server(
+    aws_env: None, tls_requests: None, immediate_glue: None, glue_workflows: WorkflowRuns
+) -> Iterator[str]:
     """Start moto's server on a free 127.0.0.1 port and yield its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
@@ -178,12 +399,14 @@ def moto_server(aws_env: None, tls_requests: None, immediate_glue: None) -> Iter
 def serve(port: int = 5000) -> None:
     """Run a moto server for trying deploy.py by hand, with the same two test settings.
 
-    ``python -m tests.moto_fixtures [PORT]``: requests count as TLS (see ``tls_requests``)
-    and crawls and job runs finish on the next poll. Stop with Ctrl-C.
+    ``python -m tests.moto_fixtures [PORT]``: requests count as TLS (see ``tls_requests``),
+    crawls and job runs finish on the next poll, and workflow runs run (see
+    ``WorkflowRuns``). Stop with Ctrl-C.
     """
     from moto.server import ThreadedMotoServer
 
     IAMPolicyStatement.is_action_permitted = _tls_aware(IAMPolicyStatement.is_action_permitted)
+    _install_workflow_stand_ins(WorkflowRuns(), setattr)
     for model in ("glue::crawl", "glue::job_run"):
         state_manager.set_transition(model_name=model, transition={"progression": "immediate"})
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

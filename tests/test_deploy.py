@@ -146,12 +146,20 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
         actions = statement["Action"]
         assert "*" not in actions and "s3:*" not in actions
         assert all(not a.endswith(":*") for a in actions)
-        if statement["Sid"] != "GlueJobMetrics":
+        if statement["Sid"] not in ("GlueJobMetrics", "PipelineRunMetrics"):
             assert "*" not in statement["Resource"]
-    # PutMetricData has no resource ARN: '*' only with the Glue namespace condition.
+    # PutMetricData has no resource ARN: '*' only with a namespace condition: Glue's own
+    # job metrics, and the job's run metrics in the pipeline's namespace.
     assert statements["GlueJobMetrics"]["Action"] == ["cloudwatch:PutMetricData"]
     assert statements["GlueJobMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "Glue"}
+    }
+    assert statements["PipelineRunMetrics"] == {
+        "Sid": "PipelineRunMetrics",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:PutMetricData"],
+        "Resource": ["*"],
+        "Condition": {"StringEquals": {"cloudwatch:namespace": "SalesPipeline"}},
     }
 
     assert statements["ReadRawInput"]["Resource"] == [
@@ -270,6 +278,8 @@ def test_glue_database_crawler_and_job_are_configured(deployed):
         "--job-language": "python",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
+        "--metrics_namespace": "SalesPipeline",
+        "--pipeline_prefix": "test-sales",
     }
 
 
@@ -631,6 +641,13 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         "created crawler test-sales-raw-crawler",
         "created job test-sales-etl-job",
         "created workgroup test-sales-workgroup",
+        "created workflow test-sales-workflow",
+        "created trigger test-sales-workflow-start (ON_DEMAND)",
+        "created trigger test-sales-workflow-after-crawl (CONDITIONAL)",
+        "created topic test-sales-alerts",
+        "created rule test-sales-failures",
+        "set the target of rule test-sales-failures to topic test-sales-alerts",
+        "created alarm test-sales-quarantine-rate",
     ]
     assert infra.up(config, aws, tables=False) == []
 
@@ -848,6 +865,11 @@ def test_status_shows_each_resource_and_the_last_crawl_and_job_run(deployed, con
         "glue-crawler",
         "glue-job",
         "athena-workgroup",
+        "glue-workflow",
+        "glue-trigger",
+        "sns-topic",
+        "events-rule",
+        "cloudwatch-alarm",
     }
     assert rows[("s3-bucket", "test-sales-raw")]["detail"] == "versioning=Enabled"
     assert rows[("glue-crawler", "test-sales-raw-crawler")]["state"] == "READY"

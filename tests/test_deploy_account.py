@@ -248,6 +248,13 @@ _GLUE_JOB_CALLS = {
     "CreateJob", "GetJob", "UpdateJob", "DeleteJob", "StartJobRun", "GetJobRun", "GetJobRuns",
     "BatchStopJobRun",
 }  # fmt: skip
+_GLUE_WORKFLOW_CALLS = {
+    "CreateWorkflow", "GetWorkflow", "UpdateWorkflow", "DeleteWorkflow", "StartWorkflowRun",
+    "GetWorkflowRun", "GetWorkflowRuns", "StopWorkflowRun",
+}  # fmt: skip
+_GLUE_TRIGGER_CALLS = {
+    "CreateTrigger", "GetTrigger", "UpdateTrigger", "DeleteTrigger", "StartTrigger", "StopTrigger",
+}  # fmt: skip
 
 
 def _s3_checks(request, resource):
@@ -293,6 +300,10 @@ def _glue_checks(request, call, body):
         arns = [f"{glue}:crawler/{body.get('Name') or body['CrawlerName']}"]
     elif call in _GLUE_JOB_CALLS:
         arns = [f"{glue}:job/{body.get('JobName') or body['Name']}"]
+    elif call in _GLUE_WORKFLOW_CALLS:
+        arns = [f"{glue}:workflow/{body['Name']}"]
+    elif call in _GLUE_TRIGGER_CALLS:
+        arns = [f"{glue}:trigger/{body['Name']}"]
     elif call in ("GetTags", "TagResource"):
         arns = [body["ResourceArn"]]
     elif call == "CreateCrawler":  # no resource ARN: AWS authorizes it on "*"
@@ -344,9 +355,58 @@ def _iam_checks(request, resource):
     return checks
 
 
+def _events_checks(request, call, body):
+    """EventBridge: every call of the pipeline's names its rule (default event bus)."""
+    base = f"arn:aws:events:{request._region}:{request.account_id}"
+    if call in ("ListTagsForResource", "TagResource"):
+        return [(f"events:{call}", body["ResourceARN"])]
+    rule = body.get("Name") or body.get("Rule")
+    if rule is None:
+        return [(f"events:{call}", "*")]
+    checks = [(f"events:{call}", f"{base}:rule/{rule}")]
+    if call == "PutRule" and body.get("Tags"):
+        checks.append(("events:TagResource", f"{base}:rule/{rule}"))
+    return checks
+
+
+def _sns_checks(request, call):
+    """SNS (query protocol): the topic the call names; CreateTopic with tags tags it."""
+    data = {k: v[0] for k, v in request._data.items()}
+    base = f"arn:aws:sns:{request._region}:{request.account_id}"
+    topic = data.get("TopicArn") or data.get("ResourceArn")
+    if call == "CreateTopic":
+        topic = f"{base}:{data['Name']}"
+    if topic is None:
+        return [(f"sns:{call}", "*")]
+    checks = [(f"sns:{call}", topic)]
+    if call == "CreateTopic" and any(k.startswith("Tags.member.") for k in data):
+        checks.append(("sns:TagResource", topic))
+    return checks
+
+
+def _cloudwatch_checks(request, call, body):
+    """CloudWatch (moto names its actions monitoring:*): the alarms the call names."""
+    base = f"arn:aws:cloudwatch:{request._region}:{request.account_id}:alarm:"
+    if call in ("ListTagsForResource", "TagResource"):
+        return [(f"cloudwatch:{call}", body["ResourceARN"])]
+    names = body.get("AlarmNames") or ([body["AlarmName"]] if "AlarmName" in body else [])
+    if not names:
+        return [(f"cloudwatch:{call}", "*")]
+    checks = [(f"cloudwatch:{call}", f"{base}{n}") for n in names]
+    if call == "PutMetricAlarm" and body.get("Tags"):
+        checks.append(("cloudwatch:TagResource", f"{base}{names[0]}"))
+    return checks
+
+
 def _aws_checks(request, resource):
     """The (action, resource) pairs AWS authorizes for this request."""
     service, call = request._action.split(":", 1)
+    if service == "events":
+        return _events_checks(request, call, json.loads(request._body or b"{}"))
+    if service == "sns":
+        return _sns_checks(request, call)
+    if service == "monitoring":
+        return _cloudwatch_checks(request, call, json.loads(request._body or b"{}"))
     if service == "s3":
         return _s3_checks(request, resource)
     if service == "iam":
@@ -364,7 +424,8 @@ def aws_authorization(monkeypatch):
 
     moto checks every Glue and Athena call, and an IAM call on a role that does not exist
     yet, against the resource ``*``, so a policy that names its resources is denied
-    everything there; it names some S3 checks unlike IAM (HeadBucket is s3:ListBucket on
+    everything there (EventBridge, SNS and CloudWatch too, and it names CloudWatch's
+    actions monitoring:*); it names some S3 checks unlike IAM (HeadBucket is s3:ListBucket on
     AWS; the encryption and public access block calls; DeleteObjects is checked per key,
     as s3:DeleteObjectVersion for a version); and it does not ask for iam:PassRole when
     a crawler or job is given a role, nor for the TagResource/TagRole that creating with
@@ -583,7 +644,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
     # The community auditors flag every action that manages permissions (MEDIUM). A
     # deployer cannot do without these: up creates the role, writes its policy and
     # passes it to Glue, repairs a drifted trust policy or attached policy, puts the
-    # buckets' policies and public access blocks; down deletes the role.
+    # buckets' policies and public access blocks; down deletes the role; up creates the
+    # alerts topic with its policy and repairs that policy (SetTopicAttributes).
     [finding] = _findings(policy, community=True)
     assert finding.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
     assert sorted(finding.location["actions"]) == [
@@ -596,6 +658,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
         "iam:updateassumerolepolicy",
         "s3:putbucketpolicy",
         "s3:putbucketpublicaccessblock",
+        "sns:createtopic",
+        "sns:settopicattributes",
     ]
 
 

@@ -61,6 +61,8 @@ DEFAULT_ARGUMENTS = {
     "--job-language": "python",
     "--enable-metrics": "true",
     "--enable-continuous-cloudwatch-log": "true",
+    "--metrics_namespace": "SalesPipeline",
+    "--pipeline_prefix": "test-sales",
 }
 WORKGROUP_RESULTS = {
     "OutputLocation": "s3://test-sales-athena-results/results/",

@@ -7,10 +7,13 @@ from __future__ import annotations
 from pipeline.config import JOB_SCRIPT
 from pipeline.infra.execution import (
     JobRunFailed,
+    WorkflowRunFailed,
     check_ready_to_run,
+    job_run_of,
     last_crawl_dpu_hours,
     upload_job_script,
     wait_for_job_run,
+    wait_for_workflow_run,
 )
 from pipeline.infra.inspection import format_status, status
 from pipeline.infra.reconcile import up
@@ -19,6 +22,7 @@ from pipeline.infra.specs import (
     DPU_PER_WORKER,
     NUMBER_OF_WORKERS,
     WORKER_TYPE,
+    Operations,
     format_plan,
     plan,
 )
@@ -32,15 +36,19 @@ __all__ = [
     "Clients",
     "DeployError",
     "JobRunFailed",
+    "Operations",
+    "WorkflowRunFailed",
     "check_ready_to_run",
     "down",
     "down_plan",
     "format_plan",
     "format_status",
+    "job_run_of",
     "last_crawl_dpu_hours",
     "plan",
     "status",
     "up",
     "upload_job_script",
     "wait_for_job_run",
+    "wait_for_workflow_run",
 ]

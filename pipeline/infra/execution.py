@@ -27,6 +27,15 @@ class JobRunFailed(PipelineError):
 
 TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
 
+
+class WorkflowRunFailed(PipelineError):
+    """A workflow run stopped, errored, or one of its crawls or job runs failed."""
+
+
+# A workflow node that ended badly: a crawl (CrawlState) or a job run (JobRunState).
+FAILED_CRAWL_STATES = {"FAILED", "CANCELLED", "ERROR"}
+FAILED_NODE_JOB_STATES = TERMINAL_JOB_STATES - {"SUCCEEDED"}
+
 # Glue 5.0 logs every job run in real time (continuous logging is always on; the
 # --enable-continuous-cloudwatch-log argument is for Glue 4.0 and earlier): system,
 # Spark and GlueLogger lines go to <group>/error, print()/stdout and stderr to
@@ -192,3 +201,95 @@ def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | N
         return False
     clients.s3.upload_file(str(script), bucket, key)
     return True
+
+
+def _node_failure(run_id: str, node: dict[str, Any]) -> str | None:
+    """One line when this crawler or job node of a workflow run's graph ended badly."""
+    if node.get("Type") == "CRAWLER":
+        crawls = (node.get("CrawlerDetails") or {}).get("Crawls") or []
+        if crawls and crawls[-1].get("State") in FAILED_CRAWL_STATES:
+            crawl = crawls[-1]
+            return (
+                f"workflow run {run_id}: crawler {node['Name']} {crawl['State']}: "
+                f"{crawl.get('ErrorMessage') or 'no error message'}; logs: CloudWatch log "
+                f"group {crawl.get('LogGroup') or '/aws-glue/crawlers'}, stream "
+                f"{crawl.get('LogStream') or node['Name']}"
+            )
+    if node.get("Type") == "JOB":
+        job_runs = (node.get("JobDetails") or {}).get("JobRuns") or []
+        if job_runs and job_runs[-1].get("JobRunState") in FAILED_NODE_JOB_STATES:
+            job_run = job_runs[-1]
+            error_group, output_group, stream = job_run_logs(job_run)
+            return (
+                f"workflow run {run_id}: job {node['Name']} run {job_run['Id']} "
+                f"{job_run['JobRunState']}: {job_run.get('ErrorMessage') or 'no error message'}; "
+                f"logs: CloudWatch log groups {error_group} and {output_group}, stream {stream}"
+            )
+    return None
+
+
+def job_run_of(run: dict[str, Any], job_name: str) -> dict[str, Any] | None:
+    """The latest run of ``job_name`` in a workflow run's graph, if it has started."""
+    for node in (run.get("Graph") or {}).get("Nodes", []):
+        if node.get("Type") == "JOB" and node.get("Name") == job_name:
+            job_runs = (node.get("JobDetails") or {}).get("JobRuns") or []
+            return job_runs[-1] if job_runs else None
+    return None
+
+
+def wait_for_workflow_run(
+    glue: Any,
+    config: PipelineConfig,
+    run_id: str,
+    *,
+    first_poll: float = 5.0,
+    max_poll: float = 60.0,
+    timeout_seconds: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Follow a workflow run node by node (GetWorkflowRun with its graph), logging each
+    crawler's and job's state change; return the run once it COMPLETED with the job
+    SUCCEEDED.
+
+    Raises :class:`WorkflowRunFailed` with one line when a crawl or job run fails, the run
+    is STOPPED or ERROR, or it completes without the job having succeeded (a crawl that
+    did not succeed leaves the conditional trigger unfired).
+    """
+    from pipeline.infra.inspection import node_states
+
+    deadline = time.monotonic() + timeout_seconds
+    delay = first_poll
+    seen: dict[str, str] = {}
+    status = None
+    while True:
+        run = glue.get_workflow_run(Name=config.workflow_name, RunId=run_id, IncludeGraph=True)[
+            "Run"
+        ]
+        for name, state in node_states(run).items():
+            if seen.get(name) != state:
+                seen[name] = state
+                log.info("workflow run %s: %s %s", run_id, name, state)
+        if run.get("Status") != status:
+            status = run.get("Status")
+            log.info("workflow run %s: %s", run_id, status)
+        for node in (run.get("Graph") or {}).get("Nodes", []):
+            failure = _node_failure(run_id, node)
+            if failure:
+                raise WorkflowRunFailed(failure)
+        if status in ("STOPPED", "STOPPING", "ERROR"):
+            raise WorkflowRunFailed(
+                f"workflow run {run_id} {status}: {run.get('ErrorMessage') or 'no error message'}"
+            )
+        if status == "COMPLETED":
+            job_run = job_run_of(run, config.job_name)
+            if job_run and job_run.get("JobRunState") == "SUCCEEDED":
+                return run
+            states = ", ".join(f"{n}={s}" for n, s in seen.items()) or "no node ran"
+            raise WorkflowRunFailed(
+                f"workflow run {run_id} COMPLETED without a successful run of job "
+                f"{config.job_name} ({states}); see the run in the Glue console, Workflows"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workflow run {run_id} still {status} after {timeout_seconds:.0f}s")
+        sleep(delay)
+        delay = min(delay * 2, max_poll)

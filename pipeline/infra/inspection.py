@@ -9,8 +9,9 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
 from pipeline.infra.execution import job_run_logs
-from pipeline.infra.ownership import get_workgroup
-from pipeline.infra.shared import Clients, _code
+from pipeline.infra.ownership import get_alarm, get_workgroup
+from pipeline.infra.shared import Account, Clients, _code, service_client
+from pipeline.infra.specs import topic_arn
 
 # What AWS answers for a resource that does not exist. Any other error (AccessDenied,
 # say) stops status: a resource it may not read is not shown as missing.
@@ -97,6 +98,116 @@ def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[
     else:
         cutoff = wg.get("Configuration", {}).get("BytesScannedCutoffPerQuery")
         row("athena-workgroup", config.workgroup, wg.get("State", "?"), f"cutoff={cutoff} bytes")
+    rows += operations_status(config, clients)
+    return rows
+
+
+def workflow_run_detail(run: dict[str, Any]) -> str:
+    """One line for a workflow run: id, status, times and each crawler's and job's state."""
+    detail = (
+        f"last run={run['WorkflowRunId']} {run.get('Status', '?')} started {run.get('StartedOn')}"
+    )
+    if run.get("CompletedOn"):
+        detail += f" completed {run['CompletedOn']}"
+    states = [f"{name}={state}" for name, state in node_states(run).items()]
+    if states:
+        detail += " nodes: " + ", ".join(states)
+    if run.get("ErrorMessage"):
+        detail += f" error={run['ErrorMessage']}"
+    return detail
+
+
+def node_states(run: dict[str, Any]) -> dict[str, str]:
+    """The state of each crawler and job node of a workflow run's graph (``IncludeGraph``),
+    by node name: its latest crawl's or job run's state, or NOT STARTED."""
+    states = {}
+    for node in (run.get("Graph") or {}).get("Nodes", []):
+        if node.get("Type") == "CRAWLER":
+            crawls = (node.get("CrawlerDetails") or {}).get("Crawls") or []
+            states[node["Name"]] = crawls[-1].get("State", "?") if crawls else "NOT STARTED"
+        elif node.get("Type") == "JOB":
+            job_runs = (node.get("JobDetails") or {}).get("JobRuns") or []
+            states[node["Name"]] = (
+                job_runs[-1].get("JobRunState", "?") if job_runs else "NOT STARTED"
+            )
+    return states
+
+
+def operations_status(config: PipelineConfig, clients: Clients) -> list[dict[str, Any]]:
+    """Rows for the workflow (with its last run), triggers, topic, rule and alarm."""
+    rows: list[dict[str, Any]] = []
+
+    def row(kind: str, name: str, state: str, detail: str = "") -> None:
+        rows.append({"kind": kind, "name": name, "state": state, "detail": detail})
+
+    glue = clients.glue
+    found = _read(lambda: glue.get_workflow(Name=config.workflow_name), GLUE_NOT_FOUND)
+    if found is None:
+        row("glue-workflow", config.workflow_name, "missing")
+    else:
+        last = found["Workflow"].get("LastRun")
+        detail = "last run=never"
+        if last:
+            # GetWorkflowRun with IncludeGraph: the crawler's and job's node states.
+            run = glue.get_workflow_run(
+                Name=config.workflow_name, RunId=last["WorkflowRunId"], IncludeGraph=True
+            )["Run"]
+            detail = workflow_run_detail(run)
+        row("glue-workflow", config.workflow_name, "present", detail)
+    for name in (config.start_trigger_name, config.job_trigger_name):
+        found = _read(lambda n=name: glue.get_trigger(Name=n), GLUE_NOT_FOUND)
+        if found is None:
+            row("glue-trigger", name, "missing")
+            continue
+        trigger = found["Trigger"]
+        detail = f"type={trigger.get('Type')}"
+        if trigger.get("Schedule"):
+            detail += f" schedule={trigger['Schedule']}"
+        row("glue-trigger", name, trigger.get("State", "?"), detail)
+
+    account = Account.of(clients)
+    sns = service_client(config, clients, "sns")
+    arn = topic_arn(config, account.account_id, account.partition)
+    if _read(lambda: sns.get_topic_attributes(TopicArn=arn), ("NotFound", "NotFoundException")):
+        subs = sns.list_subscriptions_by_topic(TopicArn=arn).get("Subscriptions", [])
+        shown = ", ".join(
+            f"{s.get('Endpoint')}"
+            + (
+                " (pending confirmation)"
+                if s.get("SubscriptionArn") == "PendingConfirmation"
+                else ""
+            )
+            for s in subs
+        )
+        row("sns-topic", config.alerts_topic_name, "present", f"subscriptions: {shown or 'none'}")
+    else:
+        row("sns-topic", config.alerts_topic_name, "missing")
+
+    events = service_client(config, clients, "events")
+    rule = _read(
+        lambda: events.describe_rule(Name=config.failures_rule_name), ("ResourceNotFoundException",)
+    )
+    if rule is None:
+        row("events-rule", config.failures_rule_name, "missing")
+    else:
+        targets = events.list_targets_by_rule(Rule=config.failures_rule_name).get("Targets", [])
+        row(
+            "events-rule",
+            config.failures_rule_name,
+            rule.get("State", "?"),
+            f"targets: {', '.join(t['Arn'] for t in targets) or 'none'}",
+        )
+
+    alarm = get_alarm(service_client(config, clients, "cloudwatch"), config.quarantine_alarm_name)
+    if alarm is None:
+        row("cloudwatch-alarm", config.quarantine_alarm_name, "missing")
+    else:
+        row(
+            "cloudwatch-alarm",
+            config.quarantine_alarm_name,
+            alarm.get("StateValue", "?"),
+            f"{alarm.get('MetricName')} > {alarm.get('Threshold')}",
+        )
     return rows
 
 

@@ -10,13 +10,22 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
-from pipeline.infra.shared import Account, Clients, DeployError, _code, _contains
+from pipeline.infra.policies import alarm_arn, rule_arn
+from pipeline.infra.shared import (
+    Account,
+    Clients,
+    DeployError,
+    _code,
+    _contains,
+    service_client,
+)
 from pipeline.infra.specs import (
     CURATED_TABLES,
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     PREFIX_KEY,
     tags,
+    topic_arn,
 )
 
 log = logging.getLogger(__name__)
@@ -160,6 +169,92 @@ def find_workgroup(config: PipelineConfig, clients: Clients, account: Account) -
     return _by_tags(config, "athena-workgroup", name, _tag_map(found_tags))
 
 
+def find_workflow(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the Glue workflow's existence and tags (no change)."""
+    name = config.workflow_name
+    try:
+        clients.glue.get_workflow(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        return Found("glue-workflow", name, exists=False)
+    found_tags = _glue_tags(clients, account, config, "workflow", name)
+    return _by_tags(config, "glue-workflow", name, found_tags)
+
+
+def find_trigger(config: PipelineConfig, clients: Clients, account: Account, name: str) -> Found:
+    """Read one of the workflow's triggers: existence and tags (no change)."""
+    try:
+        clients.glue.get_trigger(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        return Found("glue-trigger", name, exists=False)
+    return _by_tags(
+        config, "glue-trigger", name, _glue_tags(clients, account, config, "trigger", name)
+    )
+
+
+def find_topic(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the alerts topic's existence and tags (no change)."""
+    sns = service_client(config, clients, "sns")
+    name = config.alerts_topic_name
+    arn = topic_arn(config, account.account_id, account.partition)
+    try:
+        sns.get_topic_attributes(TopicArn=arn)
+    except ClientError as exc:
+        if _code(exc) not in ("NotFound", "NotFoundException"):
+            raise
+        return Found("sns-topic", name, exists=False)
+    found_tags = sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])
+    return _by_tags(config, "sns-topic", name, _tag_map(found_tags))
+
+
+def find_rule(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the failures rule's existence and tags (no change)."""
+    events = service_client(config, clients, "events")
+    name = config.failures_rule_name
+    try:
+        events.describe_rule(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        return Found("events-rule", name, exists=False)
+    arn = rule_arn(config, account.account_id, account.partition)
+    found_tags = events.list_tags_for_resource(ResourceARN=arn).get("Tags", [])
+    return _by_tags(config, "events-rule", name, _tag_map(found_tags))
+
+
+def get_alarm(cloudwatch: Any, name: str) -> dict[str, Any] | None:
+    """The metric alarm's description, or None when there is none by that name."""
+    alarms = cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm"])
+    found = alarms.get("MetricAlarms", [])
+    return found[0] if found else None
+
+
+def find_alarm(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the quarantine-rate alarm's existence and tags (no change)."""
+    cloudwatch = service_client(config, clients, "cloudwatch")
+    name = config.quarantine_alarm_name
+    if get_alarm(cloudwatch, name) is None:
+        return Found("cloudwatch-alarm", name, exists=False)
+    arn = alarm_arn(config, account.account_id, account.partition)
+    found_tags = cloudwatch.list_tags_for_resource(ResourceARN=arn).get("Tags", [])
+    return _by_tags(config, "cloudwatch-alarm", name, _tag_map(found_tags))
+
+
+def find_operations(config: PipelineConfig, clients: Clients, account: Account) -> list[Found]:
+    """The workflow, its triggers, the topic, the rule and the alarm."""
+    return [
+        find_workflow(config, clients, account),
+        find_trigger(config, clients, account, config.start_trigger_name),
+        find_trigger(config, clients, account, config.job_trigger_name),
+        find_topic(config, clients, account),
+        find_rule(config, clients, account),
+        find_alarm(config, clients, account),
+    ]
+
+
 def find_all(config: PipelineConfig, clients: Clients, account: Account) -> list[Found]:
     """Every resource name this deployment uses: what exists and whether it is ours."""
     return [
@@ -169,6 +264,7 @@ def find_all(config: PipelineConfig, clients: Clients, account: Account) -> list
         find_crawler(config, clients, account),
         find_job(config, clients, account),
         find_workgroup(config, clients, account),
+        *find_operations(config, clients, account),
     ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.config import (
     ENRICHED_PREFIX,
+    METRICS_NAMESPACE,
     QUARANTINE_PREFIX,
     RAW_CUSTOMERS_PREFIX,
     RAW_CUSTOMERS_TABLE,
@@ -185,6 +186,65 @@ def glue_role_policy(
                 "Resource": ["*"],
                 "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
             },
+            {
+                # The job's own run metrics (rows read, written, quarantined, ...): only
+                # in the pipeline's namespace, which the quality alarm watches.
+                "Sid": "PipelineRunMetrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": ["*"],
+                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            },
+        ],
+    }
+
+
+def rule_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    """The failures rule's ARN (on the default event bus)."""
+    return f"arn:{partition}:events:{config.region}:{account_id}:rule/{config.failures_rule_name}"
+
+
+def alarm_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    """The quarantine-rate alarm's ARN."""
+    return (
+        f"arn:{partition}:cloudwatch:{config.region}:{account_id}:alarm:"
+        f"{config.quarantine_alarm_name}"
+    )
+
+
+def alerts_topic_policy(
+    config: PipelineConfig, account_id: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """The alerts topic's policy: EventBridge may publish for our failures rule only, and
+    CloudWatch for our quarantine-rate alarm only (aws:SourceArn guards against another
+    account's rule or alarm using the topic). No statement for the account itself: its
+    identities manage the topic through their IAM policies (``deploy.py policy``).
+    """
+    topic = f"arn:{partition}:sns:{config.region}:{account_id}:{config.alerts_topic_name}"
+
+    def publish(sid: str, service: str, source: str) -> dict[str, Any]:
+        return {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sns:Publish",
+            "Resource": topic,
+            "Condition": {"ArnEquals": {"aws:SourceArn": source}},
+        }
+
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            publish(
+                "FailuresRulePublishes",
+                "events.amazonaws.com",
+                rule_arn(config, account_id, partition),
+            ),
+            publish(
+                "QuarantineAlarmPublishes",
+                "cloudwatch.amazonaws.com",
+                alarm_arn(config, account_id, partition),
+            ),
         ],
     }
 
@@ -274,6 +334,56 @@ DEPLOYER_JOB_ACTIONS = (
     "glue:BatchStopJobRun",
     "glue:GetTags",
     "glue:TagResource",
+)
+DEPLOYER_WORKFLOW_ACTIONS = (
+    "glue:CreateWorkflow",
+    "glue:GetWorkflow",
+    "glue:UpdateWorkflow",
+    "glue:DeleteWorkflow",
+    "glue:StartWorkflowRun",
+    "glue:GetWorkflowRun",
+    "glue:GetWorkflowRuns",
+    "glue:StopWorkflowRun",
+    "glue:GetTags",
+    "glue:TagResource",
+)
+DEPLOYER_TRIGGER_ACTIONS = (
+    "glue:CreateTrigger",
+    "glue:GetTrigger",
+    "glue:UpdateTrigger",
+    "glue:DeleteTrigger",
+    "glue:StartTrigger",
+    "glue:StopTrigger",
+    "glue:GetTags",
+    "glue:TagResource",
+)
+DEPLOYER_RULE_ACTIONS = (
+    "events:PutRule",
+    "events:DescribeRule",
+    "events:DeleteRule",
+    "events:EnableRule",
+    "events:PutTargets",
+    "events:RemoveTargets",
+    "events:ListTargetsByRule",
+    "events:ListTagsForResource",
+    "events:TagResource",
+)
+DEPLOYER_TOPIC_ACTIONS = (
+    "sns:CreateTopic",
+    "sns:GetTopicAttributes",
+    "sns:SetTopicAttributes",
+    "sns:DeleteTopic",
+    "sns:Subscribe",
+    "sns:ListSubscriptionsByTopic",
+    "sns:ListTagsForResource",
+    "sns:TagResource",
+)
+DEPLOYER_ALARM_ACTIONS = (
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:ListTagsForResource",
+    "cloudwatch:TagResource",
 )
 DEPLOYER_WORKGROUP_ACTIONS = (
     "athena:GetWorkGroup",
@@ -371,6 +481,43 @@ def deployer_policy(
                 "Effect": "Allow",
                 "Action": list(DEPLOYER_JOB_ACTIONS),
                 "Resource": [f"{glue}:job/{config.job_name}"],
+            },
+            {
+                # The workflow and its two triggers (a trigger's ARN names the trigger).
+                "Sid": "GlueWorkflow",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_WORKFLOW_ACTIONS),
+                "Resource": [f"{glue}:workflow/{config.workflow_name}"],
+            },
+            {
+                "Sid": "GlueWorkflowTriggers",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_TRIGGER_ACTIONS),
+                "Resource": [
+                    f"{glue}:trigger/{config.start_trigger_name}",
+                    f"{glue}:trigger/{config.job_trigger_name}",
+                ],
+            },
+            {
+                "Sid": "FailuresRule",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_RULE_ACTIONS),
+                "Resource": [rule_arn(config, account_id, partition)],
+            },
+            {
+                # Deleting the topic deletes its subscriptions.
+                "Sid": "AlertsTopic",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_TOPIC_ACTIONS),
+                "Resource": [
+                    f"arn:{partition}:sns:{config.region}:{account_id}:{config.alerts_topic_name}"
+                ],
+            },
+            {
+                "Sid": "QuarantineAlarm",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_ALARM_ACTIONS),
+                "Resource": [alarm_arn(config, account_id, partition)],
             },
             {
                 "Sid": "AthenaWorkgroup",

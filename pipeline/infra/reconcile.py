@@ -19,6 +19,7 @@ from pipeline.infra.ownership import (
     find_all,
     find_database,
     find_role,
+    get_alarm,
     get_workgroup,
     not_ours_error,
 )
@@ -31,15 +32,25 @@ from pipeline.infra.shared import (
     _contains,
     retry_iam_propagation,
     role_name,
+    service_client,
 )
 from pipeline.infra.specs import (
+    ALERTS_TARGET_ID,
     INLINE_POLICY_NAME,
+    Operations,
+    alerts_topic_attributes,
     bucket_settings,
     crawler_spec,
     database_input,
+    failures_rule_spec,
     job_spec,
+    job_trigger_spec,
+    quarantine_alarm_spec,
     role_arn,
+    start_trigger_spec,
     tags,
+    topic_arn,
+    workflow_spec,
     workgroup_configuration,
 )
 
@@ -311,6 +322,172 @@ def _ensure_workgroup(config: PipelineConfig, clients: Clients) -> list[str]:
     return []
 
 
+def _ensure_workflow(config: PipelineConfig, clients: Clients) -> list[str]:
+    glue = clients.glue
+    want = workflow_spec(config)
+    try:
+        workflow = glue.get_workflow(Name=config.workflow_name)["Workflow"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_workflow(**want, Tags=tags(config))
+        return [f"created workflow {config.workflow_name}"]
+    if not _contains(want, workflow):
+        glue.update_workflow(**want)
+        return [f"updated workflow {config.workflow_name}"]
+    return []
+
+
+# What UpdateTrigger can change; a trigger's Type and WorkflowName cannot be changed.
+_TRIGGER_UPDATABLE = ("Description", "Schedule", "Actions", "Predicate")
+
+
+def _ensure_trigger(config: PipelineConfig, clients: Clients, want: dict[str, Any]) -> list[str]:
+    """Create the trigger, update it, or (for another type or workflow) replace it; then
+    activate it when it must be active (a scheduled or conditional trigger fires only then)."""
+    glue = clients.glue
+    name = want["Name"]
+    create = {**want, "Tags": tags(config)}
+    try:
+        trigger = glue.get_trigger(Name=name)["Trigger"]
+    except ClientError as exc:
+        if _code(exc) != "EntityNotFoundException":
+            raise
+        glue.create_trigger(**create)
+        return [f"created trigger {name} ({want['Type']})"]
+    changes = []
+    if trigger.get("Type") != want["Type"] or trigger.get("WorkflowName") != want["WorkflowName"]:
+        glue.delete_trigger(Name=name)
+        glue.create_trigger(**create)
+        return [f"replaced trigger {name}: {trigger.get('Type')} -> {want['Type']}"]
+    current = {k: trigger.get(k) for k in _TRIGGER_UPDATABLE if k in trigger}
+    wanted = {k: want[k] for k in _TRIGGER_UPDATABLE if k in want}
+    if not _contains(wanted, current) or set(current) - set(wanted):
+        glue.update_trigger(Name=name, TriggerUpdate={"Name": name, **wanted})
+        changes.append(f"updated trigger {name}")
+        trigger = glue.get_trigger(Name=name)["Trigger"]
+    if want.get("StartOnCreation") and trigger.get("State") != "ACTIVATED":
+        glue.start_trigger(Name=name)
+        changes.append(f"activated trigger {name} (was {trigger.get('State')})")
+    return changes
+
+
+def _ensure_topic(
+    config: PipelineConfig, clients: Clients, account: Account, ops: Operations
+) -> list[str]:
+    sns = service_client(config, clients, "sns")
+    arn = topic_arn(config, account.account_id, account.partition)
+    want = alerts_topic_attributes(config, account.account_id, account.partition)
+    changes = []
+    try:
+        current = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    except ClientError as exc:
+        if _code(exc) not in ("NotFound", "NotFoundException"):
+            raise
+        sns.create_topic(
+            Name=config.alerts_topic_name,
+            Attributes=want,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags(config).items())],
+        )
+        changes.append(f"created topic {config.alerts_topic_name}")
+        current = want
+    if current.get("KmsMasterKeyId") != want["KmsMasterKeyId"]:
+        sns.set_topic_attributes(
+            TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=want["KmsMasterKeyId"]
+        )
+        changes.append(f"set encryption of topic {config.alerts_topic_name}")
+    if json.loads(current.get("Policy") or "{}") != json.loads(want["Policy"]):
+        sns.set_topic_attributes(
+            TopicArn=arn, AttributeName="Policy", AttributeValue=want["Policy"]
+        )
+        changes.append(f"set policy of topic {config.alerts_topic_name}")
+    if ops.alert_email:
+        subscribed = [
+            s
+            for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn)
+            for s in page.get("Subscriptions", [])
+            if s.get("Protocol") == "email" and s.get("Endpoint") == ops.alert_email
+        ]
+        if not subscribed:
+            sns.subscribe(TopicArn=arn, Protocol="email", Endpoint=ops.alert_email)
+            changes.append(
+                f"subscribed {ops.alert_email} to {config.alerts_topic_name} (AWS emails a "
+                "confirmation link: alerts reach the address once it is clicked)"
+            )
+    return changes
+
+
+def _ensure_rule(config: PipelineConfig, clients: Clients, account: Account) -> list[str]:
+    events = service_client(config, clients, "events")
+    name = config.failures_rule_name
+    want = failures_rule_spec(config)
+    changes = []
+    try:
+        rule = events.describe_rule(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        events.put_rule(
+            **want, Tags=[{"Key": k, "Value": v} for k, v in sorted(tags(config).items())]
+        )
+        changes.append(f"created rule {name}")
+    else:
+        same = (
+            json.loads(rule.get("EventPattern") or "{}") == json.loads(want["EventPattern"])
+            and rule.get("State") == want["State"]
+            and rule.get("Description") == want["Description"]
+            and not rule.get("ScheduleExpression")
+        )
+        if not same:
+            events.put_rule(**want)  # PutRule on an existing rule replaces its settings
+            changes.append(f"updated rule {name}")
+    wanted = [
+        {"Id": ALERTS_TARGET_ID, "Arn": topic_arn(config, account.account_id, account.partition)}
+    ]
+    targets = events.list_targets_by_rule(Rule=name).get("Targets", [])
+    if targets != wanted:
+        extra = [t["Id"] for t in targets if t["Id"] != ALERTS_TARGET_ID]
+        if extra:
+            events.remove_targets(Rule=name, Ids=extra)
+        events.put_targets(Rule=name, Targets=wanted)
+        changes.append(f"set the target of rule {name} to topic {config.alerts_topic_name}")
+    return changes
+
+
+def _ensure_alarm(
+    config: PipelineConfig, clients: Clients, account: Account, ops: Operations
+) -> list[str]:
+    cloudwatch = service_client(config, clients, "cloudwatch")
+    want = quarantine_alarm_spec(
+        config, ops, topic_arn(config, account.account_id, account.partition)
+    )
+    alarm = get_alarm(cloudwatch, config.quarantine_alarm_name)
+    if alarm is None:
+        cloudwatch.put_metric_alarm(
+            **want, Tags=[{"Key": k, "Value": v} for k, v in sorted(tags(config).items())]
+        )
+        return [f"created alarm {config.quarantine_alarm_name}"]
+    extra_actions = alarm.get("OKActions") or alarm.get("InsufficientDataActions")
+    if not _contains(want, alarm) or extra_actions:
+        cloudwatch.put_metric_alarm(**want)  # replaces the alarm's whole definition
+        return [f"updated alarm {config.quarantine_alarm_name}"]
+    return []
+
+
+def ensure_operations(
+    config: PipelineConfig, clients: Clients, account: Account, ops: Operations
+) -> list[str]:
+    """The workflow and its triggers, the alerts topic (and subscription), the failures rule
+    and the quarantine-rate alarm: created, or put back to ``ops`` and the specs."""
+    changes = _ensure_workflow(config, clients)
+    changes += _ensure_trigger(config, clients, start_trigger_spec(config, ops))
+    changes += _ensure_trigger(config, clients, job_trigger_spec(config))
+    changes += _ensure_topic(config, clients, account, ops)
+    changes += _ensure_rule(config, clients, account)
+    changes += _ensure_alarm(config, clients, account, ops)
+    return changes
+
+
 def create_tables(config: PipelineConfig, engine: Any = None) -> None:
     """Run the DDL blocks of athena_queries.sql through Athena."""
     # Imported here: only `up` with tables needs the engines (pandas, sqlglot).
@@ -325,11 +502,18 @@ def up(
     *,
     tables: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    ops: Operations | None = None,
 ) -> list[str]:
     """Create what is missing and put drifted settings back; return the changes made.
 
-    ``sleep`` is how the IAM-propagation retries wait (tests pass a recorder).
+    ``ops`` are the flags for the workflow's schedule, the alert email and the alarm's
+    threshold (default: on demand, none, 5%). ``sleep`` is how the IAM-propagation
+    retries wait (tests pass a recorder).
     """
+    ops = ops or Operations()
+    problems = ops.problems()
+    if problems:
+        raise DeployError("; ".join(problems))
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
     # Read everything first: refuse before any change if one of our names is taken.
@@ -352,6 +536,7 @@ def up(
     changes += _ensure_crawler(config, clients, arn, sleep=sleep)
     changes += _ensure_job(config, clients, arn, sleep=sleep)
     changes += _ensure_workgroup(config, clients)
+    changes += ensure_operations(config, clients, account, ops)
     for change in changes:
         log.info("%s", change)
     # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change,

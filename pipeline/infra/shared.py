@@ -34,17 +34,35 @@ class Clients:
     glue: Any
     athena: Any
     lakeformation: Any = None
+    events: Any = None
+    sns: Any = None
+    cloudwatch: Any = None
 
     @classmethod
     def for_config(cls, config: PipelineConfig) -> Clients:
         """Return clients honouring the config's profile, region and endpoint URL."""
-        services = ("s3", "iam", "sts", "glue", "athena", "lakeformation")
+        services = (
+            "s3", "iam", "sts", "glue", "athena", "lakeformation", "events", "sns", "cloudwatch",
+        )  # fmt: skip
         return cls(*(aws.client(config, s) for s in services))
+
+
+def service_client(config: PipelineConfig, clients: Any, service: str) -> Any:
+    """The clients' client for ``service``, or one made from the config when they have none
+    (callers may pass a namespace holding only some clients)."""
+    found = getattr(clients, service, None)
+    if found is None:
+        found = aws.client(config, service)
+        try:
+            setattr(clients, service, found)
+        except AttributeError:
+            pass
+    return found
 
 
 def lakeformation_client(config: PipelineConfig, clients: Any) -> Any:
     """The clients' Lake Formation client, or one made from the config when they have none."""
-    return getattr(clients, "lakeformation", None) or aws.client(config, "lakeformation")
+    return service_client(config, clients, "lakeformation")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +11,11 @@ from typing import Any
 from pipeline.config import (
     ACCOUNT_PLACEHOLDER,
     ATHENA_RESULTS_PREFIX,
+    DEFAULT_MAX_QUARANTINE_RATE,
     ENRICHED_PREFIX,
     ENRICHED_TABLE,
+    METRICS_DIMENSION,
+    METRICS_NAMESPACE,
     SUMMARY_PREFIX,
     SUMMARY_TABLE,
     PipelineConfig,
@@ -20,6 +24,7 @@ from pipeline.infra.policies import (  # the marks, re-exported for ownership an
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     PREFIX_KEY,
+    alerts_topic_policy,
     glue_role_policy,
     glue_trust_policy,
     partition_for_region,
@@ -138,6 +143,10 @@ def job_spec(config: PipelineConfig, role_arn: str) -> dict[str, Any]:
             "--job-language": "python",
             "--enable-metrics": "true",
             "--enable-continuous-cloudwatch-log": "true",
+            # The job publishes its run metrics (rows read, written, quarantined, ...)
+            # to this namespace, each with the dimension Pipeline=<prefix>.
+            "--metrics_namespace": METRICS_NAMESPACE,
+            "--pipeline_prefix": config.prefix,
         },
         "ExecutionProperty": {"MaxConcurrentRuns": 1},
         "GlueVersion": GLUE_VERSION,
@@ -162,6 +171,173 @@ def workgroup_configuration(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ operations
+
+# Glue's cron: six fields (minutes hours day-of-month month day-of-week year) in cron(...).
+_CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
+ALERTS_KMS_KEY = "alias/aws/sns"  # the topic's encryption key (SNS's AWS managed key)
+ALERTS_TARGET_ID = "alerts-topic"
+# Glue job runs and crawls that end badly, as EventBridge reports them.
+FAILED_JOB_STATES = ("FAILED", "TIMEOUT", "STOPPED")
+FAILED_CRAWLER_STATES = ("Failed",)
+ALARM_PERIOD_SECONDS = 300
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def schedule_problem(schedule: str) -> str | None:
+    """What is wrong with a Glue schedule expression, or None for ``cron(m h dom mon dow y)``."""
+    if _CRON.fullmatch(schedule):
+        return None
+    return (
+        f"schedule {schedule!r} is not a Glue cron expression: six fields in cron(...), "
+        'e.g. "cron(0 6 * * ? *)" (06:00 UTC every day)'
+    )
+
+
+def email_problem(address: str) -> str | None:
+    """What is wrong with an alert address, or None when it looks like an email address."""
+    return None if _EMAIL.fullmatch(address) else f"{address!r} does not look like an email address"
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What ``up``'s flags choose for the workflow, the alerts and the alarm.
+
+    They are the desired state: ``up`` without ``--schedule`` puts the start trigger back
+    to on demand, and without ``--max-quarantine-rate`` the alarm back to the default.
+    ``alert_email`` only adds a subscription; ``up`` never removes one.
+    """
+
+    schedule: str | None = None  # None: the workflow runs on demand only
+    alert_email: str | None = None
+    max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.schedule is not None and (why := schedule_problem(self.schedule)):
+            found.append(why)
+        if self.alert_email is not None and (why := email_problem(self.alert_email)):
+            found.append(why)
+        if not 0.0 <= self.max_quarantine_rate <= 1.0:
+            found.append("--max-quarantine-rate must be between 0 and 1")
+        return found
+
+
+def _tag_list(config: PipelineConfig) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags(config).items())]
+
+
+def workflow_spec(config: PipelineConfig) -> dict[str, Any]:
+    """CreateWorkflow's request (without Tags): one run at a time, as the job allows."""
+    return {
+        "Name": config.workflow_name,
+        "Description": "Sales pipeline: crawl the raw inputs, then run the ETL job",
+        "MaxConcurrentRuns": 1,
+    }
+
+
+def start_trigger_spec(config: PipelineConfig, ops: Operations) -> dict[str, Any]:
+    """CreateTrigger's request (without Tags) for the trigger that starts the crawler."""
+    spec: dict[str, Any] = {
+        "Name": config.start_trigger_name,
+        "WorkflowName": config.workflow_name,
+        "Type": "SCHEDULED" if ops.schedule else "ON_DEMAND",
+        "Description": "Starts the crawler: " + (ops.schedule or "on demand"),
+        "Actions": [{"CrawlerName": config.crawler_name}],
+    }
+    if ops.schedule:
+        spec["Schedule"] = ops.schedule
+        spec["StartOnCreation"] = True  # a scheduled trigger fires only when ACTIVATED
+    return spec
+
+
+def job_trigger_spec(config: PipelineConfig) -> dict[str, Any]:
+    """CreateTrigger's request (without Tags): the job runs when the crawl SUCCEEDED."""
+    return {
+        "Name": config.job_trigger_name,
+        "WorkflowName": config.workflow_name,
+        "Type": "CONDITIONAL",
+        "Description": "Starts the ETL job when the crawl succeeded",
+        "Predicate": {
+            "Logical": "ANY",
+            "Conditions": [
+                {
+                    "LogicalOperator": "EQUALS",
+                    "CrawlerName": config.crawler_name,
+                    "CrawlState": "SUCCEEDED",
+                }
+            ],
+        },
+        "Actions": [{"JobName": config.job_name}],
+        "StartOnCreation": True,
+    }
+
+
+def failures_event_pattern(config: PipelineConfig) -> dict[str, Any]:
+    """The rule's pattern: our job's runs ending FAILED/TIMEOUT/STOPPED, our crawler's Failed.
+
+    One rule: both detail-types, and ``$or`` in ``detail`` pairs each name with its states
+    (a job event carries jobName, a crawler event crawlerName).
+    """
+    return {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change", "Glue Crawler State Change"],
+        "detail": {
+            "$or": [
+                {"jobName": [config.job_name], "state": list(FAILED_JOB_STATES)},
+                {"crawlerName": [config.crawler_name], "state": list(FAILED_CRAWLER_STATES)},
+            ]
+        },
+    }
+
+
+def failures_rule_spec(config: PipelineConfig) -> dict[str, Any]:
+    """PutRule's request (without Tags); EventPattern is the JSON text PutRule takes."""
+    return {
+        "Name": config.failures_rule_name,
+        "Description": "Glue job runs and crawls of this pipeline that fail: to the alerts topic",
+        "EventPattern": json.dumps(failures_event_pattern(config), sort_keys=True),
+        "State": "ENABLED",
+    }
+
+
+def alerts_topic_attributes(
+    config: PipelineConfig, account_id: str, partition: str
+) -> dict[str, str]:
+    """CreateTopic's Attributes: encrypted, and only our rule and alarm may publish."""
+    return {
+        "KmsMasterKeyId": ALERTS_KMS_KEY,
+        "Policy": json.dumps(alerts_topic_policy(config, account_id, partition), sort_keys=True),
+    }
+
+
+def quarantine_alarm_spec(
+    config: PipelineConfig, ops: Operations, topic_arn: str
+) -> dict[str, Any]:
+    """PutMetricAlarm's request (without Tags): a run's quarantined share over the threshold."""
+    return {
+        "AlarmName": config.quarantine_alarm_name,
+        "AlarmDescription": (
+            f"A run quarantined more than {ops.max_quarantine_rate:.2%} of the rows it read"
+        ),
+        "Namespace": METRICS_NAMESPACE,
+        "MetricName": "QuarantineRate",
+        "Dimensions": [{"Name": METRICS_DIMENSION, "Value": config.prefix}],
+        "Statistic": "Maximum",
+        "Period": ALARM_PERIOD_SECONDS,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": ops.max_quarantine_rate,
+        "TreatMissingData": "notBreaching",
+        "ActionsEnabled": True,
+        "AlarmActions": [topic_arn],
+    }
+
+
+def topic_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:sns:{config.region}:{account_id}:{config.alerts_topic_name}"
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource of the plan: what it is, its name and every setting up enforces."""
@@ -172,12 +348,17 @@ class Resource:
 
 
 def plan(
-    config: PipelineConfig, account_id: str | None = None, partition: str | None = None
+    config: PipelineConfig,
+    account_id: str | None = None,
+    partition: str | None = None,
+    ops: Operations | None = None,
 ) -> list[Resource]:
     """Return every resource ``up`` manages, in creation order, with its settings.
 
-    The account is ``account_id``, else the config's, else a placeholder.
+    The account is ``account_id``, else the config's, else a placeholder; ``ops`` are
+    ``up``'s flags (default: on demand, no email, the default threshold).
     """
+    ops = ops or Operations()
     account_id = account_id or config.account_id or ACCOUNT_PLACEHOLDER
     partition = partition or partition_for_region(config.region)
     arn = role_arn(config, account_id, partition)
@@ -212,6 +393,64 @@ def plan(
             "athena-tables",
             config.database,
             {"Source": "athena_queries.sql (DDL blocks, run through the workgroup)"},
+        ),
+    ]
+    resources += operations_plan(config, account_id, partition, ops)
+    return resources
+
+
+def operations_plan(
+    config: PipelineConfig, account_id: str, partition: str, ops: Operations
+) -> list[Resource]:
+    """The workflow and its triggers, the alerts topic and rule, the alarm: API request shapes."""
+    topic = topic_arn(config, account_id, partition)
+    resources = [
+        Resource(
+            "glue-workflow", config.workflow_name, {**workflow_spec(config), "Tags": tags(config)}
+        ),
+        Resource(
+            "glue-trigger",
+            config.start_trigger_name,
+            {**start_trigger_spec(config, ops), "Tags": tags(config)},
+        ),
+        Resource(
+            "glue-trigger",
+            config.job_trigger_name,
+            {**job_trigger_spec(config), "Tags": tags(config)},
+        ),
+        Resource(
+            "sns-topic",
+            config.alerts_topic_name,
+            {
+                "Name": config.alerts_topic_name,
+                "Attributes": alerts_topic_attributes(config, account_id, partition),
+                "Tags": _tag_list(config),
+            },
+        ),
+    ]
+    if ops.alert_email:
+        resources.append(
+            Resource(
+                "sns-subscription",
+                ops.alert_email,
+                {"TopicArn": topic, "Protocol": "email", "Endpoint": ops.alert_email},
+            )
+        )
+    resources += [
+        Resource(
+            "events-rule",
+            config.failures_rule_name,
+            {
+                **failures_rule_spec(config),
+                "Tags": _tag_list(config),
+                # PutTargets' request for this rule.
+                "Targets": [{"Id": ALERTS_TARGET_ID, "Arn": topic}],
+            },
+        ),
+        Resource(
+            "cloudwatch-alarm",
+            config.quarantine_alarm_name,
+            {**quarantine_alarm_spec(config, ops, topic), "Tags": _tag_list(config)},
         ),
     ]
     return resources

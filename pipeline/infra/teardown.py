@@ -15,15 +15,20 @@ from botocore.exceptions import ClientError
 from pipeline.config import PipelineConfig
 from pipeline.infra.ownership import (
     Found,
+    find_alarm,
     find_bucket,
     find_crawler,
     find_database,
     find_job,
     find_role,
+    find_rule,
+    find_topic,
+    find_trigger,
+    find_workflow,
     find_workgroup,
 )
-from pipeline.infra.shared import Account, Clients, DeployError, _code
-from pipeline.infra.specs import MANAGED_BY_KEY, MANAGED_BY_VALUE, PREFIX_KEY
+from pipeline.infra.shared import Account, Clients, DeployError, _code, service_client
+from pipeline.infra.specs import MANAGED_BY_KEY, MANAGED_BY_VALUE, PREFIX_KEY, topic_arn
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +180,16 @@ def down(
 
     job_is_ours = ours(find_job(config, clients, account))
     crawler_is_ours = ours(find_crawler(config, clients, account))
+    workflow_is_ours = ours(find_workflow(config, clients, account))
+    if workflow_is_ours:
+        # A running workflow run would start the job after the crawl: stop it first.
+        runs = clients.glue.get_workflow_runs(Name=config.workflow_name).get("Runs", [])
+        for run in runs:
+            if run.get("Status") == "RUNNING":
+                clients.glue.stop_workflow_run(
+                    Name=config.workflow_name, RunId=run["WorkflowRunId"]
+                )
+                log.info("stopping workflow run %s", run["WorkflowRunId"])
     # Before any delete: a running crawler cannot be deleted, and down must not stop half-way.
     stop_runs(
         config,
@@ -186,6 +201,31 @@ def down(
         timeout_seconds=stop_timeout_seconds,
     )
 
+    # What watches and schedules the pipeline first: the alarm and the rule notify the
+    # topic, the triggers belong to the workflow (a rule's targets go before the rule).
+    if ours(find_alarm(config, clients, account)):
+        cloudwatch = service_client(config, clients, "cloudwatch")
+        cloudwatch.delete_alarms(AlarmNames=[config.quarantine_alarm_name])
+        deleted.append(f"alarm {config.quarantine_alarm_name}")
+    if ours(find_rule(config, clients, account)):
+        events = service_client(config, clients, "events")
+        rule = config.failures_rule_name
+        ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])]
+        if ids:
+            events.remove_targets(Rule=rule, Ids=ids)
+        events.delete_rule(Name=rule)
+        deleted.append(f"rule {rule} (and its {len(ids)} target(s))")
+    if ours(find_topic(config, clients, account)):
+        arn = topic_arn(config, account.account_id, account.partition)
+        service_client(config, clients, "sns").delete_topic(TopicArn=arn)
+        deleted.append(f"topic {config.alerts_topic_name} (and its subscriptions)")
+    for trigger in (config.job_trigger_name, config.start_trigger_name):
+        if ours(find_trigger(config, clients, account, trigger)):
+            clients.glue.delete_trigger(Name=trigger)
+            deleted.append(f"trigger {trigger}")
+    if workflow_is_ours:
+        clients.glue.delete_workflow(Name=config.workflow_name)
+        deleted.append(f"workflow {config.workflow_name}")
     # Athena workgroup (and its saved queries).
     if ours(find_workgroup(config, clients, account)):
         clients.athena.delete_work_group(WorkGroup=config.workgroup, RecursiveDeleteOption=True)
@@ -225,7 +265,14 @@ def down(
 def down_plan(config: PipelineConfig) -> list[str]:
     """Return what ``down`` would delete, without calling AWS."""
     return [
-        f"(first: stop a running crawl of {config.crawler_name} and active runs of {config.job_name})",
+        f"(first: stop a running run of workflow {config.workflow_name}, a running crawl of "
+        f"{config.crawler_name} and active runs of {config.job_name})",
+        f"cloudwatch-alarm {config.quarantine_alarm_name}",
+        f"events-rule {config.failures_rule_name} (its targets first)",
+        f"sns-topic {config.alerts_topic_name} with its subscriptions",
+        f"glue-trigger {config.job_trigger_name}",
+        f"glue-trigger {config.start_trigger_name}",
+        f"glue-workflow {config.workflow_name}",
         f"athena-workgroup {config.workgroup} (with its saved queries)",
         f"glue-job {config.job_name}",
         f"glue-crawler {config.crawler_name}",

@@ -59,13 +59,7 @@ class AwsTarget:
         crawl = run_aws_crawler(
             self.config, glue=self.clients.glue, poll_seconds=self.poll_seconds, sleep=self.sleep
         )
-        tables = self.clients.glue.get_tables(DatabaseName=self.config.database)["TableList"]
-        return CrawlResult(
-            tables=sorted(t["Name"] for t in tables if t["Name"] not in self._job_tables()),
-            status=crawl.get("Status", ""),
-            # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
-            dpu_hours=infra.last_crawl_dpu_hours(self.clients.glue, self.config.crawler_name),
-        )
+        return self._crawl_result(crawl.get("Status", ""))
 
     def _job_tables(self) -> set[str]:
         return {ENRICHED_TABLE, SUMMARY_TABLE}
@@ -84,23 +78,35 @@ class AwsTarget:
         job_run = infra.wait_for_job_run(
             glue, config.job_name, job_run_id, first_poll=self.poll_seconds, sleep=self.sleep
         )
-        wall = time.perf_counter() - started
-        workers = int(job_run.get("NumberOfWorkers") or infra.NUMBER_OF_WORKERS)
-        worker_type = job_run.get("WorkerType") or infra.WORKER_TYPE
-        # ExecutionTime is what Glue bills (seconds); fall back to the polled wall time.
-        seconds = float(job_run.get("ExecutionTime") or wall)
-        dpu_hours = costs.glue_dpu_hours(seconds, workers, infra.DPU_PER_WORKER.get(worker_type, 1))
-        return JobRun(
-            run_id=run_id,
-            seconds=seconds,
-            details={
-                "job_run_id": job_run_id,
-                "state": job_run["JobRunState"],
-                "workers": workers,
-                "worker_type": worker_type,
-                "dpu_hours": dpu_hours,
-                "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
-            },
+        return _job_result(job_run, run_id, time.perf_counter() - started)
+
+    def run_workflow(self, echo: Callable[[str], None] | None = None) -> tuple[CrawlResult, JobRun]:
+        """Start the Glue workflow (crawl, then the job when the crawl succeeded) and follow
+        it node by node to the end; return the crawl and the job run.
+
+        The job runs without ``--run_id``, so its run id is the Glue job run id
+        (``JOB_RUN_ID``): its metrics are ``_runs/<JobRunId>.json``.
+        """
+        config, glue = self.config, self.clients.glue
+        started = time.perf_counter()
+        run_id = glue.start_workflow_run(Name=config.workflow_name)["RunId"]
+        (echo or log.info)(f"started workflow run {run_id} of {config.workflow_name}")
+        run = infra.wait_for_workflow_run(
+            glue, config, run_id, first_poll=self.poll_seconds, sleep=self.sleep
+        )
+        node_run = infra.job_run_of(run, config.job_name) or {}
+        job_run = glue.get_job_run(JobName=config.job_name, RunId=node_run["Id"])["JobRun"]
+        job = _job_result(job_run, job_run["Id"], time.perf_counter() - started)
+        job.details["workflow_run_id"] = run_id
+        return self._crawl_result("SUCCEEDED"), job
+
+    def _crawl_result(self, status: str) -> CrawlResult:
+        tables = self.clients.glue.get_tables(DatabaseName=self.config.database)["TableList"]
+        return CrawlResult(
+            tables=sorted(t["Name"] for t in tables if t["Name"] not in self._job_tables()),
+            status=status,
+            # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
+            dpu_hours=infra.last_crawl_dpu_hours(self.clients.glue, self.config.crawler_name),
         )
 
     def read_metrics(self, run_id: str) -> dict[str, Any]:
@@ -110,3 +116,24 @@ class AwsTarget:
         from pipeline.engines import AthenaEngine
 
         return AthenaEngine(self.config, queries_path)
+
+
+def _job_result(job_run: dict[str, Any], run_id: str, wall: float) -> JobRun:
+    """A finished Glue job run as the runner reports it, with its DPU-hours and cost."""
+    workers = int(job_run.get("NumberOfWorkers") or infra.NUMBER_OF_WORKERS)
+    worker_type = job_run.get("WorkerType") or infra.WORKER_TYPE
+    # ExecutionTime is what Glue bills (seconds); fall back to the polled wall time.
+    seconds = float(job_run.get("ExecutionTime") or wall)
+    dpu_hours = costs.glue_dpu_hours(seconds, workers, infra.DPU_PER_WORKER.get(worker_type, 1))
+    return JobRun(
+        run_id=run_id,
+        seconds=seconds,
+        details={
+            "job_run_id": job_run["Id"],
+            "state": job_run["JobRunState"],
+            "workers": workers,
+            "worker_type": worker_type,
+            "dpu_hours": dpu_hours,
+            "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
+        },
+    )
