@@ -233,3 +233,98 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     assert down.returncode == 0, down.stderr
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
     assert glue.list_jobs()["JobNames"] == []
+
+
+def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
+    moto_server, glue_workflows, tmp_path
+):
+    """The new resources through the CLI and moto's server: up with every flag, the
+    repair of a drifted schedule, run --workflow, status, and down."""
+    endpoint = moto_server
+    account = "123456789012"
+    glue = boto3.client("glue", region_name=REGION, endpoint_url=endpoint)
+    events = boto3.client("events", region_name=REGION, endpoint_url=endpoint)
+    sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    topic = f"arn:aws:sns:{REGION}:{account}:{PREFIX}-alerts"
+    flags = [
+        "--schedule", "cron(0 6 * * ? *)", "--alert-email", "oncall@example.com",
+        "--max-quarantine-rate", "0.1",
+    ]  # fmt: skip
+
+    up = _deploy(endpoint, tmp_path, "up", *flags)
+    assert up.returncode == 0, up.stderr
+    for line in (
+        f"created workflow {PREFIX}-workflow",
+        f"created trigger {PREFIX}-workflow-start (SCHEDULED)",
+        f"created trigger {PREFIX}-workflow-after-crawl (CONDITIONAL)",
+        f"created topic {PREFIX}-alerts",
+        f"subscribed oncall@example.com to {PREFIX}-alerts",
+        f"created rule {PREFIX}-failures",
+        f"created alarm {PREFIX}-quarantine-rate",
+    ):
+        assert line in up.stdout
+    start = glue.get_trigger(Name=f"{PREFIX}-workflow-start")["Trigger"]
+    assert (start["Type"], start["Schedule"], start["State"]) == (
+        "SCHEDULED",
+        "cron(0 6 * * ? *)",
+        "ACTIVATED",
+    )
+    assert events.list_targets_by_rule(Rule=f"{PREFIX}-failures")["Targets"] == [
+        {"Id": "alerts-topic", "Arn": topic}
+    ]
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
+    [sub] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert sub["Endpoint"] == "oncall@example.com"
+    [alarm] = cloudwatch.describe_alarms(AlarmNames=[f"{PREFIX}-quarantine-rate"])["MetricAlarms"]
+    assert (alarm["Threshold"], alarm["AlarmActions"]) == (0.1, [topic])
+
+    # A schedule changed by hand is put back by the next up with the same flags.
+    glue.update_trigger(
+        Name=f"{PREFIX}-workflow-start",
+        TriggerUpdate={"Name": f"{PREFIX}-workflow-start", "Schedule": "cron(0 1 * * ? *)"},
+    )
+    again = _deploy(endpoint, tmp_path, "up", *flags)
+    assert again.returncode == 0, again.stderr
+    assert f"updated trigger {PREFIX}-workflow-start" in again.stdout
+    assert "up: 1 change(s)" in again.stdout
+
+    def write_metrics(job_run_id: str) -> None:
+        body = json.dumps({**_metrics(), "run_id": job_run_id})
+        s3.put_object(Bucket=f"{BUCKET}-processed", Key=f"_runs/{job_run_id}.json", Body=body)
+
+    glue_workflows.on_job_start.append(write_metrics)
+    _queue_athena_results(endpoint)
+    run = _deploy(
+        endpoint, tmp_path, "run", "--workflow", "--rows", "200", "--customers", "40",
+        "--charts-dir", str(tmp_path / "charts"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    [workflow_run] = glue.get_workflow_runs(Name=f"{PREFIX}-workflow")["Runs"]
+    assert workflow_run["Status"] == "COMPLETED"
+    assert f"{PREFIX}-etl-job SUCCEEDED" in run.stdout
+
+    status = _deploy(endpoint, tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    rows = {tuple(line.split()[:2]): line for line in status.stdout.splitlines()}
+    assert (
+        f"last run={workflow_run['WorkflowRunId']} COMPLETED"
+        in rows[("glue-workflow", f"{PREFIX}-workflow")]
+    )
+    assert rows[("glue-workflow", f"{PREFIX}-workflow")].endswith(
+        f"nodes: {PREFIX}-raw-crawler=SUCCEEDED, {PREFIX}-etl-job=SUCCEEDED"
+    )
+    assert "schedule=cron(0 6 * * ? *)" in rows[("glue-trigger", f"{PREFIX}-workflow-start")]
+    assert "oncall@example.com" in rows[("sns-topic", f"{PREFIX}-alerts")]
+    assert f"targets: {topic}" in rows[("events-rule", f"{PREFIX}-failures")]
+    assert "QuarantineRate > 0.1" in rows[("cloudwatch-alarm", f"{PREFIX}-quarantine-rate")]
+
+    down = _deploy(endpoint, tmp_path, "down", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert glue.list_workflows()["Workflows"] == []
+    assert glue.get_triggers()["Triggers"] == []
+    assert events.list_rules()["Rules"] == []
+    assert sns.list_topics()["Topics"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
