@@ -360,7 +360,8 @@ def _ensure_trigger(config: PipelineConfig, clients: Clients, want: dict[str, An
         glue.delete_trigger(Name=name)
         glue.create_trigger(**create)
         return [f"replaced trigger {name}: {trigger.get('Type')} -> {want['Type']}"]
-    current = {k: trigger.get(k) for k in _TRIGGER_UPDATABLE if k in trigger}
+    # An empty member (say a Predicate {} on an ON_DEMAND trigger) counts as absent.
+    current = {k: trigger[k] for k in _TRIGGER_UPDATABLE if trigger.get(k)}
     wanted = {k: want[k] for k in _TRIGGER_UPDATABLE if k in want}
     if not _contains(wanted, current) or set(current) - set(wanted):
         glue.update_trigger(Name=name, TriggerUpdate={"Name": name, **wanted})
