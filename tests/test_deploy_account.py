@@ -30,6 +30,7 @@ from pipeline.cli import UsageError, config_from
 from pipeline.config import PipelineConfig, bucket_name_problem
 from pipeline.infra.policies import deployer_policy
 from pipeline.sql import analytic_names, ddl_names
+from pipeline.targets.aws import AwsTarget
 
 ACCOUNT = "123456789012"  # moto's default account
 STEM = "test-sales-123456789012-us-east-1"  # what `deploy.py --prefix test-sales` names
@@ -739,6 +740,35 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     assert glue.list_jobs()["JobNames"] == [] and glue.list_crawlers()["CrawlerNames"] == []
 
 
+def test_a_user_with_only_the_deployer_policy_runs_the_workflow_with_alerts(
+    deployer, glue_workflows, capsys, tmp_path, monkeypatch
+):
+    s3, _, glue = deployer
+    prefix = ["--prefix", "test-sales"]
+    flags = ["--schedule", "cron(0 6 * * ? *)", "--alert-email", "oncall@example.com"]
+    assert deploy.main(["up", *prefix, *flags]) == 0, capsys.readouterr()
+    assert deploy.main(["up", *prefix, *flags]) == 0
+    assert "up: everything already in place" in capsys.readouterr().out
+
+    def write_metrics(job_run_id):  # as the admin: moto's job runs no code
+        metrics = {"run_id": job_run_id, "rows_read": {"sales": 200}, "rows_written": {}}
+        key = f"_runs/{job_run_id}.json"
+        s3.put_object(Bucket=f"{STEM}-processed", Key=key, Body=json.dumps(metrics))
+
+    glue_workflows.on_job_start.append(write_metrics)
+    monkeypatch.setattr(AwsTarget.__init__, "__defaults__", (None, 5.0, lambda seconds: None))
+    _queue_athena_results()
+    run = ["run", "--workflow", *prefix, "--rows", "200", "--customers", "40"]
+    assert deploy.main([*run, "--charts-dir", str(tmp_path / "charts")]) == 0, capsys.readouterr()
+    [workflow_run] = glue.get_workflow_runs(Name="test-sales-workflow")["Runs"]
+    assert workflow_run["Status"] == "COMPLETED"
+
+    assert deploy.main(["status", *prefix]) == 0
+    assert f"last run={workflow_run['WorkflowRunId']} COMPLETED" in capsys.readouterr().out
+    assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()
+    assert glue.list_workflows()["Workflows"] == []
+
+
 def _without(policy, sid=None, action=None, resource=None):
     """``policy`` less one statement, or one action, or with one statement's resource swapped."""
     statements = []
@@ -766,8 +796,29 @@ def _without(policy, sid=None, action=None, resource=None):
             {"sid": "GlueJob", "resource": "arn:aws:glue:us-east-1:123456789012:job/other"},
             "not authorized to perform: glue:GetJob",
         ),
+        (
+            {
+                "sid": "GlueWorkflowTriggers",
+                "resource": "arn:aws:glue:us-east-1:123456789012:trigger/other",
+            },
+            "not authorized to perform: glue:GetTrigger",
+        ),
+        ({"sid": "FailuresRule"}, "not authorized to perform: events:DescribeRule"),
+        (
+            {"sid": "AlertsTopic", "action": "sns:TagResource"},
+            "not authorized to perform: sns:TagResource",
+        ),
+        ({"sid": "QuarantineAlarm"}, "not authorized to perform: cloudwatch:DescribeAlarms"),
     ],
-    ids=["no-passrole", "no-bucket-encryption", "another-job"],
+    ids=[
+        "no-passrole",
+        "no-bucket-encryption",
+        "another-job",
+        "another-trigger",
+        "no-rule",
+        "no-topic-tagging",
+        "no-alarm",
+    ],
 )
 def test_up_fails_when_the_policy_lacks_one_right(
     aws, capsys, monkeypatch, request, change, denied
