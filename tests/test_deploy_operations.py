@@ -761,3 +761,74 @@ def test_status_before_any_workflow_run(deployed, config):
         "detail": f"targets: {TOPIC_ARN}",
     }
     assert rows[("cloudwatch-alarm", ALARM)]["detail"] == "QuarantineRate > 0.05"
+
+
+class _CannedGlue:
+    """GetWorkflowRun answers, one per poll (how AWS answers: the run and its graph)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def get_workflow_run(self, Name, RunId, IncludeGraph):  # noqa: N803 - boto3's names
+        assert (Name, IncludeGraph) == (WORKFLOW, True)
+        return {"Run": self.answers.pop(0)}
+
+
+def _job_node(state: str, **extra) -> dict:
+    run = {"Id": "jr_1", "JobRunState": state, "LogGroupName": "/aws-glue/jobs", **extra}
+    return {"Type": "JOB", "Name": JOB, "JobDetails": {"JobRuns": [run]}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"Status": "RUNNING", "Graph": {"Nodes": [_job_node("TIMEOUT")]}},
+            f"workflow run wr_1: job {JOB} run jr_1 TIMEOUT: no error message; logs: CloudWatch "
+            "log groups /aws-glue/jobs/error and /aws-glue/jobs/output, stream jr_1-driver",
+        ),
+        (
+            {"Status": "RUNNING", "Graph": {"Nodes": [_job_node("STOPPED")]}},
+            f"workflow run wr_1: job {JOB} run jr_1 STOPPED: no error message; logs: CloudWatch "
+            "log groups /aws-glue/jobs/error and /aws-glue/jobs/output, stream jr_1-driver",
+        ),
+        (
+            {"Status": "STOPPED", "Graph": {"Nodes": []}},
+            "workflow run wr_1 STOPPED: no error message",
+        ),
+        (
+            {"Status": "ERROR", "ErrorMessage": "Concurrent runs exceeded", "Graph": {}},
+            "workflow run wr_1 ERROR: Concurrent runs exceeded",
+        ),
+        (
+            {
+                "Status": "COMPLETED",
+                "Graph": {
+                    "Nodes": [
+                        {
+                            "Type": "CRAWLER",
+                            "Name": CRAWLER,
+                            "CrawlerDetails": {"Crawls": [{"State": "SUCCEEDED"}]},
+                        },
+                        {"Type": "JOB", "Name": JOB, "JobDetails": {}},
+                    ]
+                },
+            },
+            f"workflow run wr_1 COMPLETED without a successful run of job {JOB} "
+            f"({CRAWLER}=SUCCEEDED, {JOB}=NOT STARTED); see the run in the Glue console, "
+            "Workflows",
+        ),
+    ],
+    ids=["job-timeout", "job-stopped", "run-stopped", "run-error", "job-never-ran"],
+)
+def test_a_workflow_run_that_ends_badly_is_one_line(config, answer, message):
+    sleeps: list[float] = []
+    with pytest.raises(infra.WorkflowRunFailed) as failed:
+        infra.wait_for_workflow_run(
+            _CannedGlue([{"Status": "RUNNING", "Graph": {"Nodes": []}}, answer]),
+            config,
+            "wr_1",
+            sleep=sleeps.append,
+        )
+    assert str(failed.value) == message
+    assert sleeps == [5.0]
