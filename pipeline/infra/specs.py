@@ -317,8 +317,11 @@ def quarantine_alarm_spec(
     """PutMetricAlarm's request (without Tags): a run's quarantined share over the threshold."""
     return {
         "AlarmName": config.quarantine_alarm_name,
+        # The threshold as given (a share), not a percentage: CloudFormation's template
+        # (deploy.py template) writes this text from its MaxQuarantineRate parameter.
         "AlarmDescription": (
-            f"A run quarantined more than {ops.max_quarantine_rate:.2%} of the rows it read"
+            f"A run quarantined more than {ops.max_quarantine_rate} of the rows it read "
+            "(a share, 0 to 1)"
         ),
         "Namespace": METRICS_NAMESPACE,
         "MetricName": "QuarantineRate",
