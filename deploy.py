@@ -9,6 +9,7 @@ python deploy.py run --workflow        # the same, the crawl and job run by the 
 python deploy.py status                # each resource, the last crawl, job and workflow run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
 python deploy.py policy > deployer.json  # the IAM policy a person needs for up/run/status/down
+python deploy.py template > stack.yaml   # the same stack as a CloudFormation template
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
 
 Bucket names are global across AWS accounts, so they carry the account and region:
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("up", "run", "status", "down", "policy"))
+    parser.add_argument("command", choices=("up", "run", "status", "down", "policy", "template"))
     add_target_flags(parser, target=False)
     parser.add_argument(
         "--account-id",
@@ -93,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="up: the alarm's threshold; run: the verdict's; the largest share of rows read "
         "that may be quarantined (default %(default)s)",
     )
+    parser.add_argument(
+        "--format", choices=("yaml", "json"), default="yaml", help="template: yaml or json"
+    )
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
@@ -141,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "template":
+        # Only the template on stdout; the same for every account (names are parameters).
+        from pipeline.infra.template import render, template
+
+        print(render(template(), args.format), end="")
+        return 0
     config = make_config(args)
     if args.command == "policy":
         # JSON only on stdout, so `deploy.py policy > deployer.json` gives the document.
