@@ -1023,14 +1023,20 @@ def summarize(enriched: DataFrame) -> DataFrame:
 
     ``avg_transaction_value`` is rounded half-up to the cent.
     """
-    return (
-        enriched.groupBy("year", "month", "region", "product")
-        .agg(
-            F.sum("total_amount").cast(REVENUE).alias("total_revenue"),
-            F.count(F.lit(1)).alias("transaction_count"),
-            F.avg("total_amount").cast(MONEY).alias("avg_transaction_value"),
-        )
-        .select(*SUMMARY_COLUMNS)
+    return summary_groups(enriched).select(*SUMMARY_COLUMNS)
+
+
+def summary_groups(enriched: DataFrame) -> DataFrame:
+    """``summarize``'s rows plus ``_unknown``: rows in the group with an unknown customer.
+
+    The run counts the enriched rows per month from these groups, in the same pass that
+    builds the summary, so the summary is not a second pass over the enriched rows.
+    """
+    return enriched.groupBy("year", "month", "region", "product").agg(
+        F.sum("total_amount").cast(REVENUE).alias("total_revenue"),
+        F.count(F.lit(1)).alias("transaction_count"),
+        F.avg("total_amount").cast(MONEY).alias("avg_transaction_value"),
+        F.sum((~F.col("_known_customer")).cast("long")).alias("_unknown"),
     )
 
 
@@ -1208,13 +1214,14 @@ class Checked:
     outcome: DataFrame | None  # the duplicate check's outcome, persisted (None: no repeats)
     customers: DataFrame  # every customer record, classified (persisted)
     enriched: DataFrame  # kept sales LEFT JOIN kept customers, with year, month, day
+    groups: DataFrame  # summary_groups(enriched), persisted: the summary and the counts
     counts: Counts
     planned: dict[str, dict[str, Any]]  # the reconciliation per source, from the counts
 
     @property
     def persisted(self) -> list[DataFrame | None]:
         """What this step persisted, to unpersist once the outputs are verified."""
-        return [*self.read.persisted, self.outcome, self.customers]
+        return [*self.read.persisted, self.outcome, self.customers, self.groups]
 
 
 def read_and_classify(run: RunContext) -> Checked:
@@ -1236,7 +1243,8 @@ def read_and_classify(run: RunContext) -> Checked:
             )
         ).persist()
         enriched = enrich(kept(sales), kept(customers))
-        counts = count_rows(sales, customers, enriched)
+        groups = summary_groups(enriched).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = count_rows(sales, customers, groups)
         if counts.sales.read == 0:
             raise FatalInputError(f"sales input is empty: no data rows under {run.args.sales_path}")
         if counts.customers.read == 0:
@@ -1250,7 +1258,7 @@ def read_and_classify(run: RunContext) -> Checked:
         "sales": _reconcile(s.read, counts.enriched_rows, sum(s.by_reason.values()), s.duplicates),
         "customers": _reconcile(c.read, c.valid, sum(c.by_reason.values()), c.duplicates),
     }
-    return Checked(read, sales, outcome, customers, enriched, counts, planned)
+    return Checked(read, sales, outcome, customers, enriched, groups, counts, planned)
 
 
 def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> SalesRead:
@@ -1490,11 +1498,13 @@ def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | No
     return resolved, outcome
 
 
-def count_rows(sales: DataFrame, customers: DataFrame, enriched: DataFrame) -> Counts:
+def count_rows(sales: DataFrame, customers: DataFrame, groups: DataFrame) -> Counts:
     """Count sales and customers by outcome and enriched rows by month, in one Spark job.
 
-    The three aggregates are small; one union of them is one job instead of three (each
-    job costs about half a second of scheduling on a small input).
+    ``groups`` is ``summary_groups`` of the enriched rows: the enriched rows are counted
+    through the very aggregate the summary table is written from. The three aggregates
+    are small; one union of them is one job instead of three (each job costs about half
+    a second of scheduling on a small input).
     """
 
     def by_reason(df: DataFrame, what: str) -> DataFrame:
@@ -1512,9 +1522,9 @@ def count_rows(sales: DataFrame, customers: DataFrame, enriched: DataFrame) -> C
             )
         )
 
-    per_month = enriched.groupBy(*PARTITION_COLUMNS).agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum((~F.col("_known_customer")).cast("long")).alias("unknown"),
+    per_month = groups.groupBy(*PARTITION_COLUMNS).agg(
+        F.sum("transaction_count").alias("rows"),
+        F.sum("_unknown").alias("unknown"),
     )
     months = per_month.select(
         F.lit("enriched").alias("what"),
@@ -1697,9 +1707,10 @@ def write_tables(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> 
         _write_partitioned(checked.enriched.select(*ENRICHED_COLUMNS), out.enriched)
         phase["rows"] = checked.counts.enriched_rows
     with _phase("write_summary", run.durations):
-        # Small (months x regions x products rows): one task, one file per month.
+        # Small (months x regions x products rows), already computed and persisted while
+        # counting: one task, one file per month.
         summary = (
-            summarize(checked.enriched)
+            checked.groups.select(*SUMMARY_COLUMNS)
             .coalesce(1)
             .sortWithinPartitions(*PARTITION_COLUMNS, "region", "product")
         )
