@@ -235,6 +235,11 @@ class PipelineConfig:
         return f"{self.prefix}-alerts"
 
     @property
+    def alerts_key_alias(self) -> str:
+        """The alias of the customer managed KMS key that encrypts the alerts topic."""
+        return f"alias/{self.prefix}-alerts"
+
+    @property
     def quarantine_alarm_name(self) -> str:
         return f"{self.prefix}-quarantine-rate"
 

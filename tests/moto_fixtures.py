@@ -345,7 +345,7 @@ def config() -> PipelineConfig:
 
 
 def _clients() -> SimpleNamespace:
-    names = ("s3", "iam", "sts", "glue", "athena", "logs", "events", "sns", "cloudwatch")
+    names = ("s3", "iam", "sts", "glue", "athena", "logs", "events", "sns", "cloudwatch", "kms")
     return SimpleNamespace(**{n: boto3.client(n, region_name=REGION) for n in names})
 
 

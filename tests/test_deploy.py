@@ -637,6 +637,7 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
 
     changes = infra.up(config, aws, tables=False)
 
+    key_id = aws.kms.describe_key(KeyId="alias/test-sales-alerts")["KeyMetadata"]["KeyId"]
     assert changes == [
         "created crawler test-sales-raw-crawler",
         "created job test-sales-etl-job",
@@ -644,6 +645,7 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         "created workflow test-sales-workflow",
         "created trigger test-sales-workflow-start (ON_DEMAND)",
         "created trigger test-sales-workflow-after-crawl (CONDITIONAL)",
+        f"created KMS key {key_id} (alias alias/test-sales-alerts, rotation on)",
         "created topic test-sales-alerts",
         "created rule test-sales-failures",
         "set the target of rule test-sales-failures to topic test-sales-alerts",
@@ -867,6 +869,7 @@ def test_status_shows_each_resource_and_the_last_crawl_and_job_run(deployed, con
         "athena-workgroup",
         "glue-workflow",
         "glue-trigger",
+        "kms-key",
         "sns-topic",
         "events-rule",
         "cloudwatch-alarm",

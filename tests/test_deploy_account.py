@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.athena.models import QueryResults, athena_backends
 from moto.iam.access_control import IAMRequestBase
+from moto.kms.models import kms_backends
 from moto_fixtures import REGION
 from parliament import analyze_policy_string
 from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
@@ -399,6 +400,38 @@ def _cloudwatch_checks(request, call, body):
     return checks
 
 
+def _kms_checks(request, call, body):
+    """KMS: a call on a key names the key (an alias resolved to its key, as KMS does); an
+    alias call names the alias and the key or keys it points at; CreateKey (with
+    kms:TagResource on the account's keys when it tags) and ListKeys have no resource."""
+    backend = kms_backends[request.account_id][request._region]
+    base = f"arn:aws:kms:{request._region}:{request.account_id}"
+
+    def key(key_id):
+        try:
+            return f"{base}:key/{backend.any_id_to_key_id(key_id)}"
+        except (AttributeError, KeyError):  # no such key or alias: KMS answers NotFound
+            return f"{base}:key/{key_id}"
+
+    if call == "CreateKey":
+        checks = [("kms:CreateKey", "*")]
+        if body.get("Tags"):
+            checks.append(("kms:TagResource", f"{base}:key/*"))
+        return checks
+    if call in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
+        alias = body["AliasName"]
+        checks = [(f"kms:{call}", f"{base}:{alias}")]
+        current = backend.get_key_id_from_alias(alias)
+        if current and call != "CreateAlias":
+            checks.append((f"kms:{call}", key(current)))
+        if body.get("TargetKeyId"):
+            checks.append((f"kms:{call}", key(body["TargetKeyId"])))
+        return checks
+    if body.get("KeyId"):
+        return [(f"kms:{call}", key(body["KeyId"]))]
+    return [(f"kms:{call}", "*")]
+
+
 def _aws_checks(request, resource):
     """The (action, resource) pairs AWS authorizes for this request."""
     service, call = request._action.split(":", 1)
@@ -408,6 +441,8 @@ def _aws_checks(request, resource):
         return _sns_checks(request, call)
     if service == "monitoring":
         return _cloudwatch_checks(request, call, json.loads(request._body or b"{}"))
+    if service == "kms":
+        return _kms_checks(request, call, json.loads(request._body or b"{}"))
     if service == "s3":
         return _s3_checks(request, resource)
     if service == "iam":
@@ -425,7 +460,7 @@ def aws_authorization(monkeypatch):
 
     moto checks every Glue and Athena call, and an IAM call on a role that does not exist
     yet, against the resource ``*``, so a policy that names its resources is denied
-    everything there (EventBridge, SNS and CloudWatch too, and it names CloudWatch's
+    everything there (EventBridge, SNS, CloudWatch and KMS too, and it names CloudWatch's
     actions monitoring:*); it names some S3 checks unlike IAM (HeadBucket is s3:ListBucket on
     AWS; the encryption and public access block calls; DeleteObjects is checked per key,
     as s3:DeleteObjectVersion for a version); and it does not ask for iam:PassRole when
@@ -614,8 +649,47 @@ def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
     # No wildcard action; '*' only where the action has no resource ARN.
     for statement in policy["Statement"]:
         assert all("*" not in a for a in statement["Action"])
-        if statement["Sid"] not in ("CreateGlueCrawler", "ReadLakeFormationSettings"):
+        if statement["Sid"] not in (
+            "CreateGlueCrawler",
+            "ReadLakeFormationSettings",
+            "CreateAlertsKey",
+            "ListKeysToFindAlertsKey",
+        ):
             assert "*" not in statement["Resource"]
+    # KMS: the key only with up's tags (created with them, managed by them), the alias
+    # by its name, and a key holding that alias readable to refuse it if not ours.
+    keys = "arn:aws:kms:us-east-1:111122223333:key/*"
+    marks = {"managed-by": "deploy.py", "pipeline-prefix": "acme"}
+    assert statements["CreateAlertsKey"] == {
+        "Sid": "CreateAlertsKey",
+        "Effect": "Allow",
+        "Action": ["kms:CreateKey"],
+        "Resource": ["*"],
+        "Condition": {
+            "StringEquals": {f"aws:RequestTag/{k}": v for k, v in marks.items()},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["managed-by", "pipeline-prefix"]},
+        },
+    }
+    assert statements["TagAlertsKeyOnCreate"]["Resource"] == [keys]
+    assert (
+        statements["TagAlertsKeyOnCreate"]["Condition"]
+        == (statements["CreateAlertsKey"]["Condition"])
+    )
+    assert statements["AlertsKey"]["Resource"] == [keys]
+    assert statements["AlertsKey"]["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/{k}": v for k, v in marks.items()}
+    }
+    assert {"kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion"} <= set(
+        statements["AlertsKey"]["Action"]
+    )
+    assert "kms:CancelKeyDeletion" not in statements["AlertsKey"]["Action"]
+    assert statements["DescribeKeyBehindAlertsAlias"]["Condition"] == {
+        "StringEquals": {"kms:RequestAlias": "alias/acme-alerts"}
+    }
+    assert statements["AlertsKeyAlias"]["Resource"] == [
+        "arn:aws:kms:us-east-1:111122223333:alias/acme-alerts",
+        keys,
+    ]
     assert statements["ReadLakeFormationSettings"]["Action"] == [
         "lakeformation:GetDataLakeSettings"
     ]
@@ -646,7 +720,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
     # deployer cannot do without these: up creates the role, writes its policy and
     # passes it to Glue, repairs a drifted trust policy or attached policy, puts the
     # buckets' policies and public access blocks; down deletes the role; up creates the
-    # alerts topic with its policy and repairs that policy (SetTopicAttributes).
+    # alerts topic with its policy and repairs that policy (SetTopicAttributes); up
+    # creates the alerts key with its key policy and repairs that policy (PutKeyPolicy).
     [finding] = _findings(policy, community=True)
     assert finding.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
     assert sorted(finding.location["actions"]) == [
@@ -657,6 +732,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
         "iam:passrole",
         "iam:putrolepolicy",
         "iam:updateassumerolepolicy",
+        "kms:createkey",
+        "kms:putkeypolicy",
         "s3:putbucketpolicy",
         "s3:putbucketpublicaccessblock",
         "sns:createtopic",
@@ -734,9 +811,21 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     assert all(["s3-bucket", bucket, "present"] in rows for bucket in BUCKETS)
     assert "last crawl=COMPLETED" in out and "SUCCEEDED" in out
 
+    key_row = next(line for line in out.splitlines() if line.startswith("kms-key"))
+    assert key_row.split()[:3] == ["kms-key", "alias/test-sales-alerts", "Enabled"]
+    assert "rotation=on" in key_row
+
     assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()
     assert s3.list_buckets()["Buckets"] == []
     assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
+    [key] = kms_backends[ACCOUNT][REGION].keys.values()
+    assert (key.key_state, key.aliases) == ("PendingDeletion", {})
+
+    # Up again: a new key, the alias on it; the old one left to its deletion.
+    assert deploy.main(["up", *prefix]) == 0, capsys.readouterr()
+    states = sorted(k.key_state for k in kms_backends[ACCOUNT][REGION].keys.values())
+    assert states == ["Enabled", "PendingDeletion"]
+    assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()
     assert glue.list_jobs()["JobNames"] == [] and glue.list_crawlers()["CrawlerNames"] == []
 
 
@@ -809,6 +898,11 @@ def _without(policy, sid=None, action=None, resource=None):
             "not authorized to perform: sns:TagResource",
         ),
         ({"sid": "QuarantineAlarm"}, "not authorized to perform: cloudwatch:DescribeAlarms"),
+        ({"sid": "TagAlertsKeyOnCreate"}, "not authorized to perform: kms:TagResource"),
+        (
+            {"sid": "AlertsKeyAlias", "resource": "arn:aws:kms:us-east-1:123456789012:alias/x"},
+            "not authorized to perform: kms:CreateAlias",
+        ),
     ],
     ids=[
         "no-passrole",
@@ -818,6 +912,8 @@ def _without(policy, sid=None, action=None, resource=None):
         "no-rule",
         "no-topic-tagging",
         "no-alarm",
+        "no-key-tagging",
+        "another-alias",
     ],
 )
 def test_up_fails_when_the_policy_lacks_one_right(

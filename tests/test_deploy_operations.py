@@ -35,6 +35,7 @@ JOB = "test-sales-etl-job"
 RULE = "test-sales-failures"
 RULE_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/test-sales-failures"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:test-sales-alerts"
+KEY_ALIAS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-sales-alerts"
 ALARM = "test-sales-quarantine-rate"
 ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:test-sales-quarantine-rate"
 MARKS = {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
@@ -153,7 +154,7 @@ def test_up_creates_an_encrypted_topic_that_only_the_rule_and_the_alarm_may_publ
     deployed,
 ):
     attributes = deployed.sns.get_topic_attributes(TopicArn=TOPIC_ARN)["Attributes"]
-    assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
+    assert attributes["KmsMasterKeyId"] == KEY_ALIAS_ARN
     assert json.loads(attributes["Policy"]) == TOPIC_POLICY
     tags = deployed.sns.list_tags_for_resource(ResourceArn=TOPIC_ARN)["Tags"]
     assert _sorted_tags(tags) == MARK_LIST
@@ -311,7 +312,7 @@ def test_up_puts_back_the_topic_policy_and_encryption_changed_by_hand(deployed, 
     )
     attributes = sns.get_topic_attributes(TopicArn=TOPIC_ARN)["Attributes"]
     assert json.loads(attributes["Policy"]) == TOPIC_POLICY
-    assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
+    assert attributes["KmsMasterKeyId"] == KEY_ALIAS_ARN
 
 
 def test_up_puts_back_the_alarm_threshold_and_follows_the_flag(deployed, config):
@@ -463,11 +464,14 @@ def test_up_refuses_a_workflow_rule_topic_or_alarm_it_did_not_make(aws, config):
 
 
 def test_down_removes_what_up_made_in_order(deployed, config):
+    key_id = deployed.kms.describe_key(KeyId="alias/test-sales-alerts")["KeyMetadata"]["KeyId"]
     deleted = infra.down(config, deployed)
-    assert deleted[:7] == [
+    assert deleted[:9] == [
         f"alarm {ALARM}",
         f"rule {RULE} (and its 1 target(s))",
         "topic test-sales-alerts (and its subscriptions)",
+        f"KMS key {key_id} (scheduled for deletion in 7 days)",
+        "alias alias/test-sales-alerts",
         f"trigger {AFTER_CRAWL}",
         f"trigger {START}",
         f"workflow {WORKFLOW}",
@@ -514,6 +518,7 @@ def test_dry_run_shows_every_new_resource_and_setting_and_calls_nothing(monkeypa
         "== glue-workflow: plan-test-workflow",
         "== glue-trigger: plan-test-workflow-start",
         "== glue-trigger: plan-test-workflow-after-crawl",
+        "== kms-key: alias/plan-test-alerts",
         "== sns-topic: plan-test-alerts",
         "== sns-subscription: oncall@example.com",
         "== events-rule: plan-test-failures",
@@ -524,7 +529,8 @@ def test_dry_run_shows_every_new_resource_and_setting_and_calls_nothing(monkeypa
         '"Schedule": "cron(0 6 * * ? *)"',
         '"Type": "SCHEDULED"',
         '"CrawlState": "SUCCEEDED"',
-        '"KmsMasterKeyId": "alias/aws/sns"',
+        '"KmsMasterKeyId": "arn:aws:kms:us-east-1:111122223333:alias/plan-test-alerts"',
+        '"EnableKeyRotation": true',
         '"Threshold": 0.1',
         '"Arn": "arn:aws:sns:us-east-1:111122223333:plan-test-alerts"',
         '"--metrics_namespace": "SalesPipeline"',
@@ -540,6 +546,8 @@ def test_dry_run_shows_every_new_resource_and_setting_and_calls_nothing(monkeypa
         "cloudwatch-alarm plan-test-quarantine-rate",
         "events-rule plan-test-failures (its targets first)",
         "sns-topic plan-test-alerts with its subscriptions",
+        "kms-key behind alias/plan-test-alerts: scheduled for deletion in 7 days (unless "
+        "already pending), then the alias",
         "glue-trigger plan-test-workflow-after-crawl",
         "glue-trigger plan-test-workflow-start",
         "glue-workflow plan-test-workflow",

@@ -246,6 +246,7 @@ def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
     events = boto3.client("events", region_name=REGION, endpoint_url=endpoint)
     sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
+    kms = boto3.client("kms", region_name=REGION, endpoint_url=endpoint)
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     topic = f"arn:aws:sns:{REGION}:{account}:{PREFIX}-alerts"
     flags = [
@@ -275,7 +276,28 @@ def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
         {"Id": "alerts-topic", "Arn": topic}
     ]
     attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
-    assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
+    assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{account}:alias/{PREFIX}-alerts"
+    # The topic's customer managed key, through its alias: ours, rotated, EventBridge's
+    # and CloudWatch's to use.
+    key = kms.describe_key(KeyId=f"alias/{PREFIX}-alerts")["KeyMetadata"]
+    assert (key["KeyState"], key["KeySpec"], key["KeyManager"]) == (
+        "Enabled",
+        "SYMMETRIC_DEFAULT",
+        "CUSTOMER",
+    )
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert {
+        t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+    } == {"managed-by": "deploy.py", "pipeline-prefix": PREFIX}
+    key_policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert [s["Principal"] for s in key_policy["Statement"]] == [
+        {"AWS": f"arn:aws:iam::{account}:root"},
+        {"Service": "events.amazonaws.com"},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    assert f"created KMS key {key['KeyId']} (alias alias/{PREFIX}-alerts, rotation on)" in (
+        up.stdout
+    )
     [sub] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     assert sub["Endpoint"] == "oncall@example.com"
     [alarm] = cloudwatch.describe_alarms(AlarmNames=[f"{PREFIX}-quarantine-rate"])["MetricAlarms"]
@@ -320,6 +342,11 @@ def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
     assert "oncall@example.com" in rows[("sns-topic", f"{PREFIX}-alerts")]
     assert f"targets: {topic}" in rows[("events-rule", f"{PREFIX}-failures")]
     assert "QuarantineRate > 0.1" in rows[("cloudwatch-alarm", f"{PREFIX}-quarantine-rate")]
+    assert rows[("kms-key", f"alias/{PREFIX}-alerts")].split()[2:] == [
+        "Enabled",
+        f"id={key['KeyId']}",
+        "rotation=on",
+    ]
 
     down = _deploy(endpoint, tmp_path, "down", "--yes")
     assert down.returncode == 0, down.stderr
@@ -328,3 +355,7 @@ def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
     assert events.list_rules()["Rules"] == []
     assert sns.list_topics()["Topics"] == []
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+    # The key waits out KMS's shortest deletion window; its alias is gone.
+    assert f"deleted KMS key {key['KeyId']} (scheduled for deletion in 7 days)" in down.stdout
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []

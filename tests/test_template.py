@@ -90,8 +90,10 @@ def test_no_sentinel_and_no_fixed_partition_survive() -> None:
 
 NO_VALUE = object()
 
-# What Ref returns for each resource type: its name, or (SNS) its ARN.
+# What Ref returns for each resource type: its name, or (SNS) its ARN, or (a KMS key)
+# its key id, which only exists once the key does: stood for by a placeholder.
 REF_IS_ARN = {"AWS::SNS::Topic"}
+REF_IS_KEY_ID = {"AWS::KMS::Key"}
 # Fn::GetAtt <resource>.Arn, from the documented ARN formats.
 ARN_FORMATS = {
     "AWS::IAM::Role": "arn:{p}:iam::{a}:role/{n}",
@@ -112,6 +114,7 @@ NAME_PROPERTIES = {
     "AWS::SNS::Topic": ("TopicName",),
     "AWS::Events::Rule": ("Name",),
     "AWS::CloudWatch::Alarm": ("AlarmName",),
+    "AWS::KMS::Alias": ("AliasName",),
 }
 
 
@@ -162,6 +165,8 @@ class Stack:
             return NO_VALUE
         if self.tpl["Resources"][name]["Type"] in REF_IS_ARN:
             return self.getatt(name, "Arn")
+        if self.tpl["Resources"][name]["Type"] in REF_IS_KEY_ID:
+            return f"<key id of {name}>"
         return self.names[name]
 
     def getatt(self, logical: str, attribute: str) -> str:
@@ -308,6 +313,27 @@ def topic_settings(stack: Stack, name: str) -> dict[str, Any]:
     }
 
 
+def key_settings(stack: Stack, name: str) -> dict[str, Any]:
+    """The key whose alias is ``name``: CreateKey's request, its rotation and alias."""
+    alias = stack.named(name, "AWS::KMS::Alias")
+    [key] = [
+        r["Properties"]
+        for logical, r in stack.resources.items()
+        if r["Type"] == "AWS::KMS::Key" and alias["TargetKeyId"] == f"<key id of {logical}>"
+    ]
+    # As down deletes it; not part of CreateKey's request.
+    assert key["PendingWindowInDays"] == 7
+    return {
+        "Description": key["Description"],
+        "KeyUsage": key["KeyUsage"],
+        "KeySpec": key["KeySpec"],
+        "Policy": key["KeyPolicy"],
+        "Tags": [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in key["Tags"]],
+        "EnableKeyRotation": key["EnableKeyRotation"],
+        "AliasName": alias["AliasName"],
+    }
+
+
 def subscription_settings(stack: Stack, name: str) -> dict[str, Any]:
     found = [p for p in stack.of_type("AWS::SNS::Subscription") if p["Endpoint"] == name]
     assert len(found) == 1
@@ -331,6 +357,7 @@ FROM_TEMPLATE = {
     "glue-workflow": glue_settings("AWS::Glue::Workflow", with_name=True),
     "glue-trigger": glue_settings("AWS::Glue::Trigger", with_name=True),
     "athena-workgroup": workgroup_settings,
+    "kms-key": key_settings,
     "sns-topic": topic_settings,
     "sns-subscription": subscription_settings,
     "events-rule": rule_settings,
@@ -339,7 +366,11 @@ FROM_TEMPLATE = {
 # Not AWS resources: the script upload and the Athena DDL (README says how).
 NOT_IN_TEMPLATE = {"s3-object", "athena-tables"}
 # Settings up sends as JSON text, which CloudFormation takes as JSON.
-JSON_TEXT = {("sns-topic", "Attributes", "Policy"), ("events-rule", "EventPattern")}
+JSON_TEXT = {
+    ("sns-topic", "Attributes", "Policy"),
+    ("events-rule", "EventPattern"),
+    ("kms-key", "Policy"),
+}
 
 
 def parsed(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -406,8 +437,8 @@ def test_every_planned_setting_is_in_the_template(
         )
         covered += 1
     # Nothing in the template that the plan does not have (policies ride with their
-    # bucket and topic).
-    attached = {"AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"}
+    # bucket and topic, the alias with its key).
+    attached = {"AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy", "AWS::KMS::Alias"}
     made = [r for r in stack.resources.values() if r["Type"] not in attached]
     assert len(made) == covered
 
@@ -545,7 +576,7 @@ def test_start_trigger_follows_the_schedule(committed: dict[str, Any]) -> None:
 
 def test_alerts_topic_is_encrypted_and_only_the_rule_and_alarm_publish(stack: Stack) -> None:
     topic = stack.named("acme-alerts", "AWS::SNS::Topic")
-    assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    assert topic["KmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:alias/acme-alerts"
     (policy,) = stack.of_type("AWS::SNS::TopicPolicy")
     sources = {
         s["Principal"]["Service"]: s["Condition"]["ArnEquals"]["aws:SourceArn"]
@@ -557,6 +588,39 @@ def test_alerts_topic_is_encrypted_and_only_the_rule_and_alarm_publish(stack: St
             "arn:aws:cloudwatch:us-east-1:123456789012:alarm:acme-quarantine-rate"
         ),
     }
+
+
+def test_alerts_key_is_rotated_and_only_eventbridge_and_cloudwatch_may_use_it(
+    committed: dict[str, Any], stack: Stack
+) -> None:
+    key = committed["Resources"]["AlertsKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert committed["Resources"]["AlertsKeyAlias"]["Properties"]["TargetKeyId"] == {
+        "Ref": "AlertsKey"
+    }
+    # The topic names its key through the alias: created after both.
+    assert committed["Resources"]["AlertsTopic"]["Properties"]["KmsMasterKeyId"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:${AlertsKeyAlias}"
+    }
+    [props] = stack.of_type("AWS::KMS::Key")
+    assert (props["EnableKeyRotation"], props["KeySpec"], props["PendingWindowInDays"]) == (
+        True,
+        "SYMMETRIC_DEFAULT",
+        7,
+    )
+    statements = props["KeyPolicy"]["Statement"]
+    assert [(s["Principal"], s["Action"], s.get("Condition")) for s in statements] == [
+        ({"AWS": "arn:aws:iam::123456789012:root"}, "kms:*", None),
+        ({"Service": "events.amazonaws.com"}, ["kms:GenerateDataKey*", "kms:Decrypt"], None),
+        (
+            {"Service": "cloudwatch.amazonaws.com"},
+            ["kms:GenerateDataKey*", "kms:Decrypt"],
+            {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+        ),
+    ]
+    assert stack.of_type("AWS::KMS::Alias") == [
+        {"AliasName": "alias/acme-alerts", "TargetKeyId": "<key id of AlertsKey>"}
+    ]
 
 
 def test_alarm_watches_the_quarantine_rate_against_the_parameter(committed: dict[str, Any]) -> None:

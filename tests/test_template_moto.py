@@ -2,8 +2,10 @@
 
 moto 5's CloudFormation creates AWS::S3::Bucket (with its encryption and tags; not its
 versioning, public access block or lifecycle), AWS::IAM::Role (trust policy, inline
-policies, tags), AWS::SNS::Topic (name and attributes such as KmsMasterKeyId; not its
-tags) and AWS::Events::Rule (pattern, state, targets). It skips, with a warning, every
+policies, tags), AWS::KMS::Key (description, key policy, rotation, tags: given in the
+form moto's CreateKey reads, see ``moto_subset``) and AWS::KMS::Alias, AWS::SNS::Topic
+(name and attributes such as KmsMasterKeyId; not its tags) and AWS::Events::Rule
+(pattern, state, targets). It skips, with a warning, every
 other type of the template: the Glue database, crawler, job, workflow and triggers, the
 Athena workgroup, the CloudWatch alarm, AWS::S3::BucketPolicy, AWS::SNS::TopicPolicy and
 AWS::SNS::Subscription; those are checked by cfn-lint's schemas and, setting by setting,
@@ -34,7 +36,14 @@ ACCOUNT = "123456789012"  # moto's default account
 PREFIX = "acme"
 STEM = f"{PREFIX}-{ACCOUNT}-{REGION}"
 
-CREATED_BY_MOTO = {"AWS::S3::Bucket", "AWS::IAM::Role", "AWS::SNS::Topic", "AWS::Events::Rule"}
+CREATED_BY_MOTO = {
+    "AWS::S3::Bucket",
+    "AWS::IAM::Role",
+    "AWS::KMS::Key",
+    "AWS::KMS::Alias",
+    "AWS::SNS::Topic",
+    "AWS::Events::Rule",
+}
 SKIPPED_BY_MOTO = {
     "AWS::S3::BucketPolicy",
     "AWS::Glue::Database",
@@ -95,6 +104,14 @@ def moto_subset(tpl: dict[str, Any]) -> dict[str, Any]:
         return {k: replace(v) for k, v in node.items()}
 
     kept = {k: replace(r) for k, r in resources.items() if r["Type"] in CREATED_BY_MOTO}
+    for res in kept.values():
+        if res["Type"] == "AWS::KMS::Key":
+            # moto 5.2.5 hands AWS::KMS::Key's Tags (Key/Value, as CloudFormation takes
+            # them) to its CreateKey, which reads TagKey/TagValue (KeyError): given here
+            # in the form its CreateKey reads.
+            res["Properties"]["Tags"] = [
+                {"TagKey": t["Key"], "TagValue": t["Value"]} for t in res["Properties"]["Tags"]
+            ]
     outputs = {k: o for k, o in tpl["Outputs"].items() if replace(o) == o}
     return {**tpl, "Resources": kept, "Outputs": outputs}
 
@@ -130,6 +147,8 @@ def test_stack_creates_the_buckets_role_topic_and_rule(stack: Any) -> None:
         "ScriptsBucket": f"{STEM}-scripts",
         "AthenaResultsBucket": f"{STEM}-athena-results",
         "GlueRole": "acme-glue-role",
+        "AlertsKey": made["AlertsKey"],  # the key id KMS gives it
+        "AlertsKeyAlias": "alias/acme-alerts",
         "AlertsTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
         "FailuresRule": "acme-failures",
     }
@@ -186,12 +205,36 @@ def test_role_trusts_glue_and_has_the_least_privilege_policy(stack: Any) -> None
     assert iam.list_attached_role_policies(RoleName="acme-glue-role")["AttachedPolicies"] == []
 
 
-def test_topic_is_encrypted_with_the_sns_key(stack: Any) -> None:
+def test_topic_is_encrypted_with_its_own_rotated_key(stack: Any) -> None:
     sns = boto3.client("sns", region_name=REGION)
     arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts"
     assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == (
-        "alias/aws/sns"
+        f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
     )
+    kms = boto3.client("kms", region_name=REGION)
+    # Not DescribeKey: moto 5.2.5 validates the key policy there as JSON text, and a key
+    # CloudFormation made keeps it as the template's dict (TypeError). The alias names it.
+    [alias] = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/acme-alerts"]
+    key = {"KeyId": alias["TargetKeyId"]}
+    assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key["KeyId"]]
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    tags = kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+    assert {t["TagKey"]: t["TagValue"] for t in tags} == {
+        "managed-by": "deploy.py",
+        "pipeline-prefix": PREFIX,
+    }
+    policy = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    # else moto keeps the document CloudFormation gave it as a dict and answers it as a
+    # JSON object, where AWS answers JSON text.
+    statements = policy["Statement"]
+    assert [(s["Sid"], s["Principal"]) for s in statements] == [
+        ("AccountAdministersKeyThroughIAM", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+        ("FailuresRuleEncryptsAlerts", {"Service": "events.amazonaws.com"}),
+        ("QuarantineAlarmEncryptsAlerts", {"Service": "cloudwatch.amazonaws.com"}),
+    ]
+    assert statements[2]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
 def test_rule_sends_our_failed_job_runs_and_crawls_to_the_topic(stack: Any) -> None:

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
 from pipeline.infra.execution import job_run_logs
-from pipeline.infra.ownership import get_alarm, get_workgroup
+from pipeline.infra.ownership import alias_key, get_alarm, get_workgroup
 from pipeline.infra.shared import Account, Clients, _code, service_client
 from pipeline.infra.specs import topic_arn
 
@@ -166,6 +166,7 @@ def operations_status(config: PipelineConfig, clients: Clients) -> list[dict[str
         row("glue-trigger", name, trigger.get("State", "?"), detail)
 
     account = Account.of(clients)
+    rows.append(key_status(config, clients))
     sns = service_client(config, clients, "sns")
     arn = topic_arn(config, account.account_id, account.partition)
     if _read(lambda: sns.get_topic_attributes(TopicArn=arn), ("NotFound", "NotFoundException")):
@@ -209,6 +210,23 @@ def operations_status(config: PipelineConfig, clients: Clients) -> list[dict[str
             f"{alarm.get('MetricName')} > {alarm.get('Threshold')}",
         )
     return rows
+
+
+def key_status(config: PipelineConfig, clients: Clients) -> dict[str, Any]:
+    """The alerts key's row: its state (Enabled, PendingDeletion, ...), id and rotation."""
+    kms = service_client(config, clients, "kms")
+    alias = config.alerts_key_alias
+    meta = alias_key(kms, alias)
+    if meta is None:
+        return {"kind": "kms-key", "name": alias, "state": "missing", "detail": ""}
+    state = meta.get("KeyState", "?")
+    detail = f"id={meta['KeyId']}"
+    if state in ("Enabled", "Disabled"):
+        rotation = kms.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled")
+        detail += f" rotation={'on' if rotation else 'off'}"
+    if meta.get("DeletionDate"):
+        detail += f" deletion on {meta['DeletionDate']}"
+    return {"kind": "kms-key", "name": alias, "state": state, "detail": detail}
 
 
 def format_status(rows: Iterable[dict[str, Any]]) -> str:

@@ -225,6 +225,46 @@ def find_rule(config: PipelineConfig, clients: Clients, account: Account) -> Fou
     return _by_tags(config, "events-rule", name, _tag_map(found_tags))
 
 
+def alias_key(kms: Any, alias: str) -> dict[str, Any] | None:
+    """DescribeKey's KeyMetadata of the key the alias points at, or None without the alias."""
+    try:
+        return kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except ClientError as exc:
+        if _code(exc) != "NotFoundException":
+            raise
+        return None
+
+
+def key_tags(kms: Any, key_id: str) -> dict[str, str]:
+    """A KMS key's tags as a map (KMS names them TagKey/TagValue)."""
+    found: dict[str, str] = {}
+    for page in kms.get_paginator("list_resource_tags").paginate(KeyId=key_id):
+        found |= {t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])}
+    return found
+
+
+def find_key(config: PipelineConfig, clients: Clients, account: Account) -> Found:
+    """Read the alerts key behind our alias: existence and tags (no change). A key pending
+    deletion still holds the alias, so it is found too."""
+    kms = service_client(config, clients, "kms")
+    name = config.alerts_key_alias
+    meta = alias_key(kms, name)
+    if meta is None:
+        return Found("kms-key", name, exists=False)
+    try:
+        found_tags = key_tags(kms, meta["KeyId"])
+    except ClientError as exc:
+        # deploy.py policy lets its holder read the tags of a key tagged ours only.
+        if _code(exc) not in ("AccessDeniedException", "AccessDenied"):
+            raise
+        why = (
+            f"its tags cannot be read, which deploy.py policy allows on a key tagged "
+            f"{MANAGED_BY_KEY}={MANAGED_BY_VALUE}, {PREFIX_KEY}={config.prefix} only"
+        )
+        return Found("kms-key", name, exists=True, why_not_ours=why)
+    return _by_tags(config, "kms-key", name, found_tags)
+
+
 def get_alarm(cloudwatch: Any, name: str) -> dict[str, Any] | None:
     """The metric alarm's description, or None when there is none by that name."""
     alarms = cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm"])
@@ -244,11 +284,12 @@ def find_alarm(config: PipelineConfig, clients: Clients, account: Account) -> Fo
 
 
 def find_operations(config: PipelineConfig, clients: Clients, account: Account) -> list[Found]:
-    """The workflow, its triggers, the topic, the rule and the alarm."""
+    """The workflow, its triggers, the alerts key, the topic, the rule and the alarm."""
     return [
         find_workflow(config, clients, account),
         find_trigger(config, clients, account, config.start_trigger_name),
         find_trigger(config, clients, account, config.job_trigger_name),
+        find_key(config, clients, account),
         find_topic(config, clients, account),
         find_rule(config, clients, account),
         find_alarm(config, clients, account),

@@ -249,6 +249,66 @@ def alerts_topic_policy(
     }
 
 
+# What EventBridge and CloudWatch need of the key to publish to the encrypted topic:
+# Amazon SNS developer guide, "Enable compatibility between event sources from AWS
+# services and encrypted topics" (sns-key-management.html).
+ALERTS_KEY_PUBLISHER_ACTIONS = ["kms:GenerateDataKey*", "kms:Decrypt"]
+
+
+def alerts_key_alias_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+    """The ARN of the alerts key's alias; the topic names its key by it."""
+    return f"arn:{partition}:kms:{config.region}:{account_id}:{config.alerts_key_alias}"
+
+
+def alerts_key_policy(
+    config: PipelineConfig, account_id: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """The key policy of the customer managed key that encrypts the alerts topic.
+
+    - The account (its root principal) holds ``kms:*``: the standard statement that lets
+      IAM policies grant access to the key (``deploy.py policy``); without it the key
+      could become unmanageable (AWS KMS developer guide, "Default key policy").
+    - EventBridge (the failures rule) and CloudWatch (the quarantine-rate alarm) may
+      ``kms:GenerateDataKey*`` and ``kms:Decrypt``: SNS encrypts a message with a data key
+      generated as the publisher, which is what AWS's own managed key ``alias/aws/sns``
+      cannot allow them (its policy cannot be changed).
+    - CloudWatch only on behalf of this account (``aws:SourceAccount``). EventBridge with
+      no condition: the SNS developer guide states that ``aws:SourceAccount`` and
+      ``aws:SourceArn`` in a KMS key policy are not supported for EventBridge-to-encrypted
+      topics (the request carries neither, so a condition would drop every alert). Which
+      rule and alarm may publish is narrowed by the topic's policy (``aws:SourceArn``),
+      and only that topic uses this key.
+    - Nothing for ``sns.amazonaws.com``: SNS uses the key on the publisher's behalf, and
+      email delivery needs no grant.
+    """
+
+    def publisher(sid: str, service: str) -> dict[str, Any]:
+        return {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": list(ALERTS_KEY_PUBLISHER_ACTIONS),
+            "Resource": "*",
+        }
+
+    cloudwatch = publisher("QuarantineAlarmEncryptsAlerts", "cloudwatch.amazonaws.com")
+    cloudwatch["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersKeyThroughIAM",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            publisher("FailuresRuleEncryptsAlerts", "events.amazonaws.com"),
+            cloudwatch,
+        ],
+    }
+
+
 def role_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
     """Return the Glue role's ARN."""
     return f"arn:{partition}:iam::{account_id}:role/{config.role_name}"
@@ -385,6 +445,20 @@ DEPLOYER_ALARM_ACTIONS = (
     "cloudwatch:ListTagsForResource",
     "cloudwatch:TagResource",
 )
+# The alerts key, on a key carrying up's tags: up creates, repairs and reads it, down
+# schedules its deletion.
+DEPLOYER_KEY_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:ListResourceTags",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:EnableKeyRotation",
+    "kms:EnableKey",
+    "kms:UpdateKeyDescription",
+    "kms:ScheduleKeyDeletion",
+)
+DEPLOYER_ALIAS_ACTIONS = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias")
 DEPLOYER_WORKGROUP_ACTIONS = (
     "athena:GetWorkGroup",
     "athena:CreateWorkGroup",
@@ -412,12 +486,22 @@ def deployer_policy(
     pass the role to Glue: treat it as the deployment's administrator. Because
     s3:PutBucketPolicy lets it grant itself any object right in those buckets, object
     rights are not narrowed to prefixes there (narrower ones would protect nothing).
+    KMS: the rights on keys are conditioned on up's tags (``aws:ResourceTag``), so the
+    holder manages only the key it created; as tagging at creation needs kms:TagResource
+    on every key of the account and region, it could also put up's two tags on another
+    key whose key policy lets IAM grant tagging, and so take that key over: one more
+    reason to give this policy only to the deployment's administrators.
     """
     s3 = f"arn:{partition}:s3:::"
     glue = f"arn:{partition}:glue:{config.region}:{account_id}"
     athena = f"arn:{partition}:athena:{config.region}:{account_id}"
     role = role_arn(config, account_id, partition)
     marks = {MANAGED_BY_KEY: MANAGED_BY_VALUE, PREFIX_KEY: config.prefix}  # up's tags
+    keys = f"arn:{partition}:kms:{config.region}:{account_id}:key/*"
+    key_request_tags = {
+        "StringEquals": {f"aws:RequestTag/{k}": v for k, v in marks.items()},
+        "ForAllValues:StringEquals": {"aws:TagKeys": sorted(marks)},
+    }
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -518,6 +602,60 @@ def deployer_policy(
                 "Effect": "Allow",
                 "Action": list(DEPLOYER_ALARM_ACTIONS),
                 "Resource": [alarm_arn(config, account_id, partition)],
+            },
+            {
+                # CreateKey has no resource ARN: only a key carrying up's marks, and no
+                # other tag. Tagging at creation needs kms:TagResource on every key of
+                # the account and region (AWS KMS developer guide, "Controlling access to
+                # tags"), also narrowed to up's marks.
+                "Sid": "CreateAlertsKey",
+                "Effect": "Allow",
+                "Action": ["kms:CreateKey"],
+                "Resource": ["*"],
+                "Condition": key_request_tags,
+            },
+            {
+                "Sid": "TagAlertsKeyOnCreate",
+                "Effect": "Allow",
+                "Action": ["kms:TagResource"],
+                "Resource": [keys],
+                "Condition": key_request_tags,
+            },
+            {
+                "Sid": "AlertsKey",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_KEY_ACTIONS),
+                "Resource": [keys],
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/{k}": v for k, v in marks.items()}
+                },
+            },
+            {
+                # The key behind our alias, looked up by the alias, even if it is not
+                # tagged ours: up then refuses it by name (its tags, unreadable under
+                # AlertsKey's condition, say it is not ours).
+                "Sid": "DescribeKeyBehindAlertsAlias",
+                "Effect": "Allow",
+                "Action": ["kms:DescribeKey"],
+                "Resource": [keys],
+                "Condition": {"StringEquals": {"kms:RequestAlias": config.alerts_key_alias}},
+            },
+            {
+                # An alias call is authorized on the alias and on the key(s) it points
+                # at; the alias's name is what narrows it (no tag condition: an alias
+                # has no tags). Pointing our alias at another key grants nothing on it.
+                "Sid": "AlertsKeyAlias",
+                "Effect": "Allow",
+                "Action": list(DEPLOYER_ALIAS_ACTIONS),
+                "Resource": [alerts_key_alias_arn(config, account_id, partition), keys],
+            },
+            {
+                # Only when the alias was deleted while the topic exists: up looks for
+                # the key tagged ours to point a new alias at. No resource ARN.
+                "Sid": "ListKeysToFindAlertsKey",
+                "Effect": "Allow",
+                "Action": ["kms:ListKeys"],
+                "Resource": ["*"],
             },
             {
                 "Sid": "AthenaWorkgroup",

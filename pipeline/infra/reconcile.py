@@ -15,12 +15,15 @@ from pipeline.infra.execution import check_lake_formation, upload_job_script
 from pipeline.infra.ownership import (
     Found,
     _tag_map,
+    alias_key,
     check_table_locations,
     find_all,
     find_database,
+    find_key,
     find_role,
     get_alarm,
     get_workgroup,
+    key_tags,
     not_ours_error,
 )
 from pipeline.infra.policies import glue_role_policy, glue_trust_policy
@@ -37,7 +40,10 @@ from pipeline.infra.shared import (
 from pipeline.infra.specs import (
     ALERTS_TARGET_ID,
     INLINE_POLICY_NAME,
+    KEY_SPEC,
+    KEY_USAGE,
     Operations,
+    alerts_key_spec,
     alerts_topic_attributes,
     bucket_settings,
     crawler_spec,
@@ -373,6 +379,110 @@ def _ensure_trigger(config: PipelineConfig, clients: Clients, want: dict[str, An
     return changes
 
 
+# Key states in which the key can encrypt again (Disabled: after EnableKey). A key
+# PendingDeletion is never revived: up makes a new one (docs/aws.md, "Alerts key").
+USABLE_KEY_STATES = ("Enabled", "Disabled")
+
+
+def _create_key(config: PipelineConfig, kms: Any, account: Account) -> dict[str, Any]:
+    """CreateKey (tagged in the same call) and EnableKeyRotation; the new key's metadata."""
+    meta = kms.create_key(**alerts_key_spec(config, account.account_id, account.partition))[
+        "KeyMetadata"
+    ]
+    kms.enable_key_rotation(KeyId=meta["KeyId"])
+    return meta
+
+
+def _find_our_key(config: PipelineConfig, kms: Any) -> dict[str, Any] | None:
+    """The newest usable key tagged ours, looked for key by key (ListKeys, ListResourceTags),
+    or None. Only when the alias is gone but the topic is there: the key is most likely
+    still there too, and making another would leave it behind, billed, unmanaged."""
+    found = []
+    for page in kms.get_paginator("list_keys").paginate():
+        for entry in page.get("Keys", []):
+            try:
+                marks = key_tags(kms, entry["KeyId"])
+            except ClientError as exc:
+                # Another team's key, an AWS managed key: not readable under
+                # deploy.py policy's tag conditions, and not ours either way.
+                if _code(exc) not in ("AccessDeniedException", "AccessDenied", "NotFoundException"):
+                    raise
+                continue
+            if _contains(tags(config), marks):
+                meta = kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"]
+                if meta.get("KeyState") in USABLE_KEY_STATES:
+                    found.append(meta)
+    return max(found, key=lambda m: m.get("CreationDate") or 0, default=None)
+
+
+def _ensure_key(config: PipelineConfig, clients: Clients, account: Account) -> list[str]:
+    """The customer managed key the alerts topic is encrypted with, and its alias.
+
+    Created (tagged, rotation on, alias pointed at it) when the alias is missing; when the
+    alias points at a key of ours pending deletion (after ``down``), a new key is made
+    and the alias moved to it. A key of ours that drifted gets its policy, rotation,
+    description and enabled state back; an alias deleted by hand is made again for the
+    key still tagged ours.
+    """
+    kms = service_client(config, clients, "kms")
+    alias = config.alerts_key_alias
+    want = alerts_key_spec(config, account.account_id, account.partition)
+    meta = alias_key(kms, alias)
+    if meta is not None:
+        found = find_key(config, clients, account)  # find_all refused already; never adopt
+        if not found.ours:
+            raise not_ours_error(config, [found])
+    if meta is None:
+        sns = service_client(config, clients, "sns")
+        topic = topic_arn(config, account.account_id, account.partition)
+        try:
+            sns.get_topic_attributes(TopicArn=topic)
+            kept = _find_our_key(config, kms)
+        except ClientError as exc:
+            if _code(exc) not in ("NotFound", "NotFoundException"):
+                raise
+            kept = None
+        if kept is not None:
+            kms.create_alias(AliasName=alias, TargetKeyId=kept["KeyId"])
+            changes = [f"restored alias {alias} for KMS key {kept['KeyId']}"]
+            meta = kept
+        else:
+            meta = _create_key(config, kms, account)
+            kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+            return [f"created KMS key {meta['KeyId']} (alias {alias}, rotation on)"]
+    elif meta.get("KeyState") not in USABLE_KEY_STATES:
+        old = meta
+        meta = _create_key(config, kms, account)
+        kms.update_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+        return [
+            f"created KMS key {meta['KeyId']} (rotation on) and moved alias {alias} to it "
+            f"from key {old['KeyId']}, which is {old.get('KeyState')}"
+        ]
+    else:
+        changes = []
+    key_id = meta["KeyId"]
+    if (meta.get("KeyUsage"), meta.get("KeySpec")) != (KEY_USAGE, KEY_SPEC):
+        raise DeployError(
+            f"KMS key {key_id} behind {alias} is {meta.get('KeySpec')}/{meta.get('KeyUsage')}, "
+            f"not {KEY_SPEC}/{KEY_USAGE}, which SNS needs; a key's spec cannot be changed: "
+            f"delete the alias {alias} and run `deploy.py up` again for a new key"
+        )
+    if meta.get("KeyState") == "Disabled":
+        kms.enable_key(KeyId=key_id)
+        changes.append(f"enabled KMS key {key_id}")
+    if meta.get("Description") != want["Description"]:
+        kms.update_key_description(KeyId=key_id, Description=want["Description"])
+        changes.append(f"set description of KMS key {key_id}")
+    policy = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    if json.loads(policy or "{}") != json.loads(want["Policy"]):
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=want["Policy"])
+        changes.append(f"set key policy of KMS key {key_id}")
+    if not kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled"):
+        kms.enable_key_rotation(KeyId=key_id)
+        changes.append(f"enabled rotation of KMS key {key_id}")
+    return changes
+
+
 def _ensure_topic(
     config: PipelineConfig, clients: Clients, account: Account, ops: Operations
 ) -> list[str]:
@@ -478,11 +588,12 @@ def _ensure_alarm(
 def ensure_operations(
     config: PipelineConfig, clients: Clients, account: Account, ops: Operations
 ) -> list[str]:
-    """The workflow and its triggers, the alerts topic (and subscription), the failures rule
-    and the quarantine-rate alarm: created, or put back to ``ops`` and the specs."""
+    """The workflow and its triggers, the alerts key, the alerts topic (and subscription),
+    the failures rule and the quarantine-rate alarm: created, or put back to ``ops`` and the specs."""
     changes = _ensure_workflow(config, clients)
     changes += _ensure_trigger(config, clients, start_trigger_spec(config, ops))
     changes += _ensure_trigger(config, clients, job_trigger_spec(config))
+    changes += _ensure_key(config, clients, account)
     changes += _ensure_topic(config, clients, account, ops)
     changes += _ensure_rule(config, clients, account)
     changes += _ensure_alarm(config, clients, account, ops)

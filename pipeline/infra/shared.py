@@ -37,12 +37,14 @@ class Clients:
     events: Any = None
     sns: Any = None
     cloudwatch: Any = None
+    kms: Any = None
 
     @classmethod
     def for_config(cls, config: PipelineConfig) -> Clients:
         """Return clients honouring the config's profile, region and endpoint URL."""
         services = (
             "s3", "iam", "sts", "glue", "athena", "lakeformation", "events", "sns", "cloudwatch",
+            "kms",
         )  # fmt: skip
         return cls(*(aws.client(config, s) for s in services))
 

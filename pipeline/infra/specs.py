@@ -24,6 +24,8 @@ from pipeline.infra.policies import (  # the marks, re-exported for ownership an
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     PREFIX_KEY,
+    alerts_key_alias_arn,
+    alerts_key_policy,
     alerts_topic_policy,
     glue_role_policy,
     glue_trust_policy,
@@ -175,7 +177,11 @@ def workgroup_configuration(config: PipelineConfig) -> dict[str, Any]:
 
 # Glue's cron: six fields (minutes hours day-of-month month day-of-week year) in cron(...).
 _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
-ALERTS_KMS_KEY = "alias/aws/sns"  # the topic's encryption key (SNS's AWS managed key)
+# The alerts key: symmetric, rotated yearly by KMS, deleted by `down` after the shortest
+# waiting period KMS allows.
+KEY_USAGE = "ENCRYPT_DECRYPT"
+KEY_SPEC = "SYMMETRIC_DEFAULT"
+KEY_DELETION_WINDOW_DAYS = 7
 ALERTS_TARGET_ID = "alerts-topic"
 # Glue job runs and crawls that end badly, as EventBridge reports them.
 FAILED_JOB_STATES = ("FAILED", "TIMEOUT", "STOPPED")
@@ -301,12 +307,31 @@ def failures_rule_spec(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+def key_tags(config: PipelineConfig) -> list[dict[str, str]]:
+    """The tags in KMS's form (TagKey/TagValue)."""
+    return [{"TagKey": k, "TagValue": v} for k, v in sorted(tags(config).items())]
+
+
+def alerts_key_spec(config: PipelineConfig, account_id: str, partition: str) -> dict[str, Any]:
+    """CreateKey's request for the key that encrypts the alerts topic."""
+    return {
+        # Not the topic's name: in the template that would make the key depend on the
+        # topic, which depends on the key.
+        "Description": f"Encrypts the alerts topic of sales pipeline {config.prefix} (deploy.py)",
+        "KeyUsage": KEY_USAGE,
+        "KeySpec": KEY_SPEC,
+        "Policy": json.dumps(alerts_key_policy(config, account_id, partition), sort_keys=True),
+        "Tags": key_tags(config),
+    }
+
+
 def alerts_topic_attributes(
     config: PipelineConfig, account_id: str, partition: str
 ) -> dict[str, str]:
-    """CreateTopic's Attributes: encrypted, and only our rule and alarm may publish."""
+    """CreateTopic's Attributes: encrypted with our key (named by its alias's ARN, so
+    the topic follows the alias to a new key), and only our rule and alarm may publish."""
     return {
-        "KmsMasterKeyId": ALERTS_KMS_KEY,
+        "KmsMasterKeyId": alerts_key_alias_arn(config, account_id, partition),
         "Policy": json.dumps(alerts_topic_policy(config, account_id, partition), sort_keys=True),
     }
 
@@ -405,7 +430,8 @@ def plan(
 def operations_plan(
     config: PipelineConfig, account_id: str, partition: str, ops: Operations
 ) -> list[Resource]:
-    """The workflow and its triggers, the alerts topic and rule, the alarm: API request shapes."""
+    """The workflow and its triggers, the alerts key, topic and rule, the alarm: API request
+    shapes. The key also gets its rotation (EnableKeyRotation) and its alias (CreateAlias)."""
     topic = topic_arn(config, account_id, partition)
     resources = [
         Resource(
@@ -420,6 +446,15 @@ def operations_plan(
             "glue-trigger",
             config.job_trigger_name,
             {**job_trigger_spec(config), "Tags": tags(config)},
+        ),
+        Resource(
+            "kms-key",
+            config.alerts_key_alias,
+            {
+                **alerts_key_spec(config, account_id, partition),
+                "EnableKeyRotation": True,
+                "AliasName": config.alerts_key_alias,
+            },
         ),
         Resource(
             "sns-topic",

@@ -15,11 +15,13 @@ from botocore.exceptions import ClientError
 from pipeline.config import PipelineConfig
 from pipeline.infra.ownership import (
     Found,
+    alias_key,
     find_alarm,
     find_bucket,
     find_crawler,
     find_database,
     find_job,
+    find_key,
     find_role,
     find_rule,
     find_topic,
@@ -28,7 +30,13 @@ from pipeline.infra.ownership import (
     find_workgroup,
 )
 from pipeline.infra.shared import Account, Clients, DeployError, _code, service_client
-from pipeline.infra.specs import MANAGED_BY_KEY, MANAGED_BY_VALUE, PREFIX_KEY, topic_arn
+from pipeline.infra.specs import (
+    KEY_DELETION_WINDOW_DAYS,
+    MANAGED_BY_KEY,
+    MANAGED_BY_VALUE,
+    PREFIX_KEY,
+    topic_arn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +227,23 @@ def down(
         arn = topic_arn(config, account.account_id, account.partition)
         service_client(config, clients, "sns").delete_topic(TopicArn=arn)
         deleted.append(f"topic {config.alerts_topic_name} (and its subscriptions)")
+    # The key after the topic it encrypts. KMS deletes a key only after a waiting period
+    # (the shortest, 7 days); one already pending deletion counts as gone.
+    if ours(find_key(config, clients, account)):
+        kms = service_client(config, clients, "kms")
+        alias = config.alerts_key_alias
+        meta = alias_key(kms, alias)
+        if meta is not None:
+            if meta.get("KeyState") != "PendingDeletion":
+                kms.schedule_key_deletion(
+                    KeyId=meta["KeyId"], PendingWindowInDays=KEY_DELETION_WINDOW_DAYS
+                )
+                deleted.append(
+                    f"KMS key {meta['KeyId']} (scheduled for deletion in "
+                    f"{KEY_DELETION_WINDOW_DAYS} days)"
+                )
+            kms.delete_alias(AliasName=alias)
+            deleted.append(f"alias {alias}")
     for trigger in (config.job_trigger_name, config.start_trigger_name):
         if ours(find_trigger(config, clients, account, trigger)):
             clients.glue.delete_trigger(Name=trigger)
@@ -270,6 +295,8 @@ def down_plan(config: PipelineConfig) -> list[str]:
         f"cloudwatch-alarm {config.quarantine_alarm_name}",
         f"events-rule {config.failures_rule_name} (its targets first)",
         f"sns-topic {config.alerts_topic_name} with its subscriptions",
+        f"kms-key behind {config.alerts_key_alias}: scheduled for deletion in "
+        f"{KEY_DELETION_WINDOW_DAYS} days (unless already pending), then the alias",
         f"glue-trigger {config.job_trigger_name}",
         f"glue-trigger {config.start_trigger_name}",
         f"glue-workflow {config.workflow_name}",
