@@ -124,6 +124,8 @@ SALES_REASONS = {
     "conflicting_duplicate": "the transaction_id appears on valid rows with different "
     "content; every copy is quarantined",
 }
+# The one sales reason the duplicate check gives (the others come from the row rules).
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 CUSTOMER_REASONS = {
     "invalid_encoding": "the line's bytes are not valid UTF-8",
     "invalid_json": "the line (or array element) is not one JSON object",
@@ -842,7 +844,7 @@ def classify_sales(raw: DataFrame, today: date) -> DataFrame:
         check_sales_rows(raw, today),
         "transaction_id",
         SALES_CONTENT,
-        conflict_reason="conflicting_duplicate",
+        conflict_reason=CONFLICTING_DUPLICATE,
     )
 
 
@@ -1234,7 +1236,7 @@ def read_and_classify(run: RunContext) -> Checked:
     """
     with _phase("read_and_check", run.durations) as phase:
         read = read_and_check_sales(run.spark, run.plan, run.today)
-        sales, outcome = resolve_sales_duplicates(read)
+        sales, outcome, sales_counts = resolve_sales_duplicates(read)
         customers = classify_customers(
             read_customers(
                 run.spark,
@@ -1244,7 +1246,7 @@ def read_and_classify(run: RunContext) -> Checked:
         ).persist()
         enriched = enrich(kept(sales), kept(customers))
         groups = summary_groups(enriched).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = count_rows(sales, customers, groups)
+        counts = count_rows(sales_counts, customers, groups)
         if counts.sales.read == 0:
             raise FatalInputError(f"sales input is empty: no data rows under {run.args.sales_path}")
         if counts.customers.read == 0:
@@ -1280,26 +1282,39 @@ def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> S
     key_partitions = _key_partitions(spark, plan)
     # Header lines are invalid rows: never counted.
     repeated = _repeated_ids(fast, key_partitions).persist()
-    file_stats = fast.groupBy("_source_file").agg(
+    # Per file and outcome: records (header lines are not records), header lines, lines
+    # with an odd number of quotes.
+    file_stats = fast.groupBy("_source_file", "reason").agg(
+        F.sum((~F.col("_header")).cast("long")).alias("rows"),
         F.sum(F.col("_header").cast("long")).alias("headers"),
         F.sum(F.col("_odd_quotes").cast("long")).alias("odd_quotes"),
     )
-    repeated_total = repeated.agg(F.count(F.lit(1)).alias("headers")).select(
+    repeated_total = repeated.agg(F.count(F.lit(1)).alias("rows")).select(
         F.lit(None).cast("string").alias("_source_file"),
-        "headers",
+        F.lit(None).cast("string").alias("reason"),
+        "rows",
+        F.lit(None).cast("long").alias("headers"),
         F.lit(None).cast("long").alias("odd_quotes"),
     )
-    # One action persists the rows and finds both: the per-file stats and the number of
-    # repeated ids (the row whose file is null).
+    # One action persists the rows and finds all three: the per-file stats, the records
+    # by outcome of the row rules, and the number of repeated ids (the file-less row).
     with _job_group(spark, "read_sales") as group:
         stats = file_stats.unionByName(repeated_total).collect()
     tasks = _first_stage_tasks(spark, group)
-    repeated_count = next(r["headers"] for r in stats if r["_source_file"] is None)
+    repeated_count = next(r["rows"] for r in stats if r["_source_file"] is None)
     by_key = {_file_key(f): f for f in files}
-    seen = {r["_source_file"]: r for r in stats if r["_source_file"] is not None}
+    seen: dict[str, dict[str, int]] = {}
+    for r in stats:
+        if r["_source_file"] is not None:
+            file = seen.setdefault(r["_source_file"], {"headers": 0, "odd_quotes": 0})
+            file["headers"] += r["headers"]
+            file["odd_quotes"] += r["odd_quotes"]
     slow = sorted(f for f, r in seen.items() if r["odd_quotes"] or r["headers"] != 1)
     parallel = sorted(set(seen) - set(slow))
     source_paths = {f: by_key.get(_file_key(f), f) for f in seen}
+    outcomes = _add_counts(
+        {}, [(r["reason"], r["rows"]) for r in stats if r["_source_file"] in parallel]
+    )
     rows = fast.where(~F.col("_header")).drop(*_LINE_FLAGS)
     persisted = [packed]
     if slow:
@@ -1323,11 +1338,31 @@ def read_and_check_sales(spark: SparkSession, plan: InputPlan, today: date) -> S
         repeated.unpersist()
         repeated = _repeated_ids(rows, key_partitions).persist()
         repeated_count = repeated.count()
+        multi_outcomes = multi.groupBy("reason").count().collect()
+        outcomes = _add_counts(outcomes, [(r["reason"], r["count"]) for r in multi_outcomes])
         tasks += len(slow)
     persisted.append(repeated)
     return SalesRead(
-        rows, repeated, repeated_count, parallel, slow, tasks, persisted, source_paths, files
+        rows,
+        repeated,
+        repeated_count,
+        outcomes,
+        parallel,
+        slow,
+        tasks,
+        persisted,
+        source_paths,
+        files,
     )
+
+
+def _add_counts(
+    counts: dict[str | None, int], pairs: Sequence[tuple[str | None, int]]
+) -> dict[str | None, int]:
+    for key, n in pairs:
+        if n:
+            counts[key] = counts.get(key, 0) + n
+    return counts
 
 
 @dataclass
@@ -1337,6 +1372,8 @@ class SalesRead:
     rows: DataFrame
     repeated: DataFrame  # hashes of transaction ids on more than one valid row (persisted)
     repeated_count: int
+    # Records by the row rules' outcome (None: valid), before duplicates are resolved.
+    outcomes: dict[str | None, int]
     parallel_files: list[str]
     multiline_files: list[str]
     tasks: int
@@ -1458,18 +1495,23 @@ def _file_key(path: str) -> tuple[str, str]:
 _BROADCAST_KEYS = 2_000_000
 
 
-def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | None]:
+def resolve_sales_duplicates(
+    read: SalesRead,
+) -> tuple[DataFrame, DataFrame | None, SourceCounts]:
     """``_duplicates`` on the sales rows, with only the repeated ids going through it.
 
     The rows whose id hash repeats (few) are resolved exactly by ``_duplicates``; the
     outcome per row (reason, detail, ``_extra_duplicate``) is joined back to all rows by
     row id, so the rows keep their read partitioning (no shuffle of the whole input).
     Returns (rows with ``reason``/``_extra_duplicate`` final, the persisted outcomes or
-    None when no id repeats).
+    None when no id repeats, the records by final outcome). The counts are the first
+    pass's, moved by what the duplicate check decided: only valid rows change, to
+    conflicting_duplicate or to an exact copy.
     """
     rows = read.rows
     if not read.repeated_count:
-        return rows.withColumn("_extra_duplicate", F.lit(False)), None
+        counts = _sales_counts(read.outcomes, conflicting=0, extra=0)
+        return rows.withColumn("_extra_duplicate", F.lit(False)), None, counts
     hashes = read.repeated
     candidates = rows.join(
         F.broadcast(hashes) if read.repeated_count <= _BROADCAST_KEYS else hashes,
@@ -1477,7 +1519,7 @@ def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | No
         "left_semi",
     )
     outcome = _duplicates(
-        candidates, "transaction_id", SALES_CONTENT, conflict_reason="conflicting_duplicate"
+        candidates, "transaction_id", SALES_CONTENT, conflict_reason=CONFLICTING_DUPLICATE
     ).select(
         "_row_id",
         F.col("reason").alias("_d_reason"),
@@ -1485,7 +1527,13 @@ def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | No
         F.col("_extra_duplicate").alias("_d_extra"),
     )
     outcome = outcome.persist()
-    n = outcome.count()
+    tally = outcome.groupBy("_d_reason", "_d_extra").count().collect()
+    n = sum(r["count"] for r in tally)
+    counts = _sales_counts(
+        read.outcomes,
+        conflicting=sum(r["count"] for r in tally if r["_d_reason"] == CONFLICTING_DUPLICATE),
+        extra=sum(r["count"] for r in tally if r["_d_extra"]),
+    )
     side = F.broadcast(outcome) if n <= _BROADCAST_KEYS else outcome
     joined = rows.join(side, "_row_id", "left")
     decided = F.col("_d_extra").isNotNull()
@@ -1495,16 +1543,28 @@ def resolve_sales_duplicates(read: SalesRead) -> tuple[DataFrame, DataFrame | No
         F.when(decided, F.col("_d_detail")).otherwise(F.col("detail")).alias("detail"),
         F.coalesce(F.col("_d_extra"), F.lit(False)).alias("_extra_duplicate"),
     )
-    return resolved, outcome
+    return resolved, outcome, counts
 
 
-def count_rows(sales: DataFrame, customers: DataFrame, groups: DataFrame) -> Counts:
-    """Count sales and customers by outcome and enriched rows by month, in one Spark job.
+def _sales_counts(outcomes: dict[str | None, int], *, conflicting: int, extra: int) -> SourceCounts:
+    """The sales records by final outcome: the row rules' counts (None: valid), with
+    ``conflicting`` valid rows now conflicting duplicates and ``extra`` exact copies."""
+    by_reason = {r: n for r, n in outcomes.items() if r is not None}
+    if conflicting:
+        by_reason[CONFLICTING_DUPLICATE] = conflicting
+    valid = outcomes.get(None, 0) - conflicting - extra
+    return SourceCounts(sum(outcomes.values()), valid, by_reason, extra)
 
-    ``groups`` is ``summary_groups`` of the enriched rows: the enriched rows are counted
-    through the very aggregate the summary table is written from. The three aggregates
-    are small; one union of them is one job instead of three (each job costs about half
-    a second of scheduling on a small input).
+
+def count_rows(sales: SourceCounts, customers: DataFrame, groups: DataFrame) -> Counts:
+    """Count customers by outcome and enriched rows by month, in one Spark job.
+
+    The sales records by outcome were counted as they were read (``sales``). ``groups``
+    is ``summary_groups`` of the enriched rows: the enriched rows are counted through
+    the very aggregate the summary table is written from, so the reconciliation before
+    the write holds the rows read against the rows about to be written. The aggregates
+    are small; one union of them is one job instead of two (each job costs about half a
+    second of scheduling on a small input).
     """
 
     def by_reason(df: DataFrame, what: str) -> DataFrame:
@@ -1535,11 +1595,10 @@ def count_rows(sales: DataFrame, customers: DataFrame, groups: DataFrame) -> Cou
         "rows",
         "unknown",
     )
-    found = by_reason(sales, "sales").unionByName(by_reason(customers, "customers"))
-    rows = found.unionByName(months).collect()
+    rows = by_reason(customers, "customers").unionByName(months).collect()
     enriched_rows = [r for r in rows if r["what"] == "enriched"]
     return Counts(
-        sales=_by_reason([r for r in rows if r["what"] == "sales"]),
+        sales=sales,
         customers=_by_reason([r for r in rows if r["what"] == "customers"]),
         months=sorted((r["year"], r["month"]) for r in enriched_rows),
         enriched_rows=sum(r["rows"] for r in enriched_rows),
@@ -1732,9 +1791,9 @@ def write_quarantine(run: RunContext, checked: Checked) -> DataFrame | None:
     reread: DataFrame | None = None
     with _phase("write_quarantine", run.durations) as phase:
         if counts.quarantined_total:
-            conflicts = counts.sales.by_reason.get("conflicting_duplicate", 0)
+            conflicts = counts.sales.by_reason.get(CONFLICTING_DUPLICATE, 0)
             rejected = checked.sales.where(
-                F.col("reason").isNotNull() & (F.col("reason") != "conflicting_duplicate")
+                F.col("reason").isNotNull() & (F.col("reason") != CONFLICTING_DUPLICATE)
             )
             if conflicts:
                 reread = conflicting_rows_with_raw(
@@ -1785,7 +1844,7 @@ def conflicting_rows_with_raw(
     exactly the conflicting rows; their number is checked against ``expected`` and, should
     it differ, every line of the files is parsed instead.
     """
-    conflicts = sales.where(F.col("reason") == "conflicting_duplicate")
+    conflicts = sales.where(F.col("reason") == CONFLICTING_DUPLICATE)
     found_ids = conflicts.select("transaction_id", "detail", "_row_id", "_source_file").persist()
     ids = found_ids.select("transaction_id", "detail").distinct()
     files = {r["_source_file"] for r in found_ids.select("_source_file").distinct().collect()}
@@ -1822,7 +1881,7 @@ def conflicting_rows_with_raw(
             .select(
                 *SALES_CONTENT,
                 "_source_file",
-                F.lit("conflicting_duplicate").alias("reason"),
+                F.lit(CONFLICTING_DUPLICATE).alias("reason"),
                 "detail",
                 "_raw_record",
                 F.lit(None).cast("binary").alias("_raw_bytes"),

@@ -460,6 +460,7 @@ def mixed_folder(spark, tmp_path_factory):
 
     Exact copies: A0000100 of a.csv in b.csv (fast/slow), A0000200 of a.csv in c.csv
     (fast/fast). Conflicting copies: C0000300 of c.csv in b.csv, A0000400 of a.csv in c.csv.
+    One row breaking a row rule in a.csv (read line by line) and one in b.csv (read whole).
     """
     work = tmp_path_factory.mktemp("mixed")
     folder = work / "sales"
@@ -476,7 +477,9 @@ def mixed_folder(spark, tmp_path_factory):
     b.add(conflicting(rows_c["C0000300"]))
     b.add_clean(400)
     b.add(["ML1", "2025-04-20", "C0005", "Desk\nlamp", "1", "45.25", "South", "45.25"])
+    b.add(["BQ1", "2025-04-21", "C0005", "Lamp", "0", "45.25", "South", "0.00"])
     b.add_clean(100)
+    a.add(["AQ1", "2025-04-22", "C0005", "Lamp", "1", "45.25", "South", "99.00"])
     c.add(rows_a["A0000200"])
     c.add(conflicting(rows_a["A0000400"]))
     a.write(folder / "a.csv", final_eol=False)  # the last line has no line end
@@ -490,7 +493,8 @@ def mixed_folder(spark, tmp_path_factory):
     versions: dict[str, set[tuple]] = {}
     for r in every:
         versions.setdefault(r[0], set()).add(tuple(r))
-    kept = [list(v.pop()) for v in versions.values() if len(v) == 1]
+    rejected = {"BQ1", "AQ1"}
+    kept = [list(v.pop()) for k, v in versions.items() if len(v) == 1 and k not in rejected]
     return {"m": m, "every": every, "kept": kept, "out": work / "out"}
 
 
@@ -498,9 +502,14 @@ def test_mixed_folder_rows_reconcile_with_duplicates_across_paths(mixed_folder):
     m, kept, out = mixed_folder["m"], mixed_folder["kept"], mixed_folder["out"]
     assert_reconciled(m)
     assert m["rows_read"]["sales"] == len(mixed_folder["every"])
-    assert m["rows_quarantined"] == {"conflicting_duplicate": 4}
+    assert m["rows_quarantined"] == {
+        "non_positive_quantity": 1,
+        "amount_mismatch": 1,
+        "conflicting_duplicate": 4,
+    }
+    assert m["rows_quarantined_by_source"]["sales"] == m["rows_quarantined"]
     assert m["duplicates_dropped"] == 2
-    assert m["rows_written"]["enriched"] == len(kept) == len(mixed_folder["every"]) - 6
+    assert m["rows_written"]["enriched"] == len(kept) == len(mixed_folder["every"]) - 8
     assert m["unknown_customers"] == unknown(kept)
     assert enriched_by_month(out) == by_month(kept)
     assert summary_by_month(out) == by_month(kept)
@@ -513,11 +522,16 @@ def test_mixed_folder_conflicting_copies_are_all_quarantined(mixed_folder):
     q = quarantine(mixed_folder["out"], "mix")
     files = {}
     for r in q:
-        assert r["reason"] == "conflicting_duplicate"
-        files.setdefault(r["record_id"], []).append(os.path.basename(r["source_file"]))
+        if r["reason"] == "conflicting_duplicate":
+            files.setdefault(r["record_id"], []).append(os.path.basename(r["source_file"]))
     assert {k: sorted(v) for k, v in files.items()} == {
         "C0000300": ["b.csv", "c.csv"],
         "A0000400": ["a.csv", "c.csv"],
+    }
+    others = {(r["record_id"], os.path.basename(r["source_file"]), r["reason"]) for r in q}
+    assert others - {(k, f, "conflicting_duplicate") for k, v in files.items() for f in v} == {
+        ("BQ1", "b.csv", "non_positive_quantity"),
+        ("AQ1", "a.csv", "amount_mismatch"),
     }
 
 
