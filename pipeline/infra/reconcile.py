@@ -410,7 +410,8 @@ def _find_our_key(config: PipelineConfig, kms: Any) -> dict[str, Any] | None:
                 continue
             if _contains(tags(config), marks):
                 meta = kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"]
-                if meta.get("KeyState") in USABLE_KEY_STATES:
+                usable = (meta.get("KeyUsage"), meta.get("KeySpec")) == (KEY_USAGE, KEY_SPEC)
+                if usable and meta.get("KeyState") in USABLE_KEY_STATES:
                     found.append(meta)
     return max(found, key=lambda m: m.get("CreationDate") or 0, default=None)
 
@@ -465,7 +466,8 @@ def _ensure_key(config: PipelineConfig, clients: Clients, account: Account) -> l
         raise DeployError(
             f"KMS key {key_id} behind {alias} is {meta.get('KeySpec')}/{meta.get('KeyUsage')}, "
             f"not {KEY_SPEC}/{KEY_USAGE}, which SNS needs; a key's spec cannot be changed: "
-            f"delete the alias {alias} and run `deploy.py up` again for a new key"
+            f"delete the alias {alias} (and schedule that key's deletion) and run "
+            "`deploy.py up` again for a new key"
         )
     if meta.get("KeyState") == "Disabled":
         kms.enable_key(KeyId=key_id)
