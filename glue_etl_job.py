@@ -572,6 +572,11 @@ JOB_SQL_CONF = {
     # compression scheme for them costs more than it saves (10M rows: 5 s more to persist).
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
     "spark.sql.maxConcurrentOutputFileWriters": "32",
+    # Read splits: Spark cuts the input into (input bytes / default parallelism) pieces,
+    # a multiple of the cores, unless that exceeds this cap. At the default cap (128 MB)
+    # a 605 MB file on 2 cores became 5 tasks, the last running alone; at 256 MB it is
+    # 4 (10M rows: the job 55 -> 51 s, plain Spark on the same settings 34 -> 30 s).
+    "spark.sql.files.maxPartitionBytes": "256m",
 }
 
 
