@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -50,6 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -612,6 +615,7 @@ def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = Non
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cores = os.cpu_count() or 2
+    cds = class_data_sharing_options()
     builder = (
         SparkSession.builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
         .appName(app_name)
@@ -621,7 +625,7 @@ def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = Non
         .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
         .config("spark.default.parallelism", str(max(4, 2 * cores)))
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", " ".join(["-Duser.timezone=UTC", *cds]))
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.adaptive.enabled", "true")
     )
@@ -629,8 +633,112 @@ def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = Non
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if any(o.startswith("-XX:ArchiveClassesAtExit=") for o in cds):
+        _cds_note_class_path(spark)
     apply_job_conf(spark)
     return spark
+
+
+# A local JVM starts faster from an archive of the classes Spark loaded the last time
+# (Java's class-data sharing): 10,000 rows, the whole job run 12 s -> 9.5 s. The archive
+# is made by one run (the JVM writes it as it exits), checked by a throwaway JVM before
+# any run relies on it (a truncated archive crashes the JVM that maps it), and kept per
+# Java runtime and Spark version. SALES_PIPELINE_CDS=0 turns it off.
+_CDS_QUIET = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
+_CDS_STALE_SECONDS = 600
+
+
+def class_data_sharing_options() -> list[str]:
+    """JVM options for the local driver: use the class archive, or make it; [] if neither."""
+    if os.environ.get("SALES_PIPELINE_CDS", "1") == "0":
+        return []
+    archive = _cds_archive_path()
+    if archive is None:
+        return []
+    if archive.is_file():
+        return [f"-XX:SharedArchiveFile={archive}", *_CDS_QUIET]
+    pending = archive.with_name(archive.name + ".new")
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        lock = archive.with_name(archive.name + ".lock")
+        if pending.is_file():
+            if _cds_archive_works(pending, lock):
+                pending.replace(archive)
+                return [f"-XX:SharedArchiveFile={archive}", *_CDS_QUIET]
+            if time.time() - pending.stat().st_mtime < _CDS_STALE_SECONDS:
+                return []  # another run may still be writing it
+            pending.unlink()
+        if lock.exists() and time.time() - lock.stat().st_mtime < _CDS_STALE_SECONDS:
+            return []  # another run is making it
+        lock.write_text("")  # the class path, once the JVM runs (_cds_note_class_path)
+    except OSError:  # no writable cache folder: start without sharing
+        return []
+    return [f"-XX:ArchiveClassesAtExit={pending}", *_CDS_QUIET]
+
+
+def _cds_archive_path() -> Path | None:
+    """Where the archive for this Java runtime and this pyspark lives (None: no Java 17+)."""
+    home = os.environ.get("JAVA_HOME")
+    if not home:
+        return None
+    try:
+        release = (Path(home) / "release").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^JAVA_VERSION="(\d+)', release, re.MULTILINE)
+    if not match or int(match.group(1)) < 17:
+        return None
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    names = sorted(p.name for p in jars.glob("*.jar")) if jars.is_dir() else []
+    key = "\n".join([os.path.realpath(home), release, pyspark.__version__, *names])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sales-pipeline"
+    return cache / f"spark-{pyspark.__version__}-java{match.group(1)}-{digest}.jsa"
+
+
+def _cds_note_class_path(spark: SparkSession) -> None:
+    """Write the driver JVM's class path into the lock: the archive is only valid with it."""
+    archive = _cds_archive_path()
+    if archive is None:
+        return
+    class_path = spark.sparkContext._jvm.System.getProperty("java.class.path")  # type: ignore[union-attr]
+    try:
+        archive.with_name(archive.name + ".lock").write_text(class_path)
+    except OSError:
+        pass
+
+
+def _cds_archive_works(candidate: Path, lock: Path) -> bool:
+    """True when a throwaway JVM with the driver's class path starts with ``candidate``.
+
+    A partial archive (its JVM killed while writing it) would crash every JVM that maps it.
+    """
+    java = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
+    try:
+        class_path = lock.read_text()
+    except OSError:
+        return False
+    if not class_path:
+        return False
+    try:
+        done = subprocess.run(
+            [
+                str(java),
+                "-Xshare:on",
+                f"-XX:SharedArchiveFile={candidate}",
+                "-cp",
+                class_path,
+                "-version",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 # --- reading: raw records, every one kept -----------------------------------------------
