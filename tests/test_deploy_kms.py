@@ -227,6 +227,46 @@ def test_down_schedules_the_key_for_deletion_and_removes_the_alias(deployed, con
     assert row["state"] == "missing"
 
 
+def test_down_finds_the_key_by_its_tags_when_the_alias_was_deleted_by_hand(deployed, config):
+    kms = deployed.kms
+    key_id = _key(deployed)["KeyId"]
+    kms.delete_alias(AliasName=ALIAS)
+    # Keys that are not ours, found by the same search, are kept: another prefix's,
+    # an untagged one, and one of ours already pending deletion (an earlier down's).
+    other_prefix = kms.create_key(
+        Description="another prefix's",
+        Tags=[
+            {"TagKey": "managed-by", "TagValue": "deploy.py"},
+            {"TagKey": "pipeline-prefix", "TagValue": "other"},
+        ],
+    )["KeyMetadata"]["KeyId"]
+    untagged = kms.create_key(Description="a team's key")["KeyMetadata"]["KeyId"]
+    earlier = kms.create_key(
+        Description="an earlier down's",
+        Tags=[
+            {"TagKey": "managed-by", "TagValue": "deploy.py"},
+            {"TagKey": "pipeline-prefix", "TagValue": "test-sales"},
+        ],
+    )["KeyMetadata"]["KeyId"]
+    kms.schedule_key_deletion(KeyId=earlier, PendingWindowInDays=30)
+    deletion_date = kms.describe_key(KeyId=earlier)["KeyMetadata"]["DeletionDate"]
+
+    deleted = infra.down(config, deployed)
+
+    line = (
+        f"KMS key {key_id} (scheduled for deletion in 7 days; found by its tags, "
+        "alias/test-sales-alerts was missing)"
+    )
+    assert [d for d in deleted if d.startswith("KMS key") or d.startswith("alias")] == [line]
+    assert deleted.index("topic test-sales-alerts (and its subscriptions)") < deleted.index(line)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert kms.describe_key(KeyId=other_prefix)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.describe_key(KeyId=untagged)["KeyMetadata"]["KeyState"] == "Enabled"
+    # Not scheduled again: its deletion date is the one it had.
+    assert kms.describe_key(KeyId=earlier)["KeyMetadata"]["DeletionDate"] == deletion_date
+    assert infra.down(config, deployed) == []
+
+
 def test_up_after_down_makes_a_new_key_and_leaves_the_old_one_to_its_deletion(deployed, config):
     kms = deployed.kms
     old = _key(deployed)["KeyId"]

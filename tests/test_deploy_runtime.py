@@ -584,9 +584,27 @@ def runs_going(deployed):
     return run_id
 
 
-def test_down_stops_a_running_crawl_and_job_run_then_deletes(deployed, config, runs_going):
+def _alerting(clients):
+    """The failures rule and the quarantine-rate alarm that exist now."""
+    rules = [r["Name"] for r in clients.events.list_rules()["Rules"]]
+    alarms = [a["AlarmName"] for a in clients.cloudwatch.describe_alarms()["MetricAlarms"]]
+    return rules, alarms
+
+
+def test_down_deletes_the_alerting_then_stops_the_runs_then_deletes(deployed, config, runs_going):
     glue = _GlueWithBatchStop(deployed.glue)
     seen = []
+    # What can still alert when the run is stopped: its STOPPED event matches the
+    # failures rule, which would mail the on-call address during a planned teardown.
+    alerting_at_stop = []
+    batch_stop = glue.batch_stop_job_run
+
+    def stop_and_look(**kwargs):
+        alerting_at_stop.append(_alerting(deployed))
+        return batch_stop(**kwargs)
+
+    glue.batch_stop_job_run = stop_and_look
+    assert _alerting(deployed) == (["test-sales-failures"], ["test-sales-quarantine-rate"])
 
     def glue_finishes_stopping(seconds):
         crawler = deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
@@ -608,7 +626,12 @@ def test_down_stops_a_running_crawl_and_job_run_then_deletes(deployed, config, r
     )
 
     assert glue.stop_requests == [[runs_going]]
+    assert alerting_at_stop == [([], [])]
     assert seen == [(10, "STOPPING", ["STOPPING"])]
+    assert deleted[:2] == [
+        "alarm test-sales-quarantine-rate",
+        "rule test-sales-failures (and its 1 target(s))",
+    ]
     assert "crawler test-sales-raw-crawler" in deleted
     assert "job test-sales-etl-job" in deleted
     assert deployed.glue.list_crawlers()["CrawlerNames"] == []
@@ -616,7 +639,9 @@ def test_down_stops_a_running_crawl_and_job_run_then_deletes(deployed, config, r
     assert deployed.s3.list_buckets()["Buckets"] == []
 
 
-def test_down_deletes_nothing_when_a_run_does_not_stop_in_time(deployed, config, runs_going):
+def test_down_deletes_only_the_alerting_when_a_run_does_not_stop_in_time(
+    deployed, config, runs_going
+):
     glue = _GlueWithBatchStop(deployed.glue)
     sleeps = []
 
@@ -630,11 +655,17 @@ def test_down_deletes_nothing_when_a_run_does_not_stop_in_time(deployed, config,
         )
 
     assert str(stuck.value) == (
-        "down deleted nothing: crawler test-sales-raw-crawler is STOPPING; "
+        "down deleted nothing but alarm test-sales-quarantine-rate, rule test-sales-failures "
+        "(and its 1 target(s)): crawler test-sales-raw-crawler is STOPPING; "
         f"job run {runs_going} is STOPPING after 60s of waiting for it to stop; check it in "
         "the Glue console and run `deploy.py down --yes` again"
     )
     assert sleeps == [10, 10, 10, 10, 10, 10]
+    # Only what alerts is gone (so that the stopped runs mail nothing); the rest is kept.
+    assert _alerting(deployed) == ([], [])
+    topics = deployed.sns.list_topics()["Topics"]
+    assert topics == [{"TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:test-sales-alerts"}]
+    assert deployed.glue.get_workflow(Name="test-sales-workflow")["Workflow"]
     assert deployed.glue.list_crawlers()["CrawlerNames"] == ["test-sales-raw-crawler"]
     assert deployed.glue.list_jobs()["JobNames"] == ["test-sales-etl-job"]
     assert len(deployed.s3.list_buckets()["Buckets"]) == 4

@@ -550,6 +550,24 @@ def test_resources_refer_to_each_other_so_they_are_created_in_order(
     ]
 
 
+def test_a_stack_cannot_switch_between_on_demand_and_scheduled(committed: dict[str, Any]) -> None:
+    """What README and the Schedule parameter say: the start trigger's Type follows whether
+    Schedule is empty, Type is create-only, and the trigger has a custom name, which
+    CloudFormation cannot replace; so only a cron-to-cron update works in place."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::Glue::Trigger")
+    create_only = schema.schema["createOnlyProperties"]
+    assert "/properties/Type" in create_only and "/properties/Name" in create_only
+    assert "/properties/Schedule" not in create_only
+    start = committed["Resources"]["WorkflowStartTrigger"]["Properties"]
+    assert start["Type"] == {"Fn::If": ["HasSchedule", "SCHEDULED", "ON_DEMAND"]}
+    assert start["Name"] == {"Fn::Sub": "${Prefix}-workflow-start"}
+    described = committed["Parameters"]["Schedule"]["Description"]
+    assert "Empty or not is fixed when the stack is created" in described
+    assert "delete and recreate the stack" in described
+
+
 def test_start_trigger_follows_the_schedule(committed: dict[str, Any]) -> None:
     on_demand = Stack(committed, {}, "123456789012", "us-east-1")
     trigger = on_demand.named("sales-pipeline-workflow-start", "AWS::Glue::Trigger")

@@ -243,6 +243,26 @@ def key_tags(kms: Any, key_id: str) -> dict[str, str]:
     return found
 
 
+def tagged_keys(config: PipelineConfig, kms: Any) -> list[dict[str, Any]]:
+    """DescribeKey's KeyMetadata of every KMS key tagged ours, in any state, looked for key
+    by key (ListKeys, ListResourceTags). For when our alias is gone: ``up`` points a new
+    alias at the key still there, ``down`` schedules its deletion (else it stays, $1/month)."""
+    found = []
+    for page in kms.get_paginator("list_keys").paginate():
+        for entry in page.get("Keys", []):
+            try:
+                marks = key_tags(kms, entry["KeyId"])
+            except ClientError as exc:
+                # Another team's key, an AWS managed key: not readable under
+                # deploy.py policy's tag conditions, and not ours either way.
+                if _code(exc) not in ("AccessDeniedException", "AccessDenied", "NotFoundException"):
+                    raise
+                continue
+            if _contains(tags(config), marks):
+                found.append(kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"])
+    return found
+
+
 def find_key(config: PipelineConfig, clients: Clients, account: Account) -> Found:
     """Read the alerts key behind our alias: existence and tags (no change). A key pending
     deletion still holds the alias, so it is found too."""

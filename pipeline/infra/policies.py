@@ -650,8 +650,9 @@ def deployer_policy(
                 "Resource": [alerts_key_alias_arn(config, account_id, partition), keys],
             },
             {
-                # Only when the alias was deleted while the topic exists: up looks for
-                # the key tagged ours to point a new alias at. No resource ARN.
+                # Only when the alias was deleted: up (while the topic exists) looks for
+                # the key tagged ours to point a new alias at, down to schedule its
+                # deletion. No resource ARN.
                 "Sid": "ListKeysToFindAlertsKey",
                 "Effect": "Allow",
                 "Action": ["kms:ListKeys"],

@@ -23,8 +23,8 @@ from pipeline.infra.ownership import (
     find_role,
     get_alarm,
     get_workgroup,
-    key_tags,
     not_ours_error,
+    tagged_keys,
 )
 from pipeline.infra.policies import glue_role_policy, glue_trust_policy
 from pipeline.infra.shared import (
@@ -346,24 +346,71 @@ def _ensure_workflow(config: PipelineConfig, clients: Clients) -> list[str]:
 
 # What UpdateTrigger can change; a trigger's Type and WorkflowName cannot be changed.
 _TRIGGER_UPDATABLE = ("Description", "Schedule", "Actions", "Predicate")
+# A trigger passes through these on its own (being made, started, stopped, updated or
+# deleted): up waits them out before acting on it.
+TRIGGER_TRANSIENT_STATES = ("CREATING", "ACTIVATING", "DEACTIVATING", "UPDATING", "DELETING")
+# The states StartTrigger is for (ACTIVATED needs nothing).
+TRIGGER_STARTABLE_STATES = ("CREATED", "DEACTIVATED")
+# Bounded like the bucket_exists and role_exists waits above: every second, 30 times.
+TRIGGER_POLL_SECONDS = 1.0
+TRIGGER_POLL_ATTEMPTS = 30
 
 
-def _ensure_trigger(config: PipelineConfig, clients: Clients, want: dict[str, Any]) -> list[str]:
+def _wait_for_trigger(
+    glue: Any, name: str, *, gone: bool, sleep: Callable[[float], None]
+) -> dict[str, Any] | None:
+    """GetTrigger until the trigger is in no transient state (return it) or is gone
+    (return None); with ``gone``, until it is gone, whatever its state.
+
+    Polls every :data:`TRIGGER_POLL_SECONDS`, at most :data:`TRIGGER_POLL_ATTEMPTS`
+    times, then raises :class:`DeployError`.
+    """
+    state = None
+    for attempt in range(TRIGGER_POLL_ATTEMPTS + 1):
+        try:
+            trigger = glue.get_trigger(Name=name)["Trigger"]
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            return None
+        state = trigger.get("State")
+        if not gone and state not in TRIGGER_TRANSIENT_STATES:
+            return trigger
+        if attempt < TRIGGER_POLL_ATTEMPTS:
+            log.info("waiting for trigger %s: %s", name, state)
+            sleep(TRIGGER_POLL_SECONDS)
+    waited = TRIGGER_POLL_ATTEMPTS * TRIGGER_POLL_SECONDS
+    until = "to be deleted" if gone else "to settle"
+    raise DeployError(
+        f"trigger {name} is still {state} after {waited:.0f}s of waiting for it {until}; "
+        "check it in the Glue console and run `deploy.py up` again"
+    )
+
+
+def _ensure_trigger(
+    config: PipelineConfig,
+    clients: Clients,
+    want: dict[str, Any],
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
     """Create the trigger, update it, or (for another type or workflow) replace it; then
-    activate it when it must be active (a scheduled or conditional trigger fires only then)."""
+    activate it when it must be active (a scheduled or conditional trigger fires only then).
+
+    A trigger in a transient state (CREATING, ACTIVATING, ...) is waited for first, and a
+    replaced one until it is gone (DELETING takes a while on AWS, and CreateTrigger under
+    its name fails meanwhile); ``sleep`` is how these waits sleep.
+    """
     glue = clients.glue
     name = want["Name"]
     create = {**want, "Tags": tags(config)}
-    try:
-        trigger = glue.get_trigger(Name=name)["Trigger"]
-    except ClientError as exc:
-        if _code(exc) != "EntityNotFoundException":
-            raise
+    trigger = _wait_for_trigger(glue, name, gone=False, sleep=sleep)
+    if trigger is None:
         glue.create_trigger(**create)
         return [f"created trigger {name} ({want['Type']})"]
     changes = []
     if trigger.get("Type") != want["Type"] or trigger.get("WorkflowName") != want["WorkflowName"]:
         glue.delete_trigger(Name=name)
+        _wait_for_trigger(glue, name, gone=True, sleep=sleep)
         glue.create_trigger(**create)
         return [f"replaced trigger {name}: {trigger.get('Type')} -> {want['Type']}"]
     # An empty member (say a Predicate {} on an ON_DEMAND trigger) counts as absent.
@@ -372,8 +419,14 @@ def _ensure_trigger(config: PipelineConfig, clients: Clients, want: dict[str, An
     if not _contains(wanted, current) or set(current) - set(wanted):
         glue.update_trigger(Name=name, TriggerUpdate={"Name": name, **wanted})
         changes.append(f"updated trigger {name}")
-        trigger = glue.get_trigger(Name=name)["Trigger"]
-    if want.get("StartOnCreation") and trigger.get("State") != "ACTIVATED":
+        trigger = _wait_for_trigger(glue, name, gone=False, sleep=sleep)
+        if trigger is None:
+            raise DeployError(
+                f"trigger {name} was deleted while up was updating it; run `deploy.py up` again"
+            )
+    # Only CREATED or DEACTIVATED: an ACTIVATED trigger needs nothing, and the transient
+    # states were waited out above.
+    if want.get("StartOnCreation") and trigger.get("State") in TRIGGER_STARTABLE_STATES:
         glue.start_trigger(Name=name)
         changes.append(f"activated trigger {name} (was {trigger.get('State')})")
     return changes
@@ -394,25 +447,15 @@ def _create_key(config: PipelineConfig, kms: Any, account: Account) -> dict[str,
 
 
 def _find_our_key(config: PipelineConfig, kms: Any) -> dict[str, Any] | None:
-    """The newest usable key tagged ours, looked for key by key (ListKeys, ListResourceTags),
-    or None. Only when the alias is gone but the topic is there: the key is most likely
-    still there too, and making another would leave it behind, billed, unmanaged."""
-    found = []
-    for page in kms.get_paginator("list_keys").paginate():
-        for entry in page.get("Keys", []):
-            try:
-                marks = key_tags(kms, entry["KeyId"])
-            except ClientError as exc:
-                # Another team's key, an AWS managed key: not readable under
-                # deploy.py policy's tag conditions, and not ours either way.
-                if _code(exc) not in ("AccessDeniedException", "AccessDenied", "NotFoundException"):
-                    raise
-                continue
-            if _contains(tags(config), marks):
-                meta = kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"]
-                usable = (meta.get("KeyUsage"), meta.get("KeySpec")) == (KEY_USAGE, KEY_SPEC)
-                if usable and meta.get("KeyState") in USABLE_KEY_STATES:
-                    found.append(meta)
+    """The newest usable key tagged ours (see :func:`tagged_keys`), or None. Only when the
+    alias is gone but the topic is there: the key is most likely still there too, and
+    making another would leave it behind, billed, unmanaged."""
+    found = [
+        meta
+        for meta in tagged_keys(config, kms)
+        if (meta.get("KeyUsage"), meta.get("KeySpec")) == (KEY_USAGE, KEY_SPEC)
+        and meta.get("KeyState") in USABLE_KEY_STATES
+    ]
     return max(found, key=lambda m: m.get("CreationDate") or 0, default=None)
 
 
@@ -588,13 +631,18 @@ def _ensure_alarm(
 
 
 def ensure_operations(
-    config: PipelineConfig, clients: Clients, account: Account, ops: Operations
+    config: PipelineConfig,
+    clients: Clients,
+    account: Account,
+    ops: Operations,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[str]:
     """The workflow and its triggers, the alerts key, the alerts topic (and subscription),
-    the failures rule and the quarantine-rate alarm: created, or put back to ``ops`` and the specs."""
+    the failures rule and the quarantine-rate alarm: created, or put back to ``ops`` and the
+    specs. ``sleep`` is how the waits for a trigger in a transient state sleep."""
     changes = _ensure_workflow(config, clients)
-    changes += _ensure_trigger(config, clients, start_trigger_spec(config, ops))
-    changes += _ensure_trigger(config, clients, job_trigger_spec(config))
+    changes += _ensure_trigger(config, clients, start_trigger_spec(config, ops), sleep=sleep)
+    changes += _ensure_trigger(config, clients, job_trigger_spec(config), sleep=sleep)
     changes += _ensure_key(config, clients, account)
     changes += _ensure_topic(config, clients, account, ops)
     changes += _ensure_rule(config, clients, account)
@@ -622,7 +670,7 @@ def up(
 
     ``ops`` are the flags for the workflow's schedule, the alert email and the alarm's
     threshold (default: on demand, none, 5%). ``sleep`` is how the IAM-propagation
-    retries wait (tests pass a recorder).
+    retries and the waits for a trigger in a transient state sleep (tests pass a recorder).
     """
     ops = ops or Operations()
     problems = ops.problems()
@@ -650,7 +698,7 @@ def up(
     changes += _ensure_crawler(config, clients, arn, sleep=sleep)
     changes += _ensure_job(config, clients, arn, sleep=sleep)
     changes += _ensure_workgroup(config, clients)
-    changes += ensure_operations(config, clients, account, ops)
+    changes += ensure_operations(config, clients, account, ops, sleep=sleep)
     for change in changes:
         log.info("%s", change)
     # The DDL is CREATE ... IF NOT EXISTS: safe to repeat, so not counted as a change,

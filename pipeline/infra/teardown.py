@@ -1,6 +1,8 @@
 """`down`: delete only what carries `up`'s marks, each bucket emptied first.
 
-A running crawl or job run is stopped, and waited for, before anything is deleted.
+The alarm and the failures rule go first, so that stopping a run mails no failure
+alert; then a running crawl or job run is stopped, and waited for, before anything
+else is deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipeline.infra.ownership import (
     find_trigger,
     find_workflow,
     find_workgroup,
+    tagged_keys,
 )
 from pipeline.infra.shared import Account, Clients, DeployError, _code, service_client
 from pipeline.infra.specs import (
@@ -73,8 +76,8 @@ def stop_runs(
     then wait until the crawler is READY and no run is active; return what was stopped.
 
     Deleting a running crawler fails, and a run left going keeps writing: so ``down``
-    stops both first. Waits at most ``timeout_seconds``, then raises :class:`DeployError`
-    (nothing is deleted yet).
+    stops both before deleting them. Waits at most ``timeout_seconds``, then raises
+    :class:`DeployError` (saying what is still going; the caller says what it deleted).
     """
     stopped: list[str] = []
     if crawler and _crawler_state(glue, config.crawler_name) == "RUNNING":
@@ -131,10 +134,21 @@ def stop_runs(
     still = busy()
     if still:
         raise DeployError(
-            f"down deleted nothing: {'; '.join(still)} after {timeout_seconds:.0f}s of waiting "
-            "for it to stop; check it in the Glue console and run `deploy.py down --yes` again"
+            f"{'; '.join(still)} after {timeout_seconds:.0f}s of waiting for it to stop; "
+            "check it in the Glue console and run `deploy.py down --yes` again"
         )
     return stopped
+
+
+# A key in these states is on its way out: down schedules nothing for it.
+GONE_KEY_STATES = ("PendingDeletion", "PendingReplicaDeletion")
+
+
+def _schedule_key_deletion(kms: Any, key_id: str, note: str = "") -> str:
+    """ScheduleKeyDeletion with KMS's shortest waiting period; the line for ``down``'s list."""
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=KEY_DELETION_WINDOW_DAYS)
+    more = f"; {note}" if note else ""
+    return f"KMS key {key_id} (scheduled for deletion in {KEY_DELETION_WINDOW_DAYS} days{more})"
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -168,8 +182,10 @@ def down(
 ) -> list[str]:
     """Delete what ``up`` made (only resources carrying its marks); return what was deleted.
 
-    A running crawl or job run of ours is stopped and waited for first (see
-    :func:`stop_runs`); ``sleep`` is how that wait sleeps.
+    The alarm and the failures rule first: a job run stopped by ``down`` ends STOPPED, an
+    event the rule matches, and a planned teardown must not mail the on-call address a
+    failure. Then a running workflow run, crawl or job run of ours is stopped and waited
+    for (see :func:`stop_runs`; ``sleep`` is how that wait sleeps), before anything else.
     """
     clients = clients or Clients.for_config(config)
     account = Account.of(clients)
@@ -189,28 +205,8 @@ def down(
     job_is_ours = ours(find_job(config, clients, account))
     crawler_is_ours = ours(find_crawler(config, clients, account))
     workflow_is_ours = ours(find_workflow(config, clients, account))
-    if workflow_is_ours:
-        # A running workflow run would start the job after the crawl: stop it first.
-        runs = clients.glue.get_workflow_runs(Name=config.workflow_name).get("Runs", [])
-        for run in runs:
-            if run.get("Status") == "RUNNING":
-                clients.glue.stop_workflow_run(
-                    Name=config.workflow_name, RunId=run["WorkflowRunId"]
-                )
-                log.info("stopping workflow run %s", run["WorkflowRunId"])
-    # Before any delete: a running crawler cannot be deleted, and down must not stop half-way.
-    stop_runs(
-        config,
-        clients.glue,
-        crawler=crawler_is_ours,
-        job=job_is_ours,
-        sleep=sleep,
-        poll_seconds=stop_poll_seconds,
-        timeout_seconds=stop_timeout_seconds,
-    )
 
-    # What watches and schedules the pipeline first: the alarm and the rule notify the
-    # topic, the triggers belong to the workflow (a rule's targets go before the rule).
+    # What alerts first, before any run is stopped (a rule's targets go before the rule).
     if ours(find_alarm(config, clients, account)):
         cloudwatch = service_client(config, clients, "cloudwatch")
         cloudwatch.delete_alarms(AlarmNames=[config.quarantine_alarm_name])
@@ -223,27 +219,57 @@ def down(
             events.remove_targets(Rule=rule, Ids=ids)
         events.delete_rule(Name=rule)
         deleted.append(f"rule {rule} (and its {len(ids)} target(s))")
+
+    # Before any other delete: a running crawler cannot be deleted, and down must not
+    # stop half-way.
+    try:
+        if workflow_is_ours:
+            # A running workflow run would start the job after the crawl: stop it first.
+            runs = clients.glue.get_workflow_runs(Name=config.workflow_name).get("Runs", [])
+            for run in runs:
+                if run.get("Status") == "RUNNING":
+                    clients.glue.stop_workflow_run(
+                        Name=config.workflow_name, RunId=run["WorkflowRunId"]
+                    )
+                    log.info("stopping workflow run %s", run["WorkflowRunId"])
+        stop_runs(
+            config,
+            clients.glue,
+            crawler=crawler_is_ours,
+            job=job_is_ours,
+            sleep=sleep,
+            poll_seconds=stop_poll_seconds,
+            timeout_seconds=stop_timeout_seconds,
+        )
+    except DeployError as exc:
+        done = f"nothing but {', '.join(deleted)}" if deleted else "nothing"
+        raise DeployError(f"down deleted {done}: {exc}") from exc
+
+    # The topic the alarm and the rule notified, then what schedules the pipeline: the
+    # triggers belong to the workflow.
     if ours(find_topic(config, clients, account)):
         arn = topic_arn(config, account.account_id, account.partition)
         service_client(config, clients, "sns").delete_topic(TopicArn=arn)
         deleted.append(f"topic {config.alerts_topic_name} (and its subscriptions)")
     # The key after the topic it encrypts. KMS deletes a key only after a waiting period
     # (the shortest, 7 days); one already pending deletion counts as gone.
-    if ours(find_key(config, clients, account)):
-        kms = service_client(config, clients, "kms")
-        alias = config.alerts_key_alias
+    kms = service_client(config, clients, "kms")
+    alias = config.alerts_key_alias
+    key = find_key(config, clients, account)
+    if ours(key):
         meta = alias_key(kms, alias)
         if meta is not None:
-            if meta.get("KeyState") != "PendingDeletion":
-                kms.schedule_key_deletion(
-                    KeyId=meta["KeyId"], PendingWindowInDays=KEY_DELETION_WINDOW_DAYS
-                )
-                deleted.append(
-                    f"KMS key {meta['KeyId']} (scheduled for deletion in "
-                    f"{KEY_DELETION_WINDOW_DAYS} days)"
-                )
+            if meta.get("KeyState") not in GONE_KEY_STATES:
+                deleted.append(_schedule_key_deletion(kms, meta["KeyId"]))
             kms.delete_alias(AliasName=alias)
             deleted.append(f"alias {alias}")
+    elif not key.exists:
+        # The alias was deleted by hand: the key, still tagged ours, is found by its tags
+        # (as `up` finds it to restore the alias); left, it would cost $1/month forever.
+        for meta in tagged_keys(config, kms):
+            if meta.get("KeyState") not in GONE_KEY_STATES:
+                note = f"found by its tags, {alias} was missing"
+                deleted.append(_schedule_key_deletion(kms, meta["KeyId"], note))
     for trigger in (config.job_trigger_name, config.start_trigger_name):
         if ours(find_trigger(config, clients, account, trigger)):
             clients.glue.delete_trigger(Name=trigger)
@@ -290,13 +316,15 @@ def down(
 def down_plan(config: PipelineConfig) -> list[str]:
     """Return what ``down`` would delete, without calling AWS."""
     return [
-        f"(first: stop a running run of workflow {config.workflow_name}, a running crawl of "
-        f"{config.crawler_name} and active runs of {config.job_name})",
         f"cloudwatch-alarm {config.quarantine_alarm_name}",
         f"events-rule {config.failures_rule_name} (its targets first)",
+        f"(then: stop a running run of workflow {config.workflow_name}, a running crawl of "
+        f"{config.crawler_name} and active runs of {config.job_name}, and wait for them; "
+        "after the alarm and the rule, so that a stopped run mails no failure alert)",
         f"sns-topic {config.alerts_topic_name} with its subscriptions",
         f"kms-key behind {config.alerts_key_alias}: scheduled for deletion in "
-        f"{KEY_DELETION_WINDOW_DAYS} days (unless already pending), then the alias",
+        f"{KEY_DELETION_WINDOW_DAYS} days (unless already pending), then the alias; "
+        "without the alias, the keys tagged ours",
         f"glue-trigger {config.job_trigger_name}",
         f"glue-trigger {config.start_trigger_name}",
         f"glue-workflow {config.workflow_name}",

@@ -601,7 +601,10 @@ def parameters() -> dict[str, Any]:
             "Default": "",
             "Description": (
                 'When the workflow starts, as a Glue cron expression, e.g. "cron(0 6 * * ? *)" '
-                "(06:00 UTC daily); empty: on demand only (deploy.py up --schedule)"
+                "(06:00 UTC daily); empty: on demand only (deploy.py up --schedule). Empty or "
+                "not is fixed when the stack is created: the start trigger's Type follows it "
+                "and cannot be updated, so to switch delete and recreate the stack (one cron "
+                "to another is an ordinary update)"
             ),
             "AllowedPattern": f"^$|^{specs._CRON.pattern}$",
             "ConstraintDescription": "empty, or cron(...) with six fields",
