@@ -45,6 +45,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -692,7 +693,8 @@ def _cds_archive_path() -> Path | None:
 
     jars = Path(pyspark.__file__).parent / "jars"
     names = sorted(p.name for p in jars.glob("*.jar")) if jars.is_dir() else []
-    key = "\n".join([os.path.realpath(home), release, pyspark.__version__, *names])
+    # The archive holds only with the class path it was made with: the jars' folder too.
+    key = "\n".join([os.path.realpath(home), release, str(jars.resolve()), *names])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sales-pipeline"
     return cache / f"spark-{pyspark.__version__}-java{match.group(1)}-{digest}.jsa"
@@ -723,19 +725,22 @@ def _cds_archive_works(candidate: Path, lock: Path) -> bool:
     if not class_path:
         return False
     try:
-        done = subprocess.run(
-            [
-                str(java),
-                "-Xshare:on",
-                f"-XX:SharedArchiveFile={candidate}",
-                "-cp",
-                class_path,
-                "-version",
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        # In a folder of its own: a crashing JVM leaves its hs_err_pid<N>.log where it runs.
+        with tempfile.TemporaryDirectory() as scratch:
+            done = subprocess.run(
+                [
+                    str(java),
+                    "-Xshare:on",
+                    f"-XX:SharedArchiveFile={candidate}",
+                    "-cp",
+                    class_path,
+                    "-version",
+                ],
+                cwd=scratch,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0

@@ -136,3 +136,4 @@ def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):
     truncated.write_bytes(archive.read_bytes()[:1_000_000])
     assert job._cds_archive_works(archive, Path(f"{archive}.lock"))
     assert not job._cds_archive_works(truncated, Path(f"{archive}.lock"))
+    assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the crash log stays out of here
