@@ -647,6 +647,9 @@ def build_local_spark(app_name: str = DEFAULT_JOB_NAME, master: str | None = Non
 # Java runtime and Spark version. SALES_PIPELINE_CDS=0 turns it off.
 _CDS_QUIET = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 _CDS_STALE_SECONDS = 600
+# An archive not written to for this long is finished (or its writer is gone): only then
+# is it checked, so the check never maps a file still being written.
+_CDS_SETTLED_SECONDS = 20
 
 
 def class_data_sharing_options() -> list[str]:
@@ -663,11 +666,14 @@ def class_data_sharing_options() -> list[str]:
         archive.parent.mkdir(parents=True, exist_ok=True)
         lock = archive.with_name(archive.name + ".lock")
         if pending.is_file():
+            age = time.time() - pending.stat().st_mtime
+            if age < _CDS_SETTLED_SECONDS:
+                return []  # still being written
             if _cds_archive_works(pending, lock):
                 pending.replace(archive)
                 return [f"-XX:SharedArchiveFile={archive}", *_CDS_QUIET]
-            if time.time() - pending.stat().st_mtime < _CDS_STALE_SECONDS:
-                return []  # another run may still be writing it
+            if age < _CDS_STALE_SECONDS:
+                return []  # not usable yet; removed once stale
             pending.unlink()
         if lock.exists() and time.time() - lock.stat().st_mtime < _CDS_STALE_SECONDS:
             return []  # another run is making it

@@ -125,6 +125,9 @@ def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):
     ):
         time.sleep(2)
     assert job._cds_archive_works(pending, Path(f"{archive}.lock"))
+    assert job.class_data_sharing_options() == []  # just written: not taken yet
+    settled = time.time() - 60
+    os.utime(pending, (settled, settled))
     second = _run(tmp_path, "second")
     assert archive.is_file() and not pending.exists()  # checked, then put in place
     for key in ("rows_read", "rows_written", "quarantined_total", "unknown_customers"):
