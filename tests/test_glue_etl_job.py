@@ -78,6 +78,13 @@ SALES_CASES = [
     (with_field(unit_price="10.505"), "invalid_type"),
     (with_field(total_amount="21,00"), "invalid_type"),
     (with_field(total_amount="123456789012.00"), "invalid_type"),
+    # The four typed fields are matched as one "|"-joined text first: a "|" in a field
+    # must not let a wrong format through.
+    (with_field(quantity="2|2"), "invalid_type"),
+    (with_field(unit_price="10.50|10.50"), "invalid_type"),
+    (with_field(date="2025-06-01|2"), "invalid_date"),
+    (with_field(date="2025-06-01|2", quantity=None), "missing_field"),
+    (with_field(date="2025-06-01 13:45", total_amount="+21.00"), None),
     (with_field(date="2025-02-30"), "invalid_date"),
     (with_field(date="06/01/2025"), "invalid_date"),
     (with_field(date="yesterday"), "invalid_date"),
