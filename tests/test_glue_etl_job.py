@@ -9,11 +9,12 @@ import subprocess
 import sys
 import types
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
 from etl_expectations import expected_from_raw
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 import glue_etl_job as job
@@ -278,6 +279,46 @@ def test_summarize_by_region_product_month_with_half_up_average(spark):
             ("North", "Laptop", Decimal("5.00"), 1, Decimal("5.00"), 2025, 5),
         ]
     )
+
+
+def test_summary_groups_sum_and_average_exactly_at_the_extremes(spark):
+    """Integer-cent sums give what DECIMAL arithmetic gives: Python's Decimal and Spark's own
+    sum/avg, for the largest DECIMAL(12,2), negatives and half-cent averages."""
+    amounts = {
+        "big": ["9999999999.99", "9999999999.99", "9999999999.98"],
+        "mixed": ["-0.01", "0.02", "-9999999999.99", "1234567.89"],
+        "half": ["0.01", "0.02", "0.02", "0.02"],  # 0.0175 -> 0.02
+        "thirds": ["0.01", "0.01", "0.02"],  # 0.013333 -> 0.01
+        "neg": ["-0.05", "-0.10"],  # -0.075 -> -0.08
+    }
+    rows = [
+        (2025, 6, region, "P", Decimal(a), i % 2 == 0)
+        for region, values in amounts.items()
+        for i, a in enumerate(values)
+    ]
+    df = spark.createDataFrame(
+        rows,
+        "year int, month int, region string, product string, total_amount decimal(12,2), "
+        "_known_customer boolean",
+    )
+    got = {
+        r["region"]: (r["total_revenue"], r["transaction_count"], r["avg_transaction_value"])
+        for r in job.summary_groups(df).collect()
+    }
+    expected = {}
+    for region, values in amounts.items():
+        total = sum(Decimal(a) for a in values)
+        mean = (total / len(values)).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+        expected[region] = (total, len(values), mean.quantize(Decimal("0.01"), ROUND_HALF_UP))
+    assert got == expected
+    spark_decimal = df.groupBy("region").agg(
+        F.sum("total_amount").cast(job.REVENUE).alias("total_revenue"),
+        F.count(F.lit(1)).alias("transaction_count"),
+        F.avg("total_amount").cast(job.MONEY).alias("avg_transaction_value"),
+    )
+    assert {r["region"]: tuple(r)[1:] for r in spark_decimal.collect()} == expected
+    unknown = {r["region"]: r["_unknown"] for r in job.summary_groups(df).collect()}
+    assert unknown == {"big": 1, "mixed": 2, "half": 2, "thirds": 1, "neg": 1}
 
 
 def test_quarantine_records_keep_source_reason_raw_text_and_bytes(spark):
