@@ -140,3 +140,19 @@ def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):
     assert job._cds_archive_works(archive, Path(f"{archive}.lock"))
     assert not job._cds_archive_works(truncated, Path(f"{archive}.lock"))
     assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the crash log stays out of here
+
+
+def test_a_replaced_jar_gives_another_archive(cache, tmp_path, monkeypatch):
+    """A reinstalled pyspark (same jar names, same folder, new files) needs a new archive:
+    the JVM would refuse the old one and start without sharing."""
+    import pyspark
+
+    jars = tmp_path / "pyspark" / "jars"
+    jars.mkdir(parents=True)
+    (jars / "a.jar").write_bytes(b"first")
+    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "pyspark" / "__init__.py"))
+    first = job._cds_archive_path()
+    assert job._cds_archive_path() == first  # the same files: the same archive
+    (jars / "a.jar").write_bytes(b"again")  # same name and size, written anew
+    os.utime(jars / "a.jar", ns=(1, 1))
+    assert job._cds_archive_path() != first

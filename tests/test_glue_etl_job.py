@@ -383,6 +383,32 @@ def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(sp
     assert q["Q5"]["raw_bytes"] is None
 
 
+def test_odd_quotes_flags_lines_with_an_odd_number_of_quote_characters(spark):
+    """A line opens or closes a quoted line break exactly when it holds an odd number of "."""
+    lines = {
+        "a,b,c": False,
+        'a,"b",c': False,
+        'a,"b ""x"" c",d': False,  # four quotes: an escaped pair inside a quoted field
+        'a,"b': True,  # opens a quoted field that goes on past the line
+        'c",d': True,  # closes one
+        '"""': True,
+        '"x""y': True,
+        "": False,
+        'Caf\u00e9 "': True,  # a multi-byte character before the quote
+    }
+    df = spark.createDataFrame([(line,) for line in lines], "value string")
+    got = dict(df.select("value", job._odd_quotes(F.col("value")).alias("odd")).collect())
+    assert got == lines
+
+
+def test_the_local_driver_jvm_runs_the_parallel_collector(spark):
+    """build_local_spark starts its JVM with -XX:+UseParallelGC (G1 is Java's default)."""
+    jvm = spark.sparkContext._jvm
+    beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    names = sorted(beans.get(i).getName() for i in range(beans.size()))
+    assert names == ["PS MarkSweep", "PS Scavenge"]
+
+
 # Lines that are records on their own but awkward: both sales readers must agree on each.
 ONE_LINE_CASES = [
     b'P1,2025-06-01,C1,"Gadget, ""big""",1,5.00,North,5.00',  # quoted comma, "" escape
