@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -626,6 +627,127 @@ def test_read_plan_reads_the_generated_file_in_parallel(generated):
     assert parallel == ["sales.csv"]
     assert multiline == []
     assert tasks > 1
+
+
+# --- counting as the rows stream by (observed metrics) and by a scan per file ----------------
+
+
+def observed(files: list[str], headers: int, odd: int, valid: int, **reasons: int) -> dict:
+    """The metrics ``_line_metrics`` observes, written by hand."""
+    counts = {r: reasons.get(r, 0) for r in job.SALES_REASONS}
+    return {
+        "valid": valid,
+        **counts,
+        "_records": valid + sum(counts.values()),
+        "_headers": headers,
+        "_odd_quotes": odd,
+        "_header_files": json.dumps(files),
+    }
+
+
+def test_observed_counts_give_every_file_one_header_and_the_records_by_outcome():
+    seen, outcomes = job._lines_by_observation(
+        observed(["file:/a.csv", "file:/b.csv"], 2, 0, 7, invalid_type=2, future_date=1), 2
+    )
+    assert seen == {
+        "file:/a.csv": {"headers": 1, "odd_quotes": 0},
+        "file:/b.csv": {"headers": 1, "odd_quotes": 0},
+    }
+    assert {reason: n for _, reason, n in outcomes if n} == {
+        None: 7,
+        "invalid_type": 2,
+        "future_date": 1,
+    }
+    assert {f for f, _, _ in outcomes} == {None}
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        observed(["a", "b"], 2, 1, 7),  # a quoted line break somewhere
+        observed(["a", "b"], 3, 0, 7),  # a data line equal to a header
+        observed(["a"], 2, 0, 7),  # one file with two header lines, one with none
+        {**observed(["a", "b"], 2, 0, 7), "_records": 8},  # an outcome not counted
+        {},  # nothing observed
+    ],
+    ids=["odd_quotes", "extra_header", "headers_in_one_file", "records_unaccounted", "none"],
+)
+def test_observed_counts_are_not_enough_when_a_file_may_need_the_multiline_reader(metrics):
+    assert job._lines_by_observation(metrics, 2) is None
+
+
+def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
+    spark, tmp_path, monkeypatch
+):
+    """No transaction id repeats, so the action's result is empty: the metrics must
+    survive that (adaptive execution's rule for empty relations drops the plan that
+    holds them unless the job turns it off)."""
+    f = SalesFile(b"\n", clean_rows(seed=61, prefix="O"))
+    f.add_clean(2_000)
+    f.add_bad(b"OQ1,2025-04-22,C0005,Lamp,0,45.25,South,0.00")
+    sales = f.write(tmp_path / "sales.csv")
+
+    def no_scan(rows):
+        raise AssertionError("counted by a scan of the persisted rows")
+
+    monkeypatch.setattr(job, "_lines_by_file", no_scan)
+    args = job.JobArgs(
+        sales_path=str(sales),
+        customers_path=str(write_customers(tmp_path / "customers.ndjson")),
+        output_path=str(tmp_path / "out"),
+    )
+    read = job.read_and_check_sales(spark, job.plan_inputs(args, None), date(2026, 1, 1))
+    try:
+        assert read.repeated_count == 0
+        assert read.outcomes == {None: 2_000, "non_positive_quantity": 1}
+        assert [os.path.basename(p) for p in read.parallel_files] == ["sales.csv"]
+        assert read.multiline_files == []
+    finally:
+        for df in read.persisted:
+            df.unpersist()
+
+
+@pytest.fixture(scope="module")
+def plain_folder(spark, tmp_path_factory):
+    """Three files read line by line (LF; BOM + CRLF; LF), counted twice: from the metrics
+    observed while the rows were persisted, and (``_ran_once`` false, as after a stage
+    was run again) by a scan per file. One rejected row in each of the first two files and
+    an exact copy of a.csv's row in c.csv."""
+    work = tmp_path_factory.mktemp("plain_folder")
+    folder = work / "sales"
+    folder.mkdir()
+    a = SalesFile(b"\n", clean_rows(seed=51, prefix="A"))
+    b = SalesFile(b"\r\n", clean_rows(seed=52, prefix="B"), bom=True)
+    c = SalesFile(b"\n", clean_rows(seed=53, prefix="C"))
+    for f in (a, b, c):
+        f.add_clean(3_000)
+    a.add_bad(b"AQ1,2025-04-22,C0005,Lamp,0,45.25,South,0.00")
+    b.add_bad(b"BQ1,2025-04-22,C0005,Lamp,1,45.25,South,99.00")
+    c.add(a.rows[10])
+    for name, f in (("a.csv", a), ("b.csv", b), ("c.csv", c)):
+        f.write(folder / name)
+    customers = write_customers(work / "customers.ndjson")
+    runs = {"observed": run_in_process(spark, folder, customers, work / "out1", "p1", SPLIT_3)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(job, "_ran_once", lambda spark, group: False)
+        runs["scanned"] = run_in_process(spark, folder, customers, work / "out2", "p2", SPLIT_3)
+    return runs
+
+
+@pytest.mark.parametrize("how", ["observed", "scanned"])
+def test_plain_folder_counts_and_read_plan(plain_folder, how):
+    m = plain_folder[how]
+    assert_reconciled(m)
+    assert m["rows_read"]["sales"] == 3 * 3_000 + 3
+    assert m["rows_quarantined_by_source"]["sales"] == {
+        "non_positive_quantity": 1,
+        "amount_mismatch": 1,
+    }
+    assert m["duplicates_dropped"] == 1
+    assert m["rows_written"]["enriched"] == 3 * 3_000
+    tasks, parallel, multiline = read_plan(m)
+    assert (parallel, multiline) == (["a.csv", "b.csv", "c.csv"], [])
+    assert tasks >= 3
 
 
 # --- 5. leftovers of a crashed run ----------------------------------------------------------------
