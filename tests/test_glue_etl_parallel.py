@@ -496,7 +496,8 @@ def mixed_folder(spark, tmp_path_factory):
         versions.setdefault(r[0], set()).add(tuple(r))
     rejected = {"BQ1", "AQ1"}
     kept = [list(v.pop()) for k, v in versions.items() if len(v) == 1 and k not in rejected]
-    return {"m": m, "every": every, "kept": kept, "out": work / "out"}
+    files = {"a.csv": a, "b.csv": b, "c.csv": c}
+    return {"m": m, "every": every, "kept": kept, "out": work / "out", "files": files}
 
 
 def test_mixed_folder_rows_reconcile_with_duplicates_across_paths(mixed_folder):
@@ -534,6 +535,69 @@ def test_mixed_folder_conflicting_copies_are_all_quarantined(mixed_folder):
         ("BQ1", "b.csv", "non_positive_quantity"),
         ("AQ1", "a.csv", "amount_mismatch"),
     }
+
+
+def test_mixed_folder_conflicting_copies_keep_their_exact_lines(mixed_folder):
+    """Read again by row id (a.csv, c.csv: CRLF) or whole (b.csv: a quoted line break)."""
+    files = mixed_folder["files"]
+    got = {
+        (r["record_id"], os.path.basename(r["source_file"])): r["raw_record"]
+        for r in quarantine(mixed_folder["out"], "mix")
+        if r["reason"] == "conflicting_duplicate"
+    }
+    assert got == {
+        (tid, name): files[name].lines[tid].decode()
+        for tid, names in (("C0000300", ("b.csv", "c.csv")), ("A0000400", ("a.csv", "c.csv")))
+        for name in names
+    }
+
+
+def test_conflicting_rows_found_by_row_id_or_by_checking_every_line_agree(spark, tmp_path, caplog):
+    """The re-read by row id, and the whole re-read it falls back to when its count is off."""
+    folder = tmp_path / "sales"
+    folder.mkdir()
+    a = SalesFile(b"\n", clean_rows(seed=71, prefix="A"))
+    c = SalesFile(b"\r\n", clean_rows(seed=72, prefix="C"), bom=True)
+    a.add_clean(1_000)
+    c.add_clean(1_000)
+    c.add(conflicting(a.rows[5]))
+    a.add(conflicting(c.rows[7]))
+    a.write(folder / "a.csv")
+    c.write(folder / "c.csv")
+    args = job.JobArgs(
+        sales_path=str(folder),
+        customers_path=str(write_customers(tmp_path / "customers.ndjson")),
+        output_path=str(tmp_path / "out"),
+    )
+    plan = job.plan_inputs(args, None)
+    with max_partition_bytes(spark, 16 * KIB):
+        read = job.read_and_check_sales(spark, plan, date(2026, 1, 1))
+        _, outcome, counts = job.resolve_sales_duplicates(read)
+        conflicts = counts.by_reason[job.CONFLICTING_DUPLICATE]
+        found = {}
+        for how, expected in (("by_row_id", conflicts), ("every_line", conflicts + 1)):
+            df = job.conflicting_rows_with_raw(
+                spark, read, outcome, plan.sales_headers, date(2026, 1, 1), expected
+            )
+            found[how] = sorted(
+                (r["transaction_id"], os.path.basename(r["_source_file"]), r["_raw_record"])
+                for r in df.collect()
+            )
+            df.unpersist()
+    for df in [*read.persisted, outcome]:
+        df.unpersist()
+    tid_a, tid_c = a.rows[5][0], c.rows[7][0]
+    assert conflicts == 4
+    assert (
+        found["by_row_id"]
+        == found["every_line"]
+        == sorted(
+            (tid, name, f.lines[tid].decode())
+            for tid in (tid_a, tid_c)
+            for name, f in (("a.csv", a), ("c.csv", c))
+        )
+    )
+    assert "checking every line" in caplog.text
 
 
 def test_read_plan_of_a_mixed_folder(mixed_folder):
