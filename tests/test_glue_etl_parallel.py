@@ -745,7 +745,7 @@ def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
 ):
     """No transaction id repeats, so the action's result is empty: the metrics must
     survive that (adaptive execution's rule for empty relations drops the plan that
-    holds them unless the job turns it off)."""
+    holds them; the job runs that action without adaptive execution)."""
     f = SalesFile(b"\n", clean_rows(seed=61, prefix="O"))
     f.add_clean(2_000)
     f.add_bad(b"OQ1,2025-04-22,C0005,Lamp,0,45.25,South,0.00")
