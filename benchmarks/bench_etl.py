@@ -6,7 +6,9 @@
     python benchmarks/bench_etl.py --sizes 1000000 --variants clean --layouts file
     python benchmarks/bench_etl.py --engines job duckdb --repeat 3 --out /tmp/bench.md
 
-Engines, each run in its own child process, one after the other:
+Engines, each run in its own child process, one after the other; with ``--repeat N`` the
+runs go in N rounds of every engine once, so a drift in the machine's speed reaches every
+engine alike:
 
 - ``job``: ``python glue_etl_job.py --sales_path P --customers_path P --output_path OUT
   --run_id bench``; its metrics are read from OUT/_runs/bench.json.
@@ -354,27 +356,27 @@ def tasks_of(engine: str, out: Path, stdout: str) -> tuple[str, int | None]:
     return (f"- ({threads} threads)" if threads else "-"), None
 
 
-def run_engine(result: Result, sales: Path, customers: Path, repeat: int) -> None:
-    for _ in range(repeat):
-        run_dir = Path(tempfile.mkdtemp(prefix=f"bench_etl_{result.engine}_"))
-        out = run_dir / "out"
-        try:
-            child = run_child(engine_command(result.engine, sales, customers, out), run_dir)
-            result.peak_rss = max(result.peak_rss, child.peak_rss)
-            if child.exit_code != 0:
-                result.failed = child.exit_code
-                tail = "\n".join(child.stderr.rstrip().splitlines()[-25:])
-                log(f"  {result.engine} FAILED (exit {child.exit_code}); stderr tail:\n{tail}")
-                return
-            result.seconds.append(child.seconds)
-            result.rows_out, result.parquet_bytes = parquet_stats(out / "enriched")
-            result.tasks, result.job_rows_written = tasks_of(result.engine, out, child.stdout)
-            log(
-                f"  {ENGINE_LABELS[result.engine]}: {child.seconds:.1f} s, "
-                f"peak {child.peak_rss / 2**20:,.0f} MiB, {result.rows_out:,} rows out"
-            )
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+def run_once(result: Result, sales: Path, customers: Path) -> None:
+    """One run of ``result.engine``; its figures are added to ``result``."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench_etl_{result.engine}_"))
+    out = run_dir / "out"
+    try:
+        child = run_child(engine_command(result.engine, sales, customers, out), run_dir)
+        result.peak_rss = max(result.peak_rss, child.peak_rss)
+        if child.exit_code != 0:
+            result.failed = child.exit_code
+            tail = "\n".join(child.stderr.rstrip().splitlines()[-25:])
+            log(f"  {result.engine} FAILED (exit {child.exit_code}); stderr tail:\n{tail}")
+            return
+        result.seconds.append(child.seconds)
+        result.rows_out, result.parquet_bytes = parquet_stats(out / "enriched")
+        result.tasks, result.job_rows_written = tasks_of(result.engine, out, child.stdout)
+        log(
+            f"  {ENGINE_LABELS[result.engine]}: {child.seconds:.1f} s, "
+            f"peak {child.peak_rss / 2**20:,.0f} MiB, {result.rows_out:,} rows out"
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -517,21 +519,27 @@ def main() -> int:
 
     table: list[list[str]] = []
     notes: list[str] = []
-    total = len(cases) * len(args.engines)
+    total = len(cases) * args.repeat
     done = 0
     for key in cases:
         sales = inputs[key]
-        group: dict[str, Result] = {}
-        for engine in args.engines:
+        rows, variant, layout = key
+        group = {
+            engine: Result(rows_in=rows, csv_bytes=input_bytes(sales), engine=engine)
+            for engine in args.engines
+        }
+        # Round by round, every engine once per round: the machine's speed drifts over
+        # minutes (a VM's neighbours), and drift then reaches every engine alike instead
+        # of skewing the ratios.
+        for round_ in range(1, args.repeat + 1):
             done += 1
-            rows, variant, layout = key
             log(
                 f"[{done}/{total}] {size_label(rows)} {VARIANT_LABELS[variant]}, "
-                f"{LAYOUT_LABELS[layout]}: {ENGINE_LABELS[engine]}"
+                f"{LAYOUT_LABELS[layout]}: round {round_} of {args.repeat}"
             )
-            result = Result(rows_in=rows, csv_bytes=input_bytes(sales), engine=engine)
-            run_engine(result, sales, customers, args.repeat)
-            group[engine] = result
+            for result in group.values():
+                if result.failed is None:
+                    run_once(result, sales, customers)
         table += [table_row(key, group[engine], group) for engine in args.engines]
         notes += row_count_notes(key, group)
 
