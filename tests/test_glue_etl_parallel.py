@@ -196,15 +196,8 @@ def max_partition_bytes(spark, size: int | None) -> Iterator[None]:
     if size is None:
         yield
         return
-    before = spark.conf.get(MAX_PARTITION_BYTES, None)
-    spark.conf.set(MAX_PARTITION_BYTES, str(size))
-    try:
+    with job._sql_conf(spark, MAX_PARTITION_BYTES, str(size)):
         yield
-    finally:
-        if before is None:
-            spark.conf.unset(MAX_PARTITION_BYTES)
-        else:
-            spark.conf.set(MAX_PARTITION_BYTES, before)
 
 
 def run_in_process(
