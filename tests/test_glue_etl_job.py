@@ -103,6 +103,25 @@ SALES_CASES = [
     (with_field(quantity="14", unit_price="2.14", total_amount="29.89"), None),  # -0.07
     (with_field(quantity="14", unit_price="2.14", total_amount="30.04"), "amount_mismatch"),
     (with_field(quantity="14", unit_price="2.14", total_amount="30.96"), "amount_mismatch"),  # $1
+    # At and past the bound with large quantities and prices (exact DECIMAL arithmetic).
+    (with_field(quantity="1000000", unit_price="0.01", total_amount="15000.00"), None),
+    (with_field(quantity="1000000", unit_price="0.01", total_amount="15000.01"), "amount_mismatch"),
+    (with_field(quantity="1000001", unit_price="0.01", total_amount="15000.02"), None),
+    (with_field(quantity="1000001", unit_price="0.01", total_amount="15000.03"), "amount_mismatch"),
+    (with_field(quantity="1", unit_price="999999999.99", total_amount="1000000000.00"), None),
+    (
+        with_field(quantity="1", unit_price="999999999.99", total_amount="1000000000.01"),
+        "amount_mismatch",
+    ),
+    (with_field(quantity="3", unit_price="1000000000.00", total_amount="3000000000.02"), None),
+    (
+        with_field(quantity="3", unit_price="1000000000.00", total_amount="3000000000.03"),
+        "amount_mismatch",
+    ),
+    (
+        with_field(quantity="999999999", unit_price="9999999999.99", total_amount="9999999999.99"),
+        "amount_mismatch",
+    ),
     (GOOD, None),
 ]
 
