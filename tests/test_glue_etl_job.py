@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import types
@@ -594,6 +595,36 @@ def test_rows_that_do_not_reconcile_fail_the_run_before_writing(spark, inputs, m
         "read": 1, "written": 0, "quarantined": 0, "duplicates_dropped": 0, "ok": False,
     }  # fmt: skip
     assert not (out / "enriched").exists() and not (out / "quarantine").exists()
+    spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's settings
+
+
+def test_a_partition_lost_after_the_write_fails_the_run_and_is_named(
+    spark, inputs, monkeypatch, capsys, caplog
+):
+    sales, customers, out = inputs
+    july = ("T2", "2025-07-03", "C1", "Mouse", "1", "5.00", "North", "5.00")
+    sales.write_text("\n".join([HEADER, ",".join(GOOD), ",".join(july)]) + "\n")
+    real_write = job._write_partitioned
+
+    def write_then_lose_june(df, path):
+        real_write(df, path)
+        if path.endswith("enriched"):
+            shutil.rmtree(Path(path) / "year=2025" / "month=6")
+
+    monkeypatch.setattr(job, "_write_partitioned", write_then_lose_june)
+    argv = ["glue_etl_job.py", "--sales_path", str(sales), "--customers_path", str(customers)]
+    with caplog.at_level(logging.ERROR, logger="glue_etl_job"):
+        rc = job.main([*argv, "--output_path", str(out), "--run_id", "lost"])
+    assert rc == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("ERROR: job failed: rows do not reconcile after writing")
+    assert "enriched: partition(s) missing after the write: year=2025/month=6" in caplog.text
+    metrics = json.loads((out / "_runs" / "lost.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["rows_written"] == {"enriched": 1, "sales_summary": 2}
+    assert metrics["reconciliation"]["sales"] == {
+        "read": 2, "written": 1, "quarantined": 0, "duplicates_dropped": 0, "ok": False,
+    }  # fmt: skip
     spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's settings
 
 
