@@ -690,7 +690,7 @@ def test_read_plan_reads_the_generated_file_in_parallel(generated):
 
 
 def observed(files: list[str], headers: int, odd: int, valid: int, **reasons: int) -> dict:
-    """The metrics ``_line_metrics`` observes, written by hand."""
+    """The metrics ``_line_metrics`` observes, written by hand (file i has name hash i)."""
     counts = {r: reasons.get(r, 0) for r in job.SALES_REASONS}
     return {
         "valid": valid,
@@ -698,14 +698,17 @@ def observed(files: list[str], headers: int, odd: int, valid: int, **reasons: in
         "_records": valid + sum(counts.values()),
         "_headers": headers,
         "_odd_quotes": odd,
-        "_header_files": json.dumps(files),
+        "_header_files": json.dumps(
+            [{"_file_hash": i, "_source_file": f} for i, f in enumerate(files)]
+        ),
     }
 
 
 def test_observed_counts_give_every_file_one_header_and_the_records_by_outcome():
-    seen, outcomes = job._lines_by_observation(
+    seen, outcomes, names = job._lines_by_observation(
         observed(["file:/a.csv", "file:/b.csv"], 2, 0, 7, invalid_type=2, future_date=1), 2
     )
+    assert names == {0: "file:/a.csv", 1: "file:/b.csv"}
     assert seen == {
         "file:/a.csv": {"headers": 1, "odd_quotes": 0},
         "file:/b.csv": {"headers": 1, "odd_quotes": 0},
@@ -725,12 +728,59 @@ def test_observed_counts_give_every_file_one_header_and_the_records_by_outcome()
         observed(["a", "b"], 3, 0, 7),  # a data line equal to a header
         observed(["a"], 2, 0, 7),  # one file with two header lines, one with none
         {**observed(["a", "b"], 2, 0, 7), "_records": 8},  # an outcome not counted
+        {  # two file names with one hash
+            **observed(["a", "b"], 2, 0, 7),
+            "_header_files": json.dumps(
+                [{"_file_hash": 5, "_source_file": "a"}, {"_file_hash": 5, "_source_file": "b"}]
+            ),
+        },
         {},  # nothing observed
     ],
-    ids=["odd_quotes", "extra_header", "headers_in_one_file", "records_unaccounted", "none"],
+    ids=[
+        "odd_quotes",
+        "extra_header",
+        "headers_in_one_file",
+        "records_unaccounted",
+        "hash_collision",
+        "none",
+    ],
 )
 def test_observed_counts_are_not_enough_when_a_file_may_need_the_multiline_reader(metrics):
     assert job._lines_by_observation(metrics, 2) is None
+
+
+def test_the_scan_per_file_names_files_by_their_header_rows_and_refuses_a_hash_collision(spark):
+    """Persisted rows keep the file name on rejected rows (header lines included) only."""
+    schema = (
+        "_file_hash long, reason string, _header boolean, _odd_quotes boolean, _source_file string"
+    )
+    rows = [
+        (1, "invalid_type", True, False, "file:/a.csv"),  # a's header line
+        (1, None, False, False, None),
+        (1, None, False, True, None),
+        (2, "invalid_type", True, False, "file:/b.csv"),
+        (2, "invalid_date", False, False, "file:/b.csv"),
+        (2, None, False, False, None),
+    ]
+    seen, outcomes, names = job._lines_by_file(spark.createDataFrame(rows, schema))
+    assert names == {1: "file:/a.csv", 2: "file:/b.csv"}
+    assert seen == {
+        "file:/a.csv": {"headers": 1, "odd_quotes": 1},
+        "file:/b.csv": {"headers": 1, "odd_quotes": 0},
+    }
+    assert sorted(outcomes, key=str) == sorted(
+        [
+            ("file:/a.csv", "invalid_type", 0),
+            ("file:/a.csv", None, 2),
+            ("file:/b.csv", "invalid_type", 0),
+            ("file:/b.csv", "invalid_date", 1),
+            ("file:/b.csv", None, 1),
+        ],
+        key=str,
+    )
+    clash = [*rows, (2, "invalid_type", True, False, "file:/c.csv")]
+    with pytest.raises(job.JobFailedError, match="same 64-bit name hash"):
+        job._lines_by_file(spark.createDataFrame(clash, schema))
 
 
 def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
