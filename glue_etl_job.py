@@ -1887,13 +1887,13 @@ def _sales_counts(outcomes: dict[str | None, int], *, conflicting: int, extra: i
 
 
 def count_rows(sales: SourceCounts, customers: DataFrame, groups: DataFrame) -> Counts:
-    """Count customers by outcome and enriched rows by month, in one Spark job.
+    """Count customers by outcome and enriched rows by month, in one Spark action.
 
     The sales records by outcome were counted as they were read (``sales``). ``groups``
     is ``summary_groups`` of the enriched rows: the enriched rows are counted through
     the very aggregate the summary table is written from, so the reconciliation before
     the write holds the rows read against the rows about to be written. The aggregates
-    are small; one union of them is one job instead of two (each job costs about half a
+    are small; one union of them is one action instead of two (each costs about half a
     second of scheduling on a small input).
     """
 
@@ -1925,7 +1925,12 @@ def count_rows(sales: SourceCounts, customers: DataFrame, groups: DataFrame) -> 
         "rows",
         "unknown",
     )
-    rows = by_reason(customers, "customers").unionByName(months).collect()
+    # Adaptive execution is off for this collect: with it, Spark runs each shuffle of
+    # the union as a job of its own (9 jobs instead of 5; one run each, 10K rows 1.9 ->
+    # 1.75 s, 10M rows 5.3 -> 4.0 s). The aggregates are small: there is nothing for it
+    # to re-plan.
+    with _sql_conf(customers.sparkSession, "spark.sql.adaptive.enabled", "false"):
+        rows = by_reason(customers, "customers").unionByName(months).collect()
     enriched_rows = [r for r in rows if r["what"] == "enriched"]
     return Counts(
         sales=sales,
