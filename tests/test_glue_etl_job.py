@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import types
+from contextlib import contextmanager
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -127,12 +128,37 @@ SALES_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def classified_cases(spark):
-    """Every case classified in one frame (one Spark job), keyed by case number."""
+@contextmanager
+def evaluated(spark, mode):
+    """The block runs as the job runs an input of a size that gets ``mode``."""
+    size = 0 if mode == "interpreted" else job._INTERPRETED_MAX_BYTES + 1
+    plan = job.InputPlan([job.InputFile("sales.csv", size)], [], [])
+    with job._evaluation(spark, plan) as got:
+        assert got == mode
+        yield
+
+
+EVALUATIONS = ["generated code", "interpreted"]
+
+
+@pytest.fixture(scope="module", params=EVALUATIONS)
+def classified_cases(spark, request):
+    """Every case classified in one frame (one Spark job), keyed by case number; once with
+    generated code and once interpreted (the job interprets small inputs)."""
     rows = [(f"R{i}", *row[1:]) for i, (row, _) in enumerate(SALES_CASES)]
-    out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
+    with evaluated(spark, request.param):
+        out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
     return {r["transaction_id"]: r for r in out}
+
+
+def test_evaluation_settings_last_only_for_the_block(spark):
+    keys = ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")
+    before = [spark.conf.get(k, None) for k in keys]
+    with evaluated(spark, "interpreted"):
+        assert [spark.conf.get(k) for k in keys] == ["false", "NO_CODEGEN"]
+    assert [spark.conf.get(k, None) for k in keys] == before
+    with evaluated(spark, "generated code"):
+        assert [spark.conf.get(k, None) for k in keys] == before
 
 
 @pytest.mark.parametrize(("case", "reason"), [(i, r) for i, (_, r) in enumerate(SALES_CASES)])
@@ -767,8 +793,14 @@ def test_glue_branch_failure_does_not_commit(spark, fake_awsglue, inputs, capsys
 GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
 
 
-def test_generated_dirty_input_in_a_folder_of_files_reconciles(spark, tmp_path):
-    """The generators' dirty rows land where pandas says they should, and every row reconciles."""
+@pytest.mark.parametrize("interpreted_max", [1 << 30, 0], ids=["interpreted", "generated-code"])
+def test_generated_dirty_input_in_a_folder_of_files_reconciles(
+    spark, tmp_path, monkeypatch, interpreted_max
+):
+    """The generators' dirty rows land where pandas says they should, and every row
+    reconciles: with the expressions interpreted (as the job runs an input this small)
+    and with generated code (as it runs a big one)."""
+    monkeypatch.setattr(job, "_INTERPRETED_MAX_BYTES", interpreted_max)
     gen = [sys.executable, str(GENERATORS[0]), "--rows", "1000", "--customers", "100"]
     subprocess.run([*gen, "--seed", "3", "--dirty-rate", "0.1", "--output", str(tmp_path / "s.csv")], check=True, capture_output=True)  # fmt: skip
     subprocess.run([sys.executable, str(GENERATORS[1]), "--customers", "90", "--seed", "3", "--output", str(tmp_path / "c.ndjson")], check=True, capture_output=True)  # fmt: skip
@@ -795,3 +827,4 @@ def test_generated_dirty_input_in_a_folder_of_files_reconciles(spark, tmp_path):
     assert m["duplicates_dropped"] == expected["duplicates_dropped"] > 0
     assert m["rows_written"]["enriched"] == expected["enriched"]
     assert m["unknown_customers"] == expected["unknown_customers"] > 0
+    assert m["read_plan"]["evaluation"] == ("interpreted" if interpreted_max else "generated code")

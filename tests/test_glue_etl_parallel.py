@@ -684,6 +684,8 @@ def test_read_plan_reads_the_generated_file_in_parallel(generated):
     assert parallel == ["sales.csv"]
     assert multiline == []
     assert tasks > 1
+    # 1M rows (about 60 MB) is far past the size the job interprets: it compiles.
+    assert generated["m"]["read_plan"]["evaluation"] == "generated code"
 
 
 # --- counting as the rows stream by (observed metrics) and by a scan per file ----------------
