@@ -12,8 +12,8 @@ does, so the CSV is parsed once for both tables. No validation, deduplication,
 quarantine, repartitioning before the write, or metrics.
 
 The session is the job's own (``build_local_spark`` from glue_etl_job.py: local[*],
-shuffle partitions, 2g driver memory, the job's SQL settings), so the comparison is
-about the work, not the settings. Prints one JSON line on stdout:
+shuffle partitions, 2g driver memory, the JVM's compilers chosen by the input's size,
+the job's SQL settings), so the comparison is about the work, not the settings. Prints one JSON line on stdout:
 ``{"read_partitions": <partitions of the CSV DataFrame>}``.
 """
 
@@ -57,13 +57,25 @@ CUSTOMERS_SCHEMA = T.StructType(
 )
 
 
+def input_bytes(*paths: str) -> int:
+    """Bytes of the files at ``paths`` (a file, or every file under a folder)."""
+    total = 0
+    for path in map(Path, paths):
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        total += sum(p.stat().st_size for p in files)
+    return total
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     sales_path, customers_path, output = argv
     ensure_java()
-    spark = build_local_spark("plain_spark_job")
+    # As the job does: the input's size picks the JVM's compilers.
+    spark = build_local_spark(
+        "plain_spark_job", input_bytes=input_bytes(sales_path, customers_path)
+    )
     try:
         sales = spark.read.schema(SALES_SCHEMA).option("header", True).csv(sales_path)
         customers = spark.read.schema(CUSTOMERS_SCHEMA).json(customers_path)

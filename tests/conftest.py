@@ -27,7 +27,8 @@ def spark():
     from pipeline.java import ensure_java
 
     ensure_java()
-    session = build_local_spark(app_name="pytest", master="local[2]")
+    # The tests' inputs are small: the JVM a small run gets (C1 only, see local_jvm_options).
+    session = build_local_spark(app_name="pytest", master="local[2]", input_bytes=0)
     session.conf.set("spark.sql.shuffle.partitions", "2")  # tiny test frames
     yield session
     session.stop()

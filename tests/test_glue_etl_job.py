@@ -455,6 +455,24 @@ def test_the_local_driver_jvm_runs_the_parallel_collector(spark):
     assert names == ["PS MarkSweep", "PS Scavenge"]
 
 
+def test_a_small_run_gets_a_jvm_that_compiles_with_c1_only(spark):
+    """The session fixture says its input is small: its JVM was started with C1 only."""
+    jvm = spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:TieredStopAtLevel=1" in args
+    assert "-XX:+UseParallelGC" in args
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "c1_only"),
+    [(None, False), (0, True), (4 * 1024 * 1024, True), (4 * 1024 * 1024 + 1, False)],
+)
+def test_the_jvm_compiles_with_c1_only_up_to_4_mib(input_bytes, c1_only):
+    options = job.local_jvm_options(input_bytes)
+    assert options[:2] == ["-Duser.timezone=UTC", "-XX:+UseParallelGC"]
+    assert ("-XX:TieredStopAtLevel=1" in options) is c1_only
+
+
 # Lines that are records on their own but awkward: both sales readers must agree on each.
 ONE_LINE_CASES = [
     b'P1,2025-06-01,C1,"Gadget, ""big""",1,5.00,North,5.00',  # quoted comma, "" escape
