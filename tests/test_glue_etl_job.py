@@ -260,6 +260,50 @@ def test_each_customer_rule_names_its_reason(spark):
     assert kept[0]["signup_date"] == date(2024, 1, 2)
 
 
+def test_check_customers_counts_each_outcome_and_leaves_the_session_settings(spark, inputs):
+    """The customers' own read, check and count (the run does it in a thread)."""
+    sales, customers, out = inputs
+    lines = [
+        cust("C1"),
+        "{bad json",
+        "[1, 2]",
+        cust(""),
+        cust("C3", signup="yesterday"),
+        cust("C4"),
+        cust("C4"),  # exact copy: dropped
+        cust("C5", tier="Gold"),
+        cust("C5", tier="Silver"),  # conflicting: both quarantined
+        "",  # blank: not a record
+    ]
+    customers.write_bytes(
+        "\n".join(lines).encode() + b'\n{"customer_id": "C6\xff"}\n'  # invalid UTF-8
+    )
+    args = args_for(sales, customers, out)
+    run = job.RunContext.start(
+        spark, args, job.plan_inputs(args, None), run_id="r", started=job._utc_now()
+    )
+    settings = {
+        k: spark.conf.get(k) for k in ("spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions")
+    }
+    df, counts = job.check_customers(run)
+    try:
+        assert counts == job.SourceCounts(
+            read=10,
+            valid=2,
+            by_reason={
+                "invalid_json": 2,
+                "invalid_customer": 2,
+                "duplicate_customer": 2,
+                "invalid_encoding": 1,
+            },
+            duplicates=1,
+        )
+        assert df.count() == 10
+        assert {k: spark.conf.get(k) for k in settings} == settings
+    finally:
+        df.unpersist()
+
+
 # --- enrich and summarize -----------------------------------------------------------------
 
 
