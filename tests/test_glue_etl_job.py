@@ -221,21 +221,24 @@ def cust(cid, tier="Gold", signup="2024-01-02"):
     )
 
 
+CUSTOMER_LINES = [
+    cust("C1"),
+    "{bad json",
+    "[1, 2]",
+    '{"customer_id": "C7"} trailing',
+    '"just a string"',
+    cust(""),
+    cust("C3", signup="yesterday"),
+    cust("C4"),
+    cust("C4"),  # exact copy: dropped
+    cust("C5", tier="Gold"),
+    cust("C5", tier="Silver"),  # conflicting: both quarantined
+    cust("C6"),
+]
+
+
 def test_each_customer_rule_names_its_reason(spark):
-    lines = [
-        cust("C1"),
-        "{bad json",
-        "[1, 2]",
-        '{"customer_id": "C7"} trailing',
-        '"just a string"',
-        cust(""),
-        cust("C3", signup="yesterday"),
-        cust("C4"),
-        cust("C4"),  # exact copy: dropped
-        cust("C5", tier="Gold"),
-        cust("C5", tier="Silver"),  # conflicting: both quarantined
-        cust("C6"),
-    ]
+    lines = CUSTOMER_LINES
     df = job.classify_customers(raw_customers(spark, lines, utf8_ok={11: False}))
     got = sorted((r["_raw_record"], r["reason"], r["_extra_duplicate"]) for r in df.collect())
     expected = sorted(
@@ -263,20 +266,9 @@ def test_each_customer_rule_names_its_reason(spark):
 def test_check_customers_counts_each_outcome_and_leaves_the_session_settings(spark, inputs):
     """The customers' own read, check and count (the run does it in a thread)."""
     sales, customers, out = inputs
-    lines = [
-        cust("C1"),
-        "{bad json",
-        "[1, 2]",
-        cust(""),
-        cust("C3", signup="yesterday"),
-        cust("C4"),
-        cust("C4"),  # exact copy: dropped
-        cust("C5", tier="Gold"),
-        cust("C5", tier="Silver"),  # conflicting: both quarantined
-        "",  # blank: not a record
-    ]
+    # The rule cases above, the last one (C6) with invalid UTF-8, and a blank line.
     customers.write_bytes(
-        "\n".join(lines).encode() + b'\n{"customer_id": "C6\xff"}\n'  # invalid UTF-8
+        "\n".join([*CUSTOMER_LINES[:-1], ""]).encode() + b'\n{"customer_id": "C6\xff"}\n'
     )
     args = args_for(sales, customers, out)
     run = job.RunContext.start(
@@ -288,17 +280,17 @@ def test_check_customers_counts_each_outcome_and_leaves_the_session_settings(spa
     df, counts = job.check_customers(run)
     try:
         assert counts == job.SourceCounts(
-            read=10,
+            read=12,
             valid=2,
             by_reason={
-                "invalid_json": 2,
+                "invalid_json": 4,
                 "invalid_customer": 2,
                 "duplicate_customer": 2,
                 "invalid_encoding": 1,
             },
             duplicates=1,
         )
-        assert df.count() == 10
+        assert df.count() == 12
         assert {k: spark.conf.get(k) for k in settings} == settings
     finally:
         df.unpersist()
