@@ -13,8 +13,8 @@ quarantine, repartitioning before the write, or metrics.
 
 The session is the job's own (``build_local_spark`` from glue_etl_job.py: local[*],
 shuffle partitions, 2g driver memory, the JVM's compilers chosen by the input's size,
-the job's SQL settings), so the comparison is about the work, not the settings. Prints one JSON line on stdout:
-``{"read_partitions": <partitions of the CSV DataFrame>}``.
+the job's SQL settings), so the comparison is about the work, not the settings. Prints
+one JSON line on stdout: ``{"read_partitions": <partitions of the CSV DataFrame>}``.
 """
 
 from __future__ import annotations
