@@ -28,7 +28,6 @@ from pipeline.charts import (  # noqa: E402
     DPI,
     ChartEngine,
     ChartFunction,
-    NoDataError,
     age_group_analysis_chart,
     customer_tiers_chart,
     format_currency,
@@ -40,6 +39,7 @@ from pipeline.charts import (  # noqa: E402
     transaction_distribution_chart,
 )
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging  # noqa: E402
+from pipeline.errors import NoDataError  # noqa: E402
 from pipeline.targets import make_target  # noqa: E402
 
 __all__ = [

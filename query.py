@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
-from pipeline.engines import QueryError, QueryResult
+from pipeline.engines import QueryResult
+from pipeline.errors import QueryError
 from pipeline.sql import analytic_names, descriptions
 from pipeline.targets import make_target
 

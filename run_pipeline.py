@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli import EXIT_QUALITY, add_target_flags, config_from, run_cli, setup_logging
+from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
+from pipeline.errors import EXIT_QUALITY
 from pipeline.runner import RunOptions, run, summary_lines
 
 

@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig, split_s3_uri
+from pipeline.errors import CrawlerError
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ _FORMATS = {
         },
     },
 }
-
-
-class CrawlerError(PipelineError):
-    """The crawler failed, was cancelled or did not finish in time."""
 
 
 # --- type inference -------------------------------------------------------------------

@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, StrMethodFormatter
 
-from pipeline.cli import PipelineError
+from pipeline.errors import NoDataError
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ THEME_RC: dict[str, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
-
-
-class NoDataError(PipelineError):
-    """A chart's query returned no rows: the lake holds no processed data."""
 
 
 def format_currency(value: float, _pos: int | None = None) -> str:

@@ -1,15 +1,6 @@
 """What the command-line scripts share: target flags, the config, logging, one way to fail.
 
-Exit codes, the same in every script:
-
-- ``0``: done;
-- ``1``: the work failed (a stage, the job, a query, an AWS call); the last line on
-  stderr says why;
-- ``2``: what was asked cannot be done as given: an unknown flag, a bad value (such as
-  a prefix S3 would refuse), or an input that is missing, empty or has the wrong header
-  (the ETL job's own code for those, too); argparse uses 2 for its usage errors;
-- ``3``: the run finished and wrote its outputs, but more of the rows were quarantined
-  than ``--max-quarantine-rate`` allows (``run_pipeline.py``): for a scheduler to act on.
+The exit codes are listed in ``pipeline.errors``; ``run_cli`` maps each error to its code.
 """
 
 from __future__ import annotations
@@ -22,30 +13,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_QUALITY = 3
+from pipeline.errors import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"
-
-
-class PipelineError(RuntimeError):
-    """A failure a script reports as one line and ``exit_code`` (1 unless a kind says).
-
-    Every error the pipeline raises on purpose derives from it: a stage failing, a
-    deployment refused, a query rejected, a crawler failing, no data for a chart.
-    """
-
-    exit_code = EXIT_FAILED
-
-
-class UsageError(PipelineError):
-    """The command or its inputs are wrong (exit code 2)."""
-
-    exit_code = EXIT_USAGE
 
 
 def add_target_flags(parser: argparse.ArgumentParser, *, target: bool = True) -> None:

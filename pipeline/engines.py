@@ -34,8 +34,8 @@ import sqlglot
 from sqlglot import exp
 
 from pipeline.catalog import is_json_array, load_catalog
-from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig
+from pipeline.errors import QueryError
 from pipeline.sql import (
     find_token,
     is_ddl,
@@ -77,10 +77,6 @@ class QueryResult:
     # The exact values of the DECIMAL columns, by column position: ``df`` holds them as
     # floats (for arithmetic and charts); these are for printing money to the cent.
     decimals: dict[int, pa.ChunkedArray] = field(default_factory=dict)
-
-
-class QueryError(PipelineError):
-    """The engine rejected a statement; the message is one line."""
 
 
 class Engine(Protocol):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import costs
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError, one_line
+from pipeline.cli import one_line
 from pipeline.config import (
     CUSTOMERS_FILENAME,
     DEFAULT_MAX_QUARANTINE_RATE,
@@ -29,19 +29,10 @@ from pipeline.config import (
     PipelineConfig,
 )
 from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
+from pipeline.errors import EXIT_FAILED, EXIT_USAGE, StageFailed, UsageError
 from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
 log = logging.getLogger(__name__)
-
-
-class StageFailed(PipelineError):
-    """A stage failed; ``str()`` is one line naming the stage and the reason."""
-
-    def __init__(self, stage: str, reason: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(f"stage '{stage}' failed: {reason}")
-        self.stage = stage
-        self.reason = reason
-        self.exit_code = exit_code
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.cli import UsageError
 from pipeline.config import PipelineConfig, split_s3_uri
+from pipeline.errors import UsageError
 
 log = logging.getLogger(__name__)
 

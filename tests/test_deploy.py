@@ -16,7 +16,8 @@ from parliament import analyze_policy_string
 import deploy
 from pipeline import infra
 from pipeline.config import PipelineConfig
-from pipeline.runner import RunOptions, StageFailed, run
+from pipeline.errors import StageFailed
+from pipeline.runner import RunOptions, run
 from pipeline.targets.aws import AwsTarget
 
 BUCKETS = (

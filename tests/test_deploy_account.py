@@ -27,8 +27,9 @@ from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 import deploy
 import query
 import run_pipeline
-from pipeline.cli import UsageError, config_from
+from pipeline.cli import config_from
 from pipeline.config import PipelineConfig, bucket_name_problem
+from pipeline.errors import UsageError
 from pipeline.infra.policies import deployer_policy
 from pipeline.sql import analytic_names, ddl_names
 from pipeline.targets.aws import AwsTarget

@@ -22,10 +22,11 @@ from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 
 import deploy
 from pipeline import infra
+from pipeline.errors import UsageError
 from pipeline.infra.reconcile import ensure_operations
 from pipeline.infra.shared import Account
 from pipeline.infra.specs import Operations
-from pipeline.runner import RunOptions, UsageError, run
+from pipeline.runner import RunOptions, run
 from pipeline.sql import analytic_names, ddl_names
 from pipeline.targets.aws import AwsTarget
 

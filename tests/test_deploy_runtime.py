@@ -20,8 +20,9 @@ from moto_fixtures import REGION
 
 import deploy
 from pipeline import infra
-from pipeline.catalog import CrawlerError, run_aws_crawler
+from pipeline.catalog import run_aws_crawler
 from pipeline.config import PipelineConfig
+from pipeline.errors import CrawlerError
 from pipeline.infra.shared import role_name
 from pipeline.targets.aws import AwsTarget
 

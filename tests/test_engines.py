@@ -22,13 +22,8 @@ from moto_fixtures import REGION
 
 from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig
-from pipeline.engines import (
-    AthenaEngine,
-    LocalEngine,
-    QueryError,
-    athena_message,
-    make_engine,
-)
+from pipeline.engines import AthenaEngine, LocalEngine, athena_message, make_engine
+from pipeline.errors import QueryError
 from pipeline.sql import analytic_names
 
 

@@ -10,8 +10,8 @@ import pytest
 from moto import mock_aws
 from moto_fixtures import REGION
 
-from pipeline.cli import UsageError
 from pipeline.config import PipelineConfig
+from pipeline.errors import UsageError
 from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, make_storage, upload_raw
 
 BUCKET = "test-raw"

@@ -5,9 +5,8 @@ A run on a deployed stack goes through ``pipeline.targets.aws.AwsTarget``."""
 from __future__ import annotations
 
 from pipeline.config import JOB_SCRIPT
+from pipeline.errors import DeployError, JobRunFailed, WorkflowRunFailed
 from pipeline.infra.execution import (
-    JobRunFailed,
-    WorkflowRunFailed,
     check_ready_to_run,
     job_run_of,
     last_crawl_dpu_hours,
@@ -17,7 +16,7 @@ from pipeline.infra.execution import (
 )
 from pipeline.infra.inspection import format_status, status
 from pipeline.infra.reconcile import up
-from pipeline.infra.shared import Clients, DeployError
+from pipeline.infra.shared import Clients
 from pipeline.infra.specs import (
     DPU_PER_WORKER,
     NUMBER_OF_WORKERS,

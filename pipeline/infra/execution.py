@@ -13,23 +13,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.cli import PipelineError
 from pipeline.config import JOB_SCRIPT, PipelineConfig, split_s3_uri
+from pipeline.errors import DeployError, JobRunFailed, WorkflowRunFailed
 from pipeline.infra.ownership import check_table_locations, find_all, not_ours_error
-from pipeline.infra.shared import Account, Clients, DeployError, _code, lakeformation_client
+from pipeline.infra.shared import Account, Clients, _code, lakeformation_client
 
 log = logging.getLogger(__name__)
 
 
-class JobRunFailed(PipelineError):
-    """The Glue job run ended in a state other than SUCCEEDED."""
-
-
 TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"}
-
-
-class WorkflowRunFailed(PipelineError):
-    """A workflow run stopped, errored, or one of its crawls or job runs failed."""
 
 
 # A workflow node that ended badly: a crawl (CrawlState) or a job run (JobRunState).

@@ -10,15 +10,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
+from pipeline.errors import DeployError
 from pipeline.infra.policies import alarm_arn, rule_arn
-from pipeline.infra.shared import (
-    Account,
-    Clients,
-    DeployError,
-    _code,
-    _contains,
-    service_client,
-)
+from pipeline.infra.shared import Account, Clients, _code, _contains, service_client
 from pipeline.infra.specs import (
     CURATED_TABLES,
     MANAGED_BY_KEY,

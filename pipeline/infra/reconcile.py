@@ -11,6 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import JOB_SCRIPT, PipelineConfig
+from pipeline.errors import DeployError
 from pipeline.infra.execution import check_lake_formation, upload_job_script
 from pipeline.infra.ownership import (
     Found,
@@ -30,7 +31,6 @@ from pipeline.infra.policies import glue_role_policy, glue_trust_policy
 from pipeline.infra.shared import (
     Account,
     Clients,
-    DeployError,
     _code,
     _contains,
     retry_iam_propagation,

@@ -12,16 +12,11 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from pipeline import aws
-from pipeline.cli import PipelineError
 from pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class DeployError(PipelineError):
-    """A deployment problem the user must resolve (e.g. a bucket name taken)."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig
+from pipeline.errors import DeployError
 from pipeline.infra.ownership import (
     Found,
     alias_key,
@@ -32,7 +33,7 @@ from pipeline.infra.ownership import (
     find_workgroup,
     tagged_keys,
 )
-from pipeline.infra.shared import Account, Clients, DeployError, _code, service_client
+from pipeline.infra.shared import Account, Clients, _code, service_client
 from pipeline.infra.specs import (
     KEY_DELETION_WINDOW_DAYS,
     MANAGED_BY_KEY,

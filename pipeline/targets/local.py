@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.catalog import crawl_local
-from pipeline.cli import EXIT_USAGE, PipelineError, UsageError
 from pipeline.config import JOB_SCRIPT, REPO_ROOT, PipelineConfig
+from pipeline.errors import EXIT_USAGE, PipelineError, UsageError
 from pipeline.storage import LocalStorage, upload_raw
 from pipeline.targets import CrawlResult, JobRun
 
