@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from glue_etl_job import build_local_spark  # noqa: E402
 from pipeline.java import ensure_java  # noqa: E402
+from sales_etl.local_session import build_local_spark  # noqa: E402
 
 MONEY = T.DecimalType(12, 2)
 REVENUE = T.DecimalType(18, 2)

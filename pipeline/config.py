@@ -32,6 +32,8 @@ MAX_BUCKET_NAME = 63
 # The repository's own files that the pipeline runs or uploads.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOB_SCRIPT = REPO_ROOT / "glue_etl_job.py"
+# The job's code, shipped beside the script as a zip (pipeline.package).
+JOB_PACKAGE = REPO_ROOT / "sales_etl"
 QUERIES_FILE = REPO_ROOT / "athena_queries.sql"
 
 # Raw layout: one folder per source so a crawler makes one table each, named after

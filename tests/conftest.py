@@ -23,8 +23,8 @@ if str(REPO) not in sys.path:
 @pytest.fixture(scope="session")
 def spark():
     """The job's own local SparkSession builder, started once (Java via ensure_java)."""
-    from glue_etl_job import build_local_spark
     from pipeline.java import ensure_java
+    from sales_etl.local_session import build_local_spark
 
     ensure_java()
     # The tests' inputs are small: the JVM a small run gets (C1 only, see local_jvm_options).

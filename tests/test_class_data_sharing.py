@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import glue_etl_job as job
 from pipeline.java import ensure_java
+from sales_etl import local_session
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,8 +31,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_first_run_makes_the_archive_and_holds_the_lock(cache):
-    options = job.class_data_sharing_options()
-    archive = job._cds_archive_path()
+    options = local_session.class_data_sharing_options()
+    archive = local_session._cds_archive_path()
     assert archive is not None and archive.parent == cache
     assert options == [
         f"-XX:ArchiveClassesAtExit={archive}.new",
@@ -41,29 +41,29 @@ def test_first_run_makes_the_archive_and_holds_the_lock(cache):
     ]
     assert Path(f"{archive}.lock").exists()
     # While that run goes on (fresh lock, no archive yet), others start without sharing.
-    assert job.class_data_sharing_options() == []
+    assert local_session.class_data_sharing_options() == []
 
 
 def test_an_archive_in_place_is_used(cache):
-    archive = job._cds_archive_path()
+    archive = local_session._cds_archive_path()
     cache.mkdir(parents=True)
     archive.write_bytes(b"stands for a checked archive")
-    assert job.class_data_sharing_options()[0] == f"-XX:SharedArchiveFile={archive}"
+    assert local_session.class_data_sharing_options()[0] == f"-XX:SharedArchiveFile={archive}"
 
 
 def test_an_unchecked_archive_is_removed_once_stale(cache):
-    archive = job._cds_archive_path()
+    archive = local_session._cds_archive_path()
     cache.mkdir(parents=True)
     pending = Path(f"{archive}.new")
     pending.write_bytes(b"\0" * 4096)  # what a JVM killed while writing leaves
     lock = Path(f"{archive}.lock")
     lock.write_text(os.pathsep.join(["/nonexistent/jars/*"]))
-    assert job._cds_archive_works(pending, lock) is False
-    assert job.class_data_sharing_options() == []  # young: may still be being written
+    assert local_session._cds_archive_works(pending, lock) is False
+    assert local_session.class_data_sharing_options() == []  # young: may still be being written
     old = time.time() - 3600
     os.utime(pending, (old, old))
     os.utime(lock, (old, old))
-    options = job.class_data_sharing_options()  # stale: removed, and made again
+    options = local_session.class_data_sharing_options()  # stale: removed, and made again
     assert not archive.exists()
     assert options[0] == f"-XX:ArchiveClassesAtExit={archive}.new"
 
@@ -74,10 +74,10 @@ def test_no_java_17_or_switched_off_means_no_options(cache, monkeypatch, tmp_pat
     fake.mkdir()
     (fake / "release").write_text('JAVA_VERSION="11.0.2"\n')
     monkeypatch.setenv("JAVA_HOME", str(fake))
-    assert job.class_data_sharing_options() == []
+    assert local_session.class_data_sharing_options() == []
     monkeypatch.setenv("JAVA_HOME", real_home)
     monkeypatch.setenv("SALES_PIPELINE_CDS", "0")
-    assert job.class_data_sharing_options() == []
+    assert local_session.class_data_sharing_options() == []
     assert not cache.exists()
 
 
@@ -117,15 +117,15 @@ def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):
     )
     (tmp_path / "customers.json").write_text('{"customer_id": "C1", "age_group": "26-35"}\n')
     first = _run(tmp_path, "first")
-    archive = job._cds_archive_path()
+    archive = local_session._cds_archive_path()
     pending = Path(f"{archive}.new")
     deadline = time.monotonic() + 120  # the JVM writes it as it exits, after Python
     while time.monotonic() < deadline and not (
-        pending.exists() and job._cds_archive_works(pending, Path(f"{archive}.lock"))
+        pending.exists() and local_session._cds_archive_works(pending, Path(f"{archive}.lock"))
     ):
         time.sleep(2)
-    assert job._cds_archive_works(pending, Path(f"{archive}.lock"))
-    assert job.class_data_sharing_options() == []  # just written: not taken yet
+    assert local_session._cds_archive_works(pending, Path(f"{archive}.lock"))
+    assert local_session.class_data_sharing_options() == []  # just written: not taken yet
     settled = time.time() - 60
     os.utime(pending, (settled, settled))
     second = _run(tmp_path, "second")
@@ -137,8 +137,8 @@ def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):
     # crashes a JVM (checked by hand: "A fatal error has been detected"); it fails here.
     truncated = tmp_path / "truncated.jsa"
     truncated.write_bytes(archive.read_bytes()[:1_000_000])
-    assert job._cds_archive_works(archive, Path(f"{archive}.lock"))
-    assert not job._cds_archive_works(truncated, Path(f"{archive}.lock"))
+    assert local_session._cds_archive_works(archive, Path(f"{archive}.lock"))
+    assert not local_session._cds_archive_works(truncated, Path(f"{archive}.lock"))
     assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the crash log stays out of here
 
 
@@ -151,8 +151,8 @@ def test_a_replaced_jar_gives_another_archive(cache, tmp_path, monkeypatch):
     jars.mkdir(parents=True)
     (jars / "a.jar").write_bytes(b"first")
     monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "pyspark" / "__init__.py"))
-    first = job._cds_archive_path()
-    assert job._cds_archive_path() == first  # the same files: the same archive
+    first = local_session._cds_archive_path()
+    assert local_session._cds_archive_path() == first  # the same files: the same archive
     (jars / "a.jar").write_bytes(b"again")  # same name and size, written anew
     os.utime(jars / "a.jar", ns=(1, 1))
-    assert job._cds_archive_path() != first
+    assert local_session._cds_archive_path() != first

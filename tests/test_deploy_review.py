@@ -713,7 +713,7 @@ def test_an_unknown_profile_exits_2_with_one_error_line(
 def test_deployed_job_arguments_parse_through_awsglue_as_on_glue(deployed, config):
     pytest.importorskip("awsglue.utils")  # AWSGlueDataplanePython installs on Python 3.11 only
     pytest.importorskip("awsglue.context")
-    import glue_etl_job
+    from sales_etl import arguments
 
     glue = deployed.glue
     default_arguments = glue.get_job(JobName=JOB)["Job"]["DefaultArguments"]
@@ -733,9 +733,9 @@ def test_deployed_job_arguments_parse_through_awsglue_as_on_glue(deployed, confi
     for name, value in {**added_by_glue, **default_arguments, **run_arguments}.items():
         argv += [name, value]
 
-    args = glue_etl_job.parse_args(argv)
+    args = arguments.parse_args(argv)
 
-    assert glue_etl_job.is_glue_runtime(argv) is True
+    assert arguments.is_glue_runtime(argv) is True
     assert args.sales_path == SALES_URI
     assert args.customers_path == CUSTOMERS_URI
     assert args.output_path == "s3://test-sales-processed/"

@@ -20,13 +20,31 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 import glue_etl_job as job
+from sales_etl import (
+    arguments,
+    context,
+    contracts,
+    duplicates,
+    local_session,
+    readers,
+    rules,
+    sales_pass,
+    session,
+    tables,
+    tuning,
+    writing,
+)
+from sales_etl import counts as job_counts
+from sales_etl import files as job_files
+from sales_etl import inputs as job_inputs
+from sales_etl import run as job_run
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2025, 6, 30)
-HEADER = ",".join(job.SALES_COLUMNS)
+HEADER = ",".join(contracts.SALES_COLUMNS)
 
 RAW_SALES_SCHEMA = T.StructType(
-    [T.StructField(c, T.StringType()) for c in job.SALES_COLUMNS]
+    [T.StructField(c, T.StringType()) for c in contracts.SALES_COLUMNS]
     + [
         T.StructField("_corrupt", T.StringType()),
         T.StructField("_source_file", T.StringType()),
@@ -65,9 +83,9 @@ def raw_customers(spark, lines, utf8_ok=None):
 
 
 def with_field(**changes):
-    row = dict(zip(job.SALES_COLUMNS, GOOD, strict=True))
+    row = dict(zip(contracts.SALES_COLUMNS, GOOD, strict=True))
     row.update(changes)
-    return tuple(row[c] for c in job.SALES_COLUMNS)
+    return tuple(row[c] for c in contracts.SALES_COLUMNS)
 
 
 # --- sales rules ------------------------------------------------------------------------
@@ -128,12 +146,17 @@ SALES_CASES = [
 ]
 
 
+def valid(checked):
+    """The rows the row rules accept (the input of these tests has no repeated id)."""
+    return checked.where(F.col("reason").isNull())
+
+
 @contextmanager
 def evaluated(spark, mode):
     """The block runs as the job runs an input of a size that gets ``mode``."""
-    size = 0 if mode == "interpreted" else job._INTERPRETED_MAX_BYTES + 1
-    plan = job.InputPlan([job.InputFile("sales.csv", size)], [], [])
-    with job._evaluation(spark, plan) as got:
+    size = 0 if mode == "interpreted" else tuning.SMALL_INPUT_BYTES + 1
+    plan = job_inputs.InputPlan([job_files.InputFile("sales.csv", size)], [], [])
+    with session.expression_evaluation(spark, plan) as got:
         assert got == mode
         yield
 
@@ -147,7 +170,7 @@ def classified_cases(spark, request):
     generated code and once interpreted (the job interprets small inputs)."""
     rows = [(f"R{i}", *row[1:]) for i, (row, _) in enumerate(SALES_CASES)]
     with evaluated(spark, request.param):
-        out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
+        out = rules.check_sales_rows(raw_sales(spark, rows), TODAY).collect()
     return {r["transaction_id"]: r for r in out}
 
 
@@ -171,13 +194,13 @@ def test_each_sales_rule_names_its_reason(classified_cases, case, reason):
 def test_malformed_and_non_utf8_rows_are_named_before_field_checks(spark):
     rows = [with_field(transaction_id="M"), with_field(transaction_id="E", quantity="x")]
     df = raw_sales(spark, rows, corrupt={0: "M,2025-06-01"}, utf8_ok={1: False})
-    got = {r["transaction_id"]: r["reason"] for r in job.classify_sales(df, TODAY).collect()}
+    got = {r["transaction_id"]: r["reason"] for r in rules.check_sales_rows(df, TODAY).collect()}
     assert got == {"M": "malformed_row", "E": "invalid_encoding"}
 
 
 def test_valid_row_is_typed_and_trimmed(spark):
     row = (" T9 ", "2025-06-01 13:45:00", "C1 ", " Laptop", " 3 ", "10.5", "North", "31.50")
-    out = job.classify_sales(raw_sales(spark, [row]), TODAY).collect()[0]
+    out = rules.check_sales_rows(raw_sales(spark, [row]), TODAY).collect()[0]
     assert out["reason"] is None
     assert out["transaction_id"] == "T9"
     assert out["customer_id"] == "C1"
@@ -188,7 +211,8 @@ def test_valid_row_is_typed_and_trimmed(spark):
     assert out["total_amount"] == Decimal("31.50")
 
 
-def test_duplicates_exact_are_dropped_once_and_conflicting_are_all_quarantined(spark):
+def test_duplicates_exact_are_dropped_once_and_conflicting_are_all_quarantined(spark, tmp_path):
+    """Through what the run calls: the sales pass over a file, then the duplicate check."""
     rows = [
         with_field(transaction_id="A"),
         with_field(transaction_id="A", unit_price="10.5"),  # same values once parsed
@@ -198,18 +222,31 @@ def test_duplicates_exact_are_dropped_once_and_conflicting_are_all_quarantined(s
         with_field(transaction_id="C"),
         with_field(transaction_id="C", quantity="0", total_amount="0.00"),  # invalid copy
     ]
-    out = job.classify_sales(raw_sales(spark, rows), TODAY).collect()
-    by_id = {}
-    for r in out:
-        by_id.setdefault(r["transaction_id"], []).append((r["reason"], r["_extra_duplicate"]))
+    path = tmp_path / "sales.csv"
+    path.write_text("\n".join([HEADER, *(",".join(r) for r in rows)]) + "\n")
+    plan = job_inputs.InputPlan(
+        [job_files.InputFile(str(path), path.stat().st_size)], [], [], sales_headers=(HEADER,)
+    )
+    read = sales_pass.read_and_check_sales(spark, plan, TODAY)
+    resolved, outcome, counts = duplicates.resolve_sales_duplicates(read)
+    try:
+        by_id = {}
+        for r in resolved.collect():
+            by_id.setdefault(r["transaction_id"], []).append((r["reason"], r["_extra_duplicate"]))
+        kept_ids = sorted(r["transaction_id"] for r in rules.kept(resolved).collect())
+    finally:
+        for df in [*read.persisted, outcome]:
+            df.unpersist()
     assert sorted(by_id["A"], key=str) == [(None, False), (None, True), (None, True)]
     assert by_id["B"] == [("conflicting_duplicate", False)] * 2
     assert sorted(by_id["C"], key=str) == [("non_positive_quantity", False), (None, False)]
-    kept_ids = sorted(
-        r["transaction_id"]
-        for r in job.kept(job.classify_sales(raw_sales(spark, rows), TODAY)).collect()
-    )
     assert kept_ids == ["A", "C"]
+    assert counts == job_counts.SourceCounts(
+        read=7,
+        valid=2,
+        by_reason={"non_positive_quantity": 1, "conflicting_duplicate": 2},
+        duplicates=2,
+    )
 
 
 # --- customer rules ---------------------------------------------------------------------
@@ -239,7 +276,7 @@ CUSTOMER_LINES = [
 
 def test_each_customer_rule_names_its_reason(spark):
     lines = CUSTOMER_LINES
-    df = job.classify_customers(raw_customers(spark, lines, utf8_ok={11: False}))
+    df = rules.classify_customers(raw_customers(spark, lines, utf8_ok={11: False}))
     got = sorted((r["_raw_record"], r["reason"], r["_extra_duplicate"]) for r in df.collect())
     expected = sorted(
         [
@@ -258,7 +295,7 @@ def test_each_customer_rule_names_its_reason(spark):
         ]
     )
     assert got == expected
-    kept = job.kept(df).collect()
+    kept = rules.kept(df).collect()
     assert sorted(r["customer_id"] for r in kept) == ["C1", "C4"]
     assert kept[0]["signup_date"] == date(2024, 1, 2)
 
@@ -271,15 +308,15 @@ def test_check_customers_counts_each_outcome_and_leaves_the_session_settings(spa
         "\n".join([*CUSTOMER_LINES[:-1], ""]).encode() + b'\n{"customer_id": "C6\xff"}\n'
     )
     args = args_for(sales, customers, out)
-    run = job.RunContext.start(
-        spark, args, job.plan_inputs(args, None), run_id="r", started=job._utc_now()
+    run = context.RunContext.start(
+        spark, args, job_inputs.plan_inputs(args, None), run_id="r", started=context.utc_now()
     )
     settings = {
         k: spark.conf.get(k) for k in ("spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions")
     }
-    df, counts = job.check_customers(run)
+    df, counts = job_run.check_customers(run)
     try:
-        assert counts == job.SourceCounts(
+        assert counts == job_counts.SourceCounts(
             read=12,
             valid=2,
             by_reason={
@@ -300,8 +337,8 @@ def test_check_customers_counts_each_outcome_and_leaves_the_session_settings(spa
 
 
 def test_enrich_left_joins_customers_and_adds_date_parts(spark):
-    sales = job.kept(
-        job.classify_sales(
+    sales = valid(
+        rules.check_sales_rows(
             raw_sales(
                 spark,
                 [
@@ -312,9 +349,12 @@ def test_enrich_left_joins_customers_and_adds_date_parts(spark):
             TODAY,
         )
     )
-    customers = job.kept(job.classify_customers(raw_customers(spark, [cust("C1")])))
-    enriched = job.enrich(sales, customers)
-    assert [f.name for f in enriched.schema.fields] == [*job.ENRICHED_COLUMNS, "_known_customer"]
+    customers = rules.kept(rules.classify_customers(raw_customers(spark, [cust("C1")])))
+    enriched = tables.enrich(sales, customers)
+    assert [f.name for f in enriched.schema.fields] == [
+        *contracts.ENRICHED_COLUMNS,
+        "_known_customer",
+    ]
     types_ = {f.name: f.dataType for f in enriched.schema.fields}
     assert types_["transaction_date"] == T.DateType()
     assert types_["signup_date"] == T.DateType()
@@ -346,9 +386,11 @@ def test_summarize_by_region_product_month_with_half_up_average(spark):
             total_amount="5.00",
         ),
     ]
-    sales = job.kept(job.classify_sales(raw_sales(spark, rows), TODAY))
-    customers = job.kept(job.classify_customers(raw_customers(spark, [cust("C1")])))
-    summary = job.summarize(job.enrich(sales, customers))
+    sales = valid(rules.check_sales_rows(raw_sales(spark, rows), TODAY))
+    customers = rules.kept(rules.classify_customers(raw_customers(spark, [cust("C1")])))
+    summary = tables.summary_groups(tables.enrich(sales, customers)).select(
+        *contracts.SUMMARY_COLUMNS
+    )
     types_ = {f.name: f.dataType for f in summary.schema.fields}
     assert types_["total_revenue"] == T.DecimalType(18, 2)
     assert types_["transaction_count"] == T.LongType()
@@ -385,7 +427,7 @@ def test_summary_groups_sum_and_average_exactly_at_the_extremes(spark):
     )
     got = {
         r["region"]: (r["total_revenue"], r["transaction_count"], r["avg_transaction_value"])
-        for r in job.summary_groups(df).collect()
+        for r in tables.summary_groups(df).collect()
     }
     expected = {}
     for region, values in amounts.items():
@@ -394,24 +436,24 @@ def test_summary_groups_sum_and_average_exactly_at_the_extremes(spark):
         expected[region] = (total, len(values), mean.quantize(Decimal("0.01"), ROUND_HALF_UP))
     assert got == expected
     spark_decimal = df.groupBy("region").agg(
-        F.sum("total_amount").cast(job.REVENUE).alias("total_revenue"),
+        F.sum("total_amount").cast(contracts.REVENUE).alias("total_revenue"),
         F.count(F.lit(1)).alias("transaction_count"),
-        F.avg("total_amount").cast(job.MONEY).alias("avg_transaction_value"),
+        F.avg("total_amount").cast(contracts.MONEY).alias("avg_transaction_value"),
     )
     assert {r["region"]: tuple(r)[1:] for r in spark_decimal.collect()} == expected
-    unknown = {r["region"]: r["_unknown"] for r in job.summary_groups(df).collect()}
+    unknown = {r["region"]: r["_unknown"] for r in tables.summary_groups(df).collect()}
     assert unknown == {"big": 1, "mixed": 2, "half": 2, "thirds": 1, "neg": 1}
 
 
 def test_quarantine_records_keep_source_reason_raw_text_and_bytes(spark):
-    sales = job.classify_sales(
+    sales = rules.check_sales_rows(
         raw_sales(spark, [GOOD, with_field(transaction_id="X", quantity="0", total_amount="0.00")]),
         TODAY,
     )
-    customers = job.classify_customers(raw_customers(spark, ["{oops"]))
-    q = job.quarantine_records(sales, customers, "run-1")
-    assert q.schema == job.QUARANTINE_SCHEMA or [f.name for f in q.schema] == [
-        f.name for f in job.QUARANTINE_SCHEMA
+    customers = rules.classify_customers(raw_customers(spark, ["{oops"]))
+    q = tables.quarantine_records(sales, customers, "run-1")
+    assert q.schema == contracts.QUARANTINE_SCHEMA or [f.name for f in q.schema] == [
+        f.name for f in contracts.QUARANTINE_SCHEMA
     ]
     got = sorted(
         (r["source"], r["reason"], r["record_id"], r["raw_record"], r["run_id"])
@@ -446,7 +488,7 @@ def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(sp
     data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
     data += b"Q4,2025-06-04,C1,Caf\xe9 latin-1,1,5.00,North,5.00\r\n"
     path.write_bytes(data)
-    df = job.classify_sales(job.read_sales(spark, [str(path)]), TODAY)
+    df = rules.check_sales_rows(readers.read_sales(spark, [str(path)]), TODAY)
     rows = {r["transaction_id"]: r for r in df.collect()}
     assert sorted(rows) == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]  # the blank line is no record
     assert rows["Q1"]["reason"] is None
@@ -460,7 +502,7 @@ def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(sp
     assert rows["Q5"]["reason"] == "malformed_row"
     assert rows["Q5"]["_raw_record"] == "Q5,2025-06-05,C1,Short row"
     assert rows["Q6"]["reason"] == "malformed_row"
-    q = {r["record_id"]: r for r in job.quarantine_records(df, None, "r").collect()}
+    q = {r["record_id"]: r for r in tables.quarantine_records(df, None, "r").collect()}
     assert b"\xe9" in q["Q4"]["raw_bytes"]
     assert q["Q5"]["raw_bytes"] is None
 
@@ -479,7 +521,7 @@ def test_odd_quotes_flags_lines_with_an_odd_number_of_quote_characters(spark):
         'Caf\u00e9 "': True,  # a multi-byte character before the quote
     }
     df = spark.createDataFrame([(line,) for line in lines], "value string")
-    got = dict(df.select("value", job._odd_quotes(F.col("value")).alias("odd")).collect())
+    got = dict(df.select("value", readers._odd_quotes(F.col("value")).alias("odd")).collect())
     assert got == lines
 
 
@@ -504,7 +546,7 @@ def test_a_small_run_gets_a_jvm_that_compiles_with_c1_only(spark):
     [(None, False), (0, True), (4 * 1024 * 1024, True), (4 * 1024 * 1024 + 1, False)],
 )
 def test_the_jvm_compiles_with_c1_only_up_to_4_mib(input_bytes, c1_only):
-    options = job.local_jvm_options(input_bytes)
+    options = local_session.local_jvm_options(input_bytes)
     assert options[:2] == ["-Duser.timezone=UTC", "-XX:+UseParallelGC"]
     assert ("-XX:TieredStopAtLevel=1" in options) is c1_only
 
@@ -528,12 +570,12 @@ def test_line_reader_and_multiline_reader_agree_on_one_line_records(spark, tmp_p
     """The parallel path (line by line) and the multiLine path classify each row alike."""
     path = tmp_path / "sales.csv"
     path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join([HEADER.encode(), *ONE_LINE_CASES]) + b"\r\n")
-    cols = [*job.SALES_CONTENT, "reason", "detail"]
-    lines = job.read_sales_lines(spark, [str(path)], [HEADER])
+    cols = [*contracts.SALES_CONTENT, "reason", "detail"]
+    lines = readers.read_sales_lines(spark, [str(path)], [HEADER])
     assert lines.where("_odd_quotes").count() == 0
     assert lines.where("_header").count() == 1
-    by_line = job.classify_sales(lines.where("not _header").drop(*job._LINE_FLAGS), TODAY)
-    by_file = job.classify_sales(job.read_sales(spark, [str(path)]), TODAY)
+    by_line = rules.check_sales_rows(lines.where("not _header").drop(*contracts.LINE_FLAGS), TODAY)
+    by_file = rules.check_sales_rows(readers.read_sales(spark, [str(path)]), TODAY)
     got = {r["transaction_id"]: r for r in by_line.select(*cols, "_raw_bytes").collect()}
     want = {r["transaction_id"]: r for r in by_file.select(*cols, "_raw_bytes").collect()}
     assert sorted(got) == sorted(want) == sorted(f"P{i}" for i in range(1, 11))
@@ -555,7 +597,7 @@ def test_read_customers_ndjson_with_bom_crlf_blank_lines_and_bad_bytes(spark, tm
         + b"\r\n"
         + b'{"customer_id": "C3", "age_group": "caf\xe9"}\r\n'
     )
-    df = job.classify_customers(job.read_customers(spark, [str(path)], []))
+    df = rules.classify_customers(readers.read_customers(spark, [str(path)], []))
     got = sorted((r["customer_id"], r["reason"]) for r in df.collect())
     assert got == [("C1", None), ("C2", None), ("C3", "invalid_encoding")]
 
@@ -563,7 +605,7 @@ def test_read_customers_ndjson_with_bom_crlf_blank_lines_and_bad_bytes(spark, tm
 def test_read_customers_accepts_a_json_array(spark, tmp_path):
     path = tmp_path / "c.json"
     path.write_text("[\n  " + cust("C1") + ",\n  " + cust("C2") + ",\n  42\n]\n")
-    df = job.classify_customers(job.read_customers(spark, [], [str(path)]))
+    df = rules.classify_customers(readers.read_customers(spark, [], [str(path)]))
     got = sorted((r["customer_id"] or "", r["reason"] or "") for r in df.collect())
     assert got == [("", "invalid_json"), ("C1", ""), ("C2", "")]
 
@@ -571,7 +613,7 @@ def test_read_customers_accepts_a_json_array(spark, tmp_path):
 def test_unparseable_json_array_is_one_quarantined_record(spark, tmp_path):
     path = tmp_path / "c.json"
     path.write_text("[" + cust("C1") + ", {broken")
-    df = job.classify_customers(job.read_customers(spark, [], [str(path)]))
+    df = rules.classify_customers(readers.read_customers(spark, [], [str(path)]))
     assert [r["reason"] for r in df.collect()] == ["invalid_json"]
 
 
@@ -579,7 +621,9 @@ def test_unparseable_json_array_is_one_quarantined_record(spark, tmp_path):
 
 
 def args_for(sales, customers, out):
-    return job.JobArgs(sales_path=str(sales), customers_path=str(customers), output_path=str(out))
+    return arguments.JobArgs(
+        sales_path=str(sales), customers_path=str(customers), output_path=str(out)
+    )
 
 
 @pytest.fixture
@@ -605,8 +649,8 @@ def inputs(tmp_path):
 def test_plan_inputs_rejects_fatal_input(inputs, setup, message):
     sales, customers, out = inputs
     setup(sales, customers)
-    with pytest.raises(job.FatalInputError, match=message):
-        job.plan_inputs(args_for(sales, customers, out), None)
+    with pytest.raises(contracts.FatalInputError, match=message):
+        job_inputs.plan_inputs(args_for(sales, customers, out), None)
 
 
 def test_plan_inputs_takes_folders_skips_hidden_files_and_warns_on_json_array(tmp_path, caplog):
@@ -617,8 +661,10 @@ def test_plan_inputs_takes_folders_skips_hidden_files_and_warns_on_json_array(tm
     (tmp_path / "sales" / ".a.csv.crc").write_text("x")
     (tmp_path / "customers").mkdir()
     (tmp_path / "customers" / "c.json").write_text("  [" + cust("C1") + "]")
-    with caplog.at_level(logging.WARNING, logger="glue_etl_job"):
-        plan = job.plan_inputs(args_for(tmp_path / "sales", tmp_path / "customers", tmp_path), None)
+    with caplog.at_level(logging.WARNING, logger="sales_etl"):
+        plan = job_inputs.plan_inputs(
+            args_for(tmp_path / "sales", tmp_path / "customers", tmp_path), None
+        )
     assert [p.path.rsplit("/", 1)[1] for p in plan.sales_files] == ["a.csv", "b.csv"]
     assert [p.path.rsplit("/", 1)[1] for p in plan.array_files] == ["c.json"]
     assert plan.ndjson_files == []
@@ -629,9 +675,9 @@ def test_header_only_sales_input_is_fatal_before_anything_is_written(spark, inpu
     sales, customers, out = inputs
     sales.write_text(HEADER + "\r\n")
     args = args_for(sales, customers, out)
-    plan = job.plan_inputs(args, None)
-    with pytest.raises(job.FatalInputError, match="no data rows"):
-        job.run_job(spark, args, plan, run_id="r", started=job._utc_now())
+    plan = job_inputs.plan_inputs(args, None)
+    with pytest.raises(contracts.FatalInputError, match="no data rows"):
+        job_run.run_job(spark, args, plan, run_id="r", started=context.utc_now())
     assert not out.exists()
 
 
@@ -639,7 +685,7 @@ def test_hadoop_files_work_on_file_uris(spark, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.csv").write_bytes(b"hello\nworld\n")
     (tmp_path / "in" / "_SUCCESS").write_bytes(b"")
-    fs = job.HadoopFiles(spark)
+    fs = job_files.HadoopFiles(spark)
     root = tmp_path.as_uri()
     assert fs.exists(root + "/in") and not fs.exists(root + "/nope")
     files = fs.list_files(root + "/in")
@@ -654,8 +700,8 @@ def test_hadoop_files_work_on_file_uris(spark, tmp_path):
 def test_file_uris_work_end_to_end_through_hadoop(spark, inputs):
     sales, customers, out = inputs
     args = args_for(sales.as_uri(), customers.as_uri(), out.as_uri())
-    plan = job.plan_inputs(args, spark)
-    m = job.run_job(spark, args, plan, run_id="uri", started=job._utc_now())
+    plan = job_inputs.plan_inputs(args, spark)
+    m = job_run.run_job(spark, args, plan, run_id="uri", started=context.utc_now())
     assert m["rows_written"]["enriched"] == 1 and m["reconciliation"]["sales"]["ok"]
     assert json.loads((out / "_runs" / "uri.json").read_text())["status"] == "succeeded"
     assert list((out / "enriched" / "year=2025" / "month=6").glob("*.parquet"))
@@ -663,8 +709,8 @@ def test_file_uris_work_end_to_end_through_hadoop(spark, inputs):
 
 def test_rows_that_do_not_reconcile_fail_the_run_before_writing(spark, inputs, monkeypatch, capsys):
     sales, customers, out = inputs
-    real_enrich = job.enrich
-    monkeypatch.setattr(job, "enrich", lambda s, c: real_enrich(s, c).limit(0))  # loses a row
+    real_enrich = tables.enrich
+    monkeypatch.setattr(job_run, "enrich", lambda s, c: real_enrich(s, c).limit(0))  # loses a row
     argv = ["glue_etl_job.py", "--sales_path", str(sales), "--customers_path", str(customers)]
     assert job.main([*argv, "--output_path", str(out), "--run_id", "bad"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
@@ -684,16 +730,16 @@ def test_a_partition_lost_after_the_write_fails_the_run_and_is_named(
     sales, customers, out = inputs
     july = ("T2", "2025-07-03", "C1", "Mouse", "1", "5.00", "North", "5.00")
     sales.write_text("\n".join([HEADER, ",".join(GOOD), ",".join(july)]) + "\n")
-    real_write = job._write_partitioned
+    real_write = writing._write_partitioned
 
     def write_then_lose_june(df, path):
         real_write(df, path)
         if path.endswith("enriched"):
             shutil.rmtree(Path(path) / "year=2025" / "month=6")
 
-    monkeypatch.setattr(job, "_write_partitioned", write_then_lose_june)
+    monkeypatch.setattr(writing, "_write_partitioned", write_then_lose_june)
     argv = ["glue_etl_job.py", "--sales_path", str(sales), "--customers_path", str(customers)]
-    with caplog.at_level(logging.ERROR, logger="glue_etl_job"):
+    with caplog.at_level(logging.ERROR, logger="sales_etl"):
         rc = job.main([*argv, "--output_path", str(out), "--run_id", "lost"])
     assert rc == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
@@ -715,35 +761,39 @@ BASE_ARGV = ["glue_etl_job.py", "--sales_path", "s", "--customers_path", "c", "-
 
 def test_parse_args_with_awsglue_get_resolved_options():
     pytest.importorskip("awsglue.utils")  # AWSGlueDataplanePython installs on Python 3.11 only
-    args = job.parse_args([*BASE_ARGV, "--run_id", "r1", "--quarantine_path=q"])
+    args = arguments.parse_args([*BASE_ARGV, "--run_id", "r1", "--quarantine_path=q"])
     assert (args.sales_path, args.customers_path, args.output_path) == ("s", "c", "o")
     assert (args.run_id, args.quarantine_path, args.job_name) == ("r1", "q", "glue_etl_job")
 
 
 def test_parse_args_fallback_without_awsglue(monkeypatch):
     monkeypatch.setitem(sys.modules, "awsglue.utils", None)  # makes the import fail
-    args = job.parse_args([*BASE_ARGV, "--JOB_NAME", "etl", "--JOB_RUN_ID", "jr_1", "--extra", "x"])
+    args = arguments.parse_args(
+        [*BASE_ARGV, "--JOB_NAME", "etl", "--JOB_RUN_ID", "jr_1", "--extra", "x"]
+    )
     assert (args.job_name, args.job_run_id, args.run_id) == ("etl", "jr_1", None)
-    with pytest.raises(job.FatalInputError, match="output_path"):
-        job.parse_args(BASE_ARGV[:-2])
+    with pytest.raises(contracts.FatalInputError, match="output_path"):
+        arguments.parse_args(BASE_ARGV[:-2])
 
 
 def test_parse_args_missing_required_is_fatal():
-    with pytest.raises(job.FatalInputError, match="bad arguments"):
-        job.parse_args(["glue_etl_job.py", "--sales_path", "s"])
+    with pytest.raises(contracts.FatalInputError, match="bad arguments"):
+        arguments.parse_args(["glue_etl_job.py", "--sales_path", "s"])
 
 
 def test_awsglue_importable_alone_does_not_select_the_glue_runtime():
     pytest.importorskip("awsglue.context")  # installed locally on 3.11 (AWSGlueDataplanePython)
 
-    assert job.is_glue_runtime(BASE_ARGV) is False
-    assert job.is_glue_runtime([*BASE_ARGV, "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]) is True
+    assert arguments.is_glue_runtime(BASE_ARGV) is False
+    assert (
+        arguments.is_glue_runtime([*BASE_ARGV, "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]) is True
+    )
 
 
 def test_run_id_must_name_a_file():
-    assert job._check_run_id("20250101T000000Z-ab12") == "20250101T000000Z-ab12"
-    with pytest.raises(job.FatalInputError):
-        job._check_run_id("../escape")
+    assert arguments.check_run_id("20250101T000000Z-ab12") == "20250101T000000Z-ab12"
+    with pytest.raises(contracts.FatalInputError):
+        arguments.check_run_id("../escape")
 
 
 # --- the Glue branch, wired against a fake awsglue ----------------------------------------
@@ -854,7 +904,7 @@ def test_generated_dirty_input_in_a_folder_of_files_reconciles(
     """The generators' dirty rows land where pandas says they should, and every row
     reconciles: with the expressions interpreted (as the job runs an input this small)
     and with generated code (as it runs a big one)."""
-    monkeypatch.setattr(job, "_INTERPRETED_MAX_BYTES", interpreted_max)
+    monkeypatch.setattr(session, "SMALL_INPUT_BYTES", interpreted_max)
     gen = [sys.executable, str(GENERATORS[0]), "--rows", "1000", "--customers", "100"]
     subprocess.run([*gen, "--seed", "3", "--dirty-rate", "0.1", "--output", str(tmp_path / "s.csv")], check=True, capture_output=True)  # fmt: skip
     subprocess.run([sys.executable, str(GENERATORS[1]), "--customers", "90", "--seed", "3", "--output", str(tmp_path / "c.ndjson")], check=True, capture_output=True)  # fmt: skip
@@ -864,8 +914,8 @@ def test_generated_dirty_input_in_a_folder_of_files_reconciles(
     (tmp_path / "sales" / "part-1.csv").write_bytes(header + b"".join(body[:500]))
     (tmp_path / "sales" / "part-2.csv").write_bytes(header + b"".join(body[500:]))
     args = args_for(tmp_path / "sales", tmp_path / "c.ndjson", tmp_path / "out")
-    plan = job.plan_inputs(args, None)
-    m = job.run_job(spark, args, plan, run_id="gen", started=job._utc_now())
+    plan = job_inputs.plan_inputs(args, None)
+    m = job_run.run_job(spark, args, plan, run_id="gen", started=context.utc_now())
     expected = expected_from_raw(tmp_path / "s.csv", {f"CUST{i:04d}" for i in range(1, 91)})
     assert m["rows_read"]["sales"] == len(body) == 1000  # each file's header skipped
     assert m["reconciliation"]["sales"]["ok"] and m["reconciliation"]["customers"]["ok"]

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 from etl_expectations import expected_from_raw
 
-import glue_etl_job as job
+from sales_etl import arguments, context, contracts, duplicates, inputs, run, sales_pass, session
 
 REPO = Path(__file__).resolve().parent.parent
 JOB = REPO / "glue_etl_job.py"
@@ -196,17 +196,19 @@ def max_partition_bytes(spark, size: int | None) -> Iterator[None]:
     if size is None:
         yield
         return
-    with job._sql_conf(spark, MAX_PARTITION_BYTES, str(size)):
+    with session.sql_conf(spark, MAX_PARTITION_BYTES, str(size)):
         yield
 
 
 def run_in_process(
     spark, sales: Path, customers: Path, out: Path, run_id: str, split: int | None = None
 ) -> dict:
-    args = job.JobArgs(sales_path=str(sales), customers_path=str(customers), output_path=str(out))
-    plan = job.plan_inputs(args, None)
+    args = arguments.JobArgs(
+        sales_path=str(sales), customers_path=str(customers), output_path=str(out)
+    )
+    plan = inputs.plan_inputs(args, None)
     with max_partition_bytes(spark, split):
-        return job.run_job(spark, args, plan, run_id=run_id, started=job._utc_now())
+        return run.run_job(spark, args, plan, run_id=run_id, started=context.utc_now())
 
 
 def by_month(rows: list[list[str]]) -> list[tuple]:
@@ -557,19 +559,19 @@ def test_conflicting_rows_found_by_row_id_or_by_checking_every_line_agree(spark,
     a.add(conflicting(c.rows[7]))
     a.write(folder / "a.csv")
     c.write(folder / "c.csv")
-    args = job.JobArgs(
+    args = arguments.JobArgs(
         sales_path=str(folder),
         customers_path=str(write_customers(tmp_path / "customers.ndjson")),
         output_path=str(tmp_path / "out"),
     )
-    plan = job.plan_inputs(args, None)
+    plan = inputs.plan_inputs(args, None)
     with max_partition_bytes(spark, 16 * KIB):
-        read = job.read_and_check_sales(spark, plan, date(2026, 1, 1))
-        _, outcome, counts = job.resolve_sales_duplicates(read)
-        conflicts = counts.by_reason[job.CONFLICTING_DUPLICATE]
+        read = sales_pass.read_and_check_sales(spark, plan, date(2026, 1, 1))
+        _, outcome, counts = duplicates.resolve_sales_duplicates(read)
+        conflicts = counts.by_reason[contracts.CONFLICTING_DUPLICATE]
         found = {}
         for how, expected in (("by_row_id", conflicts), ("every_line", conflicts + 1)):
-            df = job.conflicting_rows_with_raw(
+            df = duplicates.conflicting_rows_with_raw(
                 spark, read, outcome, plan.sales_headers, date(2026, 1, 1), expected
             )
             found[how] = sorted(
@@ -693,7 +695,7 @@ def test_read_plan_reads_the_generated_file_in_parallel(generated):
 
 def observed(files: list[str], headers: int, odd: int, valid: int, **reasons: int) -> dict:
     """The metrics ``_line_metrics`` observes, written by hand (file i has name hash i)."""
-    counts = {r: reasons.get(r, 0) for r in job.SALES_REASONS}
+    counts = {r: reasons.get(r, 0) for r in contracts.SALES_REASONS}
     return {
         "valid": valid,
         **counts,
@@ -707,7 +709,7 @@ def observed(files: list[str], headers: int, odd: int, valid: int, **reasons: in
 
 
 def test_observed_counts_give_every_file_one_header_and_the_records_by_outcome():
-    seen, outcomes, names = job._lines_by_observation(
+    seen, outcomes, names = sales_pass._lines_by_observation(
         observed(["file:/a.csv", "file:/b.csv"], 2, 0, 7, invalid_type=2, future_date=1), 2
     )
     assert names == {0: "file:/a.csv", 1: "file:/b.csv"}
@@ -748,7 +750,7 @@ def test_observed_counts_give_every_file_one_header_and_the_records_by_outcome()
     ],
 )
 def test_observed_counts_are_not_enough_when_a_file_may_need_the_multiline_reader(metrics):
-    assert job._lines_by_observation(metrics, 2) is None
+    assert sales_pass._lines_by_observation(metrics, 2) is None
 
 
 def test_the_scan_per_file_names_files_by_their_header_rows_and_refuses_a_hash_collision(spark):
@@ -764,7 +766,7 @@ def test_the_scan_per_file_names_files_by_their_header_rows_and_refuses_a_hash_c
         (2, "invalid_date", False, False, "file:/b.csv"),
         (2, None, False, False, None),
     ]
-    seen, outcomes, names = job._lines_by_file(spark.createDataFrame(rows, schema))
+    seen, outcomes, names = sales_pass._lines_by_file(spark.createDataFrame(rows, schema))
     assert names == {1: "file:/a.csv", 2: "file:/b.csv"}
     assert seen == {
         "file:/a.csv": {"headers": 1, "odd_quotes": 1},
@@ -781,8 +783,8 @@ def test_the_scan_per_file_names_files_by_their_header_rows_and_refuses_a_hash_c
         key=str,
     )
     clash = [*rows, (2, "invalid_type", True, False, "file:/c.csv")]
-    with pytest.raises(job.JobFailedError, match="same 64-bit name hash"):
-        job._lines_by_file(spark.createDataFrame(clash, schema))
+    with pytest.raises(contracts.JobFailedError, match="same 64-bit name hash"):
+        sales_pass._lines_by_file(spark.createDataFrame(clash, schema))
 
 
 def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
@@ -799,13 +801,13 @@ def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
     def no_scan(rows):
         raise AssertionError("counted by a scan of the persisted rows")
 
-    monkeypatch.setattr(job, "_lines_by_file", no_scan)
-    args = job.JobArgs(
+    monkeypatch.setattr(sales_pass, "_lines_by_file", no_scan)
+    args = arguments.JobArgs(
         sales_path=str(sales),
         customers_path=str(write_customers(tmp_path / "customers.ndjson")),
         output_path=str(tmp_path / "out"),
     )
-    read = job.read_and_check_sales(spark, job.plan_inputs(args, None), date(2026, 1, 1))
+    read = sales_pass.read_and_check_sales(spark, inputs.plan_inputs(args, None), date(2026, 1, 1))
     try:
         assert read.repeated_count == 0
         assert read.outcomes == {None: 2_000, "non_positive_quantity": 1}
@@ -838,7 +840,7 @@ def plain_folder(spark, tmp_path_factory):
     customers = write_customers(work / "customers.ndjson")
     runs = {"observed": run_in_process(spark, folder, customers, work / "out1", "p1", SPLIT_3)}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(job, "_ran_once", lambda spark, group: False)
+        mp.setattr(sales_pass, "ran_once", lambda spark, group: False)
         runs["scanned"] = run_in_process(spark, folder, customers, work / "out2", "p2", SPLIT_3)
     return runs
 
@@ -957,12 +959,12 @@ def test_progress_lines_one_start_and_one_end_per_phase_in_order(cli_run):
     for line in cli_run.stderr.splitlines():
         found = PHASE_RE.search(line)
         if found:
-            assert "glue_etl_job" in line and "INFO" in line, line
+            assert "sales_etl" in line and "INFO" in line, line
             events.append((found[1], "started" if found[2] == "started" else "done"))
     assert events == [(p, e) for p in PHASES for e in ("started", "done")], cli_run.stderr
 
 
 def test_progress_lines_are_few(cli_run):
-    job_lines = [ln for ln in cli_run.stderr.splitlines() if "glue_etl_job" in ln]
+    job_lines = [ln for ln in cli_run.stderr.splitlines() if "sales_etl" in ln]
     assert len(job_lines) <= 2 * len(PHASES) + 4, cli_run.stderr  # no line per task
     assert not [ln for ln in job_lines if re.search(r"\btask\b", ln, re.IGNORECASE)]

@@ -19,7 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import glue_etl_job as job
+from sales_etl import arguments, contracts
+from sales_etl import metrics as job_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "SalesPipeline"
@@ -51,7 +52,7 @@ def _by_key(data: list[dict]) -> dict[tuple, tuple]:
 
 
 def test_metric_data_carries_every_figure_with_the_pipeline_dimension():
-    data = job.cloudwatch_metric_data(METRICS, PREFIX, WHEN)
+    data = job_metrics.cloudwatch_metric_data(METRICS, PREFIX, WHEN)
     p = ("Pipeline", PREFIX)
     assert _by_key(data) == {
         ("SalesRowsRead", (p,)): (970.0, "Count"),
@@ -79,14 +80,16 @@ def test_metric_data_carries_every_figure_with_the_pipeline_dimension():
 
 def test_rate_is_zero_when_nothing_was_read():
     empty = {**METRICS, "rows_read": {"sales": 0, "customers": 0}, "quarantined_total": 0}
-    assert job.quarantine_rate(empty) == 0.0
+    assert job_metrics.quarantine_rate(empty) == 0.0
 
 
 def test_namespace_without_prefix_is_a_bad_argument():
     argv = ["job", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
-    with pytest.raises(job.FatalInputError, match="go together"):
-        job.parse_args([*argv, "--metrics_namespace", NAMESPACE])
-    args = job.parse_args([*argv, "--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX])
+    with pytest.raises(contracts.FatalInputError, match="go together"):
+        arguments.parse_args([*argv, "--metrics_namespace", NAMESPACE])
+    args = arguments.parse_args(
+        [*argv, "--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX]
+    )
     assert (args.metrics_namespace, args.pipeline_prefix) == (NAMESPACE, PREFIX)
 
 
@@ -107,7 +110,7 @@ def _stat(cw, name: str, dims: list[dict], stat: str = "Maximum") -> float | Non
 def test_published_figures_read_back_from_cloudwatch(aws_env):
     with mock_aws():
         cw = boto3.client("cloudwatch", region_name="us-east-1")
-        assert job.publish_metrics(METRICS, NAMESPACE, PREFIX, client=cw) == 10
+        assert job_metrics.publish_metrics(METRICS, NAMESPACE, PREFIX, client=cw) == 10
         pipeline = [{"Name": "Pipeline", "Value": PREFIX}]
         assert _stat(cw, "QuarantineRate", pipeline) == pytest.approx(0.04)
         assert _stat(cw, "RowsWritten", pipeline) == 930

@@ -17,9 +17,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-import glue_etl_job as job
 from pipeline import config as cfg
 from pipeline.config import PipelineConfig
+from sales_etl import arguments, context, contracts
 
 RUN_ID = "run-42"
 
@@ -51,10 +51,12 @@ def ddl_tables(text: str, params: dict[str, str]) -> dict[str, dict[str, Any]]:
     return tables
 
 
-def job_outputs(output_path: str) -> job.Outputs:
+def job_outputs(output_path: str) -> context.Outputs:
     """Where the job writes for ``--output_path output_path`` (no --quarantine_path)."""
-    args = job.JobArgs(sales_path="in/s.csv", customers_path="in/c.json", output_path=output_path)
-    return job.Outputs.for_run(args, RUN_ID)
+    args = arguments.JobArgs(
+        sales_path="in/s.csv", customers_path="in/c.json", output_path=output_path
+    )
+    return context.Outputs.for_run(args, RUN_ID)
 
 
 # --- the DDL reader itself, on hand-written DDL ------------------------------------------
@@ -144,14 +146,14 @@ def test_every_ddl_location_is_a_folder_the_job_writes() -> None:
     out = job_outputs("s3://bkt/")
     tables_over = {v["location"]: v for v in tables.values()}
     # The job's partition folders (year=2025/month=9), as Athena's projection spells them.
-    partition_path = "/".join(f"{c}=${{{c}}}" for c in job.PARTITION_COLUMNS)
+    partition_path = "/".join(f"{c}=${{{c}}}" for c in contracts.PARTITION_COLUMNS)
     # The two tables over the job's partitioned output, partitioned as the job writes it.
     for folder in (out.enriched, out.summary):
         assert f"{folder}/" in tables_over, (folder, sorted(tables_over))
         table = tables_over[f"{folder}/"]
-        assert table["partitions"] == list(job.PARTITION_COLUMNS)
+        assert table["partitions"] == list(contracts.PARTITION_COLUMNS)
         assert table["template"] == f"{folder}/{partition_path}/"
     written = {f"{out.enriched}/", f"{out.summary}/"} | {
-        f"s3://bkt/{folder}/" for folder in (job.QUARANTINE_DIR, job.RUNS_DIR)
+        f"s3://bkt/{folder}/" for folder in (contracts.QUARANTINE_DIR, contracts.RUNS_DIR)
     }
     assert set(tables_over) - written == set()

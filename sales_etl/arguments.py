@@ -1,0 +1,138 @@
+"""The job's arguments, parsed as Glue passes them (``--name value``), and the run id."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sales_etl.contracts import DEFAULT_JOB_NAME, FatalInputError
+
+log = logging.getLogger(__name__)
+
+
+# A run id names the quarantine folder and the metrics file.
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+REQUIRED_ARGS = ("sales_path", "customers_path", "output_path")
+
+OPTIONAL_ARGS = ("quarantine_path", "run_id", "JOB_NAME", "metrics_namespace", "pipeline_prefix")
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    sales_path: str
+    customers_path: str
+    output_path: str
+    quarantine_path: str | None = None
+    run_id: str | None = None
+    job_name: str = DEFAULT_JOB_NAME
+    job_run_id: str | None = None
+    # Publish the run's figures to CloudWatch in this namespace, dimension Pipeline=<prefix>.
+    metrics_namespace: str | None = None
+    pipeline_prefix: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _given(argv: Sequence[str], name: str) -> bool:
+    flag = f"--{name}"
+    return any(a == flag or a.startswith(flag + "=") for a in argv[1:])
+
+
+def parse_args(argv: Sequence[str]) -> JobArgs:
+    """Parse Glue-style ``--name value`` arguments; ``argv[0]`` is the script name.
+
+    Uses ``awsglue.utils.getResolvedOptions`` when awsglue imports (it treats every
+    listed option as required, so optional ones are listed only when given), an
+    argparse equivalent otherwise.
+    """
+    wanted = list(REQUIRED_ARGS) + [o for o in OPTIONAL_ARGS if _given(argv, o)]
+    try:
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        getResolvedOptions = None  # noqa: N806 - the awsglue name
+    if getResolvedOptions is not None:
+        try:
+            resolved = getResolvedOptions(list(argv), wanted)
+        except Exception as exc:  # GlueArgumentError or RuntimeError from awsglue
+            raise FatalInputError(f"bad arguments: {exc}; {_usage()}") from None
+    else:
+        parser = _FallbackParser(add_help=False)
+        for name in wanted:
+            parser.add_argument(f"--{name}", required=True)
+        parser.add_argument("--JOB_ID")
+        parser.add_argument("--JOB_RUN_ID")
+        parsed, _extra = parser.parse_known_args(list(argv[1:]))
+        resolved = vars(parsed)
+    for name in wanted:
+        if not resolved.get(name):
+            raise FatalInputError(f"bad arguments: --{name} is empty; {_usage()}")
+    if bool(resolved.get("metrics_namespace")) != bool(resolved.get("pipeline_prefix")):
+        raise FatalInputError(
+            f"bad arguments: --metrics_namespace and --pipeline_prefix go together; {_usage()}"
+        )
+    return JobArgs(
+        sales_path=resolved["sales_path"],
+        customers_path=resolved["customers_path"],
+        output_path=resolved["output_path"],
+        quarantine_path=resolved.get("quarantine_path"),
+        run_id=resolved.get("run_id"),
+        job_name=resolved.get("JOB_NAME") or DEFAULT_JOB_NAME,
+        job_run_id=resolved.get("JOB_RUN_ID"),
+        metrics_namespace=resolved.get("metrics_namespace"),
+        pipeline_prefix=resolved.get("pipeline_prefix"),
+        raw=dict(resolved),
+    )
+
+
+class _FallbackParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage and exit(2)
+        raise FatalInputError(f"bad arguments: {message}; {_usage()}")
+
+
+def _usage() -> str:
+    return (
+        "usage: glue_etl_job.py --sales_path P --customers_path P --output_path P "
+        "[--quarantine_path P] [--run_id ID] [--JOB_NAME NAME] "
+        "[--metrics_namespace NS --pipeline_prefix PREFIX]"
+    )
+
+
+def is_glue_runtime(argv: Sequence[str]) -> bool:
+    """True when running inside an AWS Glue job run.
+
+    The Glue service always passes ``--JOB_ID`` and ``--JOB_RUN_ID`` to the script
+    (awsglue's ``Job.id_params`` reserves them; user code may not define them), and a
+    local invocation never does. ``import awsglue`` alone is not enough: the
+    AWSGlueDataplanePython package installs locally, but ``GlueContext`` needs Glue's
+    JVM jars, which exist only on Glue.
+    """
+    if not _given(argv, "JOB_RUN_ID"):
+        return False
+    try:
+        import awsglue.context  # noqa: F401
+    except ImportError:
+        log.warning("--JOB_RUN_ID given but awsglue is not importable; running locally")
+        return False
+    return True
+
+
+def default_run_id(args: JobArgs, now: datetime) -> str:
+    if args.run_id:
+        return args.run_id
+    if args.job_run_id:
+        return args.job_run_id
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID_RE.match(run_id):
+        raise FatalInputError(
+            f"bad --run_id {run_id!r}: use letters, digits, '_', '.', '-' (it names files)"
+        )
+    return run_id
