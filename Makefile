@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: run test lint format template bench bench-generate bench-etl clean
+.PHONY: run test lint format template bench bench-generate bench-etl bench-incremental clean
 
 # (Re)install whenever requirements.txt changes.
 $(STAMP): requirements.txt
@@ -55,6 +55,10 @@ bench-generate: $(STAMP)
 # The ETL job at 1M and 10M rows against DuckDB and plain Spark (inputs cached in benchmarks/.cache/).
 bench-etl: $(STAMP)
 	$(BIN)/python benchmarks/bench_etl.py
+
+# Daily loads: 20 daily files of 500K rows run one by one, then a full rebuild (inputs cached in benchmarks/.cache/).
+bench-incremental: $(STAMP)
+	$(BIN)/python benchmarks/bench_incremental.py
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache

@@ -21,7 +21,14 @@ _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 REQUIRED_ARGS = ("sales_path", "customers_path", "output_path")
 
-OPTIONAL_ARGS = ("quarantine_path", "run_id", "JOB_NAME", "metrics_namespace", "pipeline_prefix")
+OPTIONAL_ARGS = (
+    "quarantine_path",
+    "run_id",
+    "JOB_NAME",
+    "metrics_namespace",
+    "pipeline_prefix",
+    "full_rebuild",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class JobArgs:
     # Publish the run's figures to CloudWatch in this namespace, dimension Pipeline=<prefix>.
     metrics_namespace: str | None = None
     pipeline_prefix: str | None = None
+    # Rebuild every output from all raw files instead of reading only what is new.
+    full_rebuild: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -86,8 +95,18 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
         job_run_id=resolved.get("JOB_RUN_ID"),
         metrics_namespace=resolved.get("metrics_namespace"),
         pipeline_prefix=resolved.get("pipeline_prefix"),
+        full_rebuild=_flag(resolved.get("full_rebuild"), "full_rebuild"),
         raw=dict(resolved),
     )
+
+
+def _flag(value: str | None, name: str) -> bool:
+    """A Glue-style boolean argument: ``true`` or ``false`` (absent: false)."""
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise FatalInputError(f"bad arguments: --{name} takes true or false, not {value!r}")
 
 
 class _FallbackParser(argparse.ArgumentParser):
@@ -99,7 +118,7 @@ def _usage() -> str:
     return (
         "usage: glue_etl_job.py --sales_path P --customers_path P --output_path P "
         "[--quarantine_path P] [--run_id ID] [--JOB_NAME NAME] "
-        "[--metrics_namespace NS --pipeline_prefix PREFIX]"
+        "[--metrics_namespace NS --pipeline_prefix PREFIX] [--full_rebuild true]"
     )
 
 

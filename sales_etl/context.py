@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from sales_etl.arguments import JobArgs
-from sales_etl.contracts import ENRICHED_DIR, QUARANTINE_DIR, RUNS_DIR, SUMMARY_DIR
+from sales_etl.contracts import (
+    CUSTOMER_COLUMNS,
+    ENRICHED_DIR,
+    QUARANTINE_DIR,
+    RUNS_DIR,
+    SALES_CONTENT,
+    SUMMARY_DIR,
+)
 from sales_etl.counts import Counts
 from sales_etl.files import HadoopFiles, LocalFiles, absolute_path, filesystem_for, join_path
 from sales_etl.inputs import InputPlan
+from sales_etl.lake import LakeChanges
 from sales_etl.sales_pass import SalesRead
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,10 @@ class RunContext:
         out = Outputs.for_run(args, run_id)
         out_fs = filesystem_for(out.root, spark)
         return cls(spark, args, plan, run_id, started, t0, out, out_fs, durations={})
+
+    def reading(self, plan: InputPlan) -> RunContext:
+        """This run, reading only the files of ``plan``."""
+        return replace(self, plan=plan)
 
     @property
     def today(self) -> date:
@@ -107,15 +120,85 @@ class Checked:
     """Every input record read once and classified; the counts before anything is written."""
 
     read: SalesRead  # how the sales input was read, and the frames it persisted
-    sales: DataFrame  # every sales record: reason and _extra_duplicate final
+    sales: DataFrame  # every sales record: reason, _extra_duplicate, _superseded final
     outcome: DataFrame | None  # the duplicate check's outcome, persisted (None: no repeats)
-    customers: DataFrame  # every customer record, classified (persisted)
-    enriched: DataFrame  # kept sales LEFT JOIN kept customers, with year, month, day
+    customers: DataFrame  # every customer record read, classified (persisted)
+    enriched: DataFrame  # the rows to add: kept sales LEFT JOIN customers, year, month, day
     groups: DataFrame  # summary_groups(enriched), persisted: the summary and the counts
     counts: Counts
     planned: dict[str, dict[str, Any]]  # the reconciliation per source, from the counts
+    lake: LakeChanges  # what the new rows change in the loaded ones
+    full: bool  # a full rebuild: the outputs replace every earlier one
+    customers_state: DataFrame | None  # every customer record now known, to keep (None: as is)
 
     @property
     def persisted(self) -> list[DataFrame | None]:
         """What this step persisted, to unpersist once the outputs are verified."""
-        return [*self.read.persisted, self.outcome, self.customers, self.groups]
+        return [
+            *self.read.persisted,
+            self.outcome,
+            self.customers,
+            self.groups,
+            *self.lake.persisted,
+        ]
+
+    def superseded_parts(self) -> list[tuple[str, DataFrame]]:
+        """The records newer versions replaced, by source (see tables.superseded_records)."""
+        parts = []
+        if self.counts.sales.superseded and self.outcome is not None:
+            replaced = self.outcome.where("_d_superseded").select(
+                "_row_id", "_d_source_file", "_d_superseded_by"
+            )
+            rows = self.sales.join(replaced, "_row_id")
+            parts.append(
+                (
+                    "sales",
+                    _as_record(
+                        rows,
+                        "transaction_id",
+                        SALES_CONTENT,
+                        "_d_source_file",
+                        F.col("_d_superseded_by"),
+                    ),
+                )
+            )
+        if self.counts.customers.superseded:
+            rows = self.customers.where("_superseded")
+            parts.append(
+                (
+                    "customers",
+                    _as_record(
+                        rows,
+                        "customer_id",
+                        CUSTOMER_COLUMNS,
+                        "_source_file",
+                        F.col("_superseded_by"),
+                    ),
+                )
+            )
+        if self.lake.replaced and self.lake.removed is not None:
+            names = self.read.file_names
+            by = (
+                F.create_map(*[F.lit(x) for h, n in names.items() for x in (h, n)])
+                if names
+                else None
+            )
+            new_file = by[F.col("_by_hash")] if by is not None else F.lit(None).cast("string")
+            parts.append(
+                (
+                    "sales",
+                    _as_record(self.lake.removed, "transaction_id", SALES_CONTENT, None, new_file),
+                )
+            )
+        return parts
+
+
+def _as_record(
+    rows: DataFrame, key: str, fields: Sequence[str], source_file: str | None, by: Any
+) -> DataFrame:
+    return rows.select(
+        F.col(key).alias("record_id"),
+        (F.col(source_file) if source_file else F.lit(None).cast("string")).alias("source_file"),
+        by.alias("superseded_by"),
+        F.to_json(F.struct(*[F.col(c) for c in fields])).alias("record"),
+    )

@@ -141,9 +141,9 @@ ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
     "quarantine",
     "_runs",
 )
+# Records a newer file's version replaced: superseded/run_id=<run_id>/ (SUPERSEDED_SCHEMA).
+SUPERSEDED_DIR = "superseded"
 
-# Spark's own staging folder for dynamic partition overwrite; a killed run leaves it.
-STAGING_PREFIX = ".spark-staging-"
 
 # The quarantine table: one row per rejected record, with its one reason.
 QUARANTINE_SCHEMA = T.StructType(
@@ -156,6 +156,19 @@ QUARANTINE_SCHEMA = T.StructType(
         T.StructField("record_id", T.StringType()),
         T.StructField("raw_record", T.StringType()),
         T.StructField("raw_bytes", T.BinaryType()),
+    ]
+)
+
+# The superseded table: one row per record a newer file's version replaced (not
+# quarantined: the newer version is the one loaded).
+SUPERSEDED_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("record_id", T.StringType()),
+        T.StructField("source_file", T.StringType()),
+        T.StructField("superseded_by", T.StringType()),
+        T.StructField("record", T.StringType()),
     ]
 )
 

@@ -15,15 +15,20 @@ from sales_etl.session import sql_conf
 
 
 def final_sales_counts(
-    outcomes: dict[str | None, int], *, conflicting: int, extra: int
+    outcomes: dict[str | None, int],
+    *,
+    conflicting: int,
+    extra: int,
+    superseded: int = 0,
 ) -> SourceCounts:
     """The sales records by final outcome: the row rules' counts (None: valid), with
-    ``conflicting`` valid rows now conflicting duplicates and ``extra`` exact copies."""
+    ``conflicting`` valid rows now conflicting duplicates, ``extra`` exact copies and
+    ``superseded`` older versions a newer file corrected."""
     by_reason = {r: n for r, n in outcomes.items() if r is not None}
     if conflicting:
         by_reason[CONFLICTING_DUPLICATE] = conflicting
-    valid = outcomes.get(None, 0) - conflicting - extra
-    return SourceCounts(sum(outcomes.values()), valid, by_reason, extra)
+    valid = outcomes.get(None, 0) - conflicting - extra - superseded
+    return SourceCounts(sum(outcomes.values()), valid, by_reason, extra, superseded)
 
 
 def count_rows(sales: SourceCounts, customers: SourceCounts, groups: DataFrame) -> Counts:
@@ -82,30 +87,38 @@ class SourceCounts(NamedTuple):
     valid: int  # valid records kept (one per exact duplicate group)
     by_reason: dict[str, int]  # quarantined records per reason
     duplicates: int  # exact duplicates dropped
+    superseded: int = 0  # older versions a newer file's record replaced
 
 
 def counts_by_reason(rows: list[Any]) -> SourceCounts:
-    """Add up one source's record counts (``reason``, ``extra``, ``rows``) by outcome."""
+    """Add up one source's record counts (``reason``, ``extra``, ``superseded``,
+    ``rows``) by outcome."""
     total = sum(r["rows"] for r in rows)
     by_reason: dict[str, int] = {}
-    valid = dups = 0
+    valid = dups = superseded = 0
     for r in rows:
         if r["reason"] is not None:
             by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["rows"]
         elif r["extra"]:
             dups += r["rows"]
+        elif r["superseded"]:
+            superseded += r["rows"]
         else:
             valid += r["rows"]
-    return SourceCounts(total, valid, by_reason, dups)
+    return SourceCounts(total, valid, by_reason, dups, superseded)
 
 
-def reconcile(read: int, written: int, quarantined: int, dups: int) -> dict[str, Any]:
+def reconcile(
+    read: int, written: int, quarantined: int, dups: int, superseded: int = 0
+) -> dict[str, Any]:
+    """Rows read against rows written, quarantined, dropped as copies and superseded."""
     return {
         "read": read,
         "written": written,
         "quarantined": quarantined,
         "duplicates_dropped": dups,
-        "ok": read == written + quarantined + dups,
+        "superseded": superseded,
+        "ok": read == written + quarantined + dups + superseded,
     }
 
 

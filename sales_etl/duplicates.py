@@ -46,7 +46,8 @@ def resolve_sales_duplicates(
     rows = read.rows
     if not read.repeated_count:
         counts = final_sales_counts(read.outcomes, conflicting=0, extra=0)
-        return rows.withColumn("_extra_duplicate", F.lit(False)), None, counts
+        resolved = rows.withColumn("_extra_duplicate", F.lit(False))
+        return resolved.withColumn("_superseded", F.lit(False)), None, counts
     hashes = read.repeated
     candidates = _with_file_names(
         rows.join(
@@ -55,27 +56,34 @@ def resolve_sales_duplicates(
             "left_semi",
         ),
         read.file_names,
+        read.file_orders,
     )
     outcome = mark_duplicates(
-        candidates, "transaction_id", SALES_CONTENT, conflict_reason=CONFLICTING_DUPLICATE
+        candidates,
+        "transaction_id",
+        SALES_CONTENT,
+        conflict_reason=CONFLICTING_DUPLICATE,
     ).select(
         "_row_id",
         F.col("reason").alias("_d_reason"),
         F.col("detail").alias("_d_detail"),
         F.col("_extra_duplicate").alias("_d_extra"),
+        F.col("_superseded").alias("_d_superseded"),
+        F.col("_superseded_by").alias("_d_superseded_by"),
         # Which row it was, for the quarantine (see conflicting_rows_with_raw).
         F.col("transaction_id").alias("_d_transaction_id"),
         F.col("_source_file").alias("_d_source_file"),
     )
     outcome = outcome.persist()
-    tally = outcome.groupBy("_d_reason", "_d_extra").count().collect()
+    tally = outcome.groupBy("_d_reason", "_d_extra", "_d_superseded").count().collect()
     n = sum(r["count"] for r in tally)
     counts = final_sales_counts(
         read.outcomes,
         conflicting=sum(r["count"] for r in tally if r["_d_reason"] == CONFLICTING_DUPLICATE),
         extra=sum(r["count"] for r in tally if r["_d_extra"]),
+        superseded=sum(r["count"] for r in tally if r["_d_superseded"]),
     )
-    side = outcome.select("_row_id", "_d_reason", "_d_detail", "_d_extra")
+    side = outcome.select("_row_id", "_d_reason", "_d_detail", "_d_extra", "_d_superseded")
     joined = rows.join(F.broadcast(side) if n <= BROADCAST_KEYS else side, "_row_id", "left")
     decided = F.col("_d_extra").isNotNull()
     resolved = joined.select(
@@ -83,19 +91,25 @@ def resolve_sales_duplicates(
         F.when(decided, F.col("_d_reason")).otherwise(F.col("reason")).alias("reason"),
         F.when(decided, F.col("_d_detail")).otherwise(F.col("detail")).alias("detail"),
         F.coalesce(F.col("_d_extra"), F.lit(False)).alias("_extra_duplicate"),
+        F.coalesce(F.col("_d_superseded"), F.lit(False)).alias("_superseded"),
     )
     return resolved, outcome, counts
 
 
-def _with_file_names(rows: DataFrame, names: dict[int, str]) -> DataFrame:
-    """``rows`` with ``_source_file`` set on every row, from ``_file_hash`` (a broadcast
-    join: the few candidate rows of the duplicate check, from any number of files)."""
+def _with_file_names(rows: DataFrame, names: dict[int, str], orders: dict[int, int]) -> DataFrame:
+    """``rows`` with ``_source_file`` and ``_file_order`` (the file's modification time
+    in ms) set on every row, from ``_file_hash`` (a broadcast join: the few candidate
+    rows of the duplicate check, from any number of files)."""
     if not names:
-        return rows
+        return rows.withColumn("_file_order", F.lit(0).cast("long"))
     # Built from literals in the JVM: a DataFrame made from a Python list is deserialized
     # by Python worker processes, whose start-up cost 0.75 s of the duplicate check.
     pairs = [
-        F.struct(F.lit(h).cast("long").alias("_file_hash"), F.lit(n).alias("_named_file"))
+        F.struct(
+            F.lit(h).cast("long").alias("_file_hash"),
+            F.lit(n).alias("_named_file"),
+            F.lit(orders.get(h, 0)).cast("long").alias("_file_order"),
+        )
         for h, n in names.items()
     ]
     by_hash = rows.sparkSession.range(1).select(F.inline(F.array(*pairs))).hint("broadcast")
@@ -201,7 +215,8 @@ def conflicting_rows_with_raw(
 
     found = reread(narrow=True).persist()
     tally = found.agg(
-        F.count(F.lit(1)).alias("rows"), F.count(F.when(~F.col("_same_id"), 1)).alias("other")
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(~F.col("_same_id"), 1)).alias("other"),
     ).first()
     # Cannot happen while the splits match; stay exact anyway.
     if tally is None or tally["rows"] != expected or tally["other"]:

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 class InputFile:
     path: str
     size: int
+    mtime_ms: int = 0  # modification time (S3: LastModified), in ms since the epoch
 
 
 def is_local(path: str) -> bool:
@@ -41,14 +42,13 @@ class LocalFiles:
 
     def list_files(self, path: str) -> list[InputFile]:
         if os.path.isfile(path):
-            return [InputFile(os.path.abspath(path), os.path.getsize(path))]
+            return [_local_file(os.path.abspath(path))]
         found = []
         for folder, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not _hidden(d))
             for name in sorted(files):
                 if not _hidden(name):
-                    full = os.path.abspath(os.path.join(folder, name))
-                    found.append(InputFile(full, os.path.getsize(full)))
+                    found.append(_local_file(os.path.abspath(os.path.join(folder, name))))
         return found
 
     def head(self, path: str, n: int) -> bytes:
@@ -61,6 +61,31 @@ class LocalFiles:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's bytes, or None when there is no such file."""
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, path: str) -> None:
+        """Remove a file or a folder and everything under it (nothing there: fine)."""
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+    def move(self, src: str, dst: str) -> None:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(src, dst)
+
+    def list_dirs(self, path: str) -> list[str]:
+        """The folders directly under ``path``."""
+        if not os.path.isdir(path):
+            return []
+        return sorted(e.path for e in os.scandir(path) if e.is_dir())
 
     def size_under(self, path: str) -> int:
         if not os.path.exists(path):
@@ -99,14 +124,14 @@ class HadoopFiles:
         fs, p = self._fs(path)
         status = fs.getFileStatus(p)
         if status.isFile():
-            return [InputFile(status.getPath().toString(), int(status.getLen()))]
+            return [_hadoop_file(status)]
         found = []
         it = fs.listFiles(p, True)
         while it.hasNext():
             st = it.next()
             rel = st.getPath().toString()[len(status.getPath().toString()) :]
             if not any(_hidden(part) for part in rel.split("/") if part):
-                found.append(InputFile(st.getPath().toString(), int(st.getLen())))
+                found.append(_hadoop_file(st))
         return sorted(found, key=lambda f: f.path)
 
     def head(self, path: str, n: int) -> bytes:
@@ -125,6 +150,33 @@ class HadoopFiles:
             out.write(bytearray(data))
         finally:
             out.close()
+
+    def read_bytes(self, path: str) -> bytes | None:
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return None
+        stream = fs.open(p)
+        try:
+            return bytes(stream.readAllBytes())
+        finally:
+            stream.close()
+
+    def delete(self, path: str) -> None:
+        fs, p = self._fs(path)
+        fs.delete(p, True)
+
+    def move(self, src: str, dst: str) -> None:
+        fs, p = self._fs(src)
+        target = self._jvm.org.apache.hadoop.fs.Path(dst)
+        fs.mkdirs(target.getParent())
+        if not fs.rename(p, target):
+            raise OSError(f"could not move {src} to {dst}")
+
+    def list_dirs(self, path: str) -> list[str]:
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return []
+        return sorted(st.getPath().toString() for st in fs.listStatus(p) if st.isDirectory())
 
     def size_under(self, path: str) -> int:
         fs, p = self._fs(path)
@@ -145,12 +197,31 @@ class HadoopFiles:
         return sorted(removed)
 
 
+def _local_file(path: str) -> InputFile:
+    st = os.stat(path)
+    return InputFile(path, st.st_size, st.st_mtime_ns // 1_000_000)
+
+
+def _hadoop_file(status: Any) -> InputFile:
+    return InputFile(
+        status.getPath().toString(),
+        int(status.getLen()),
+        int(status.getModificationTime()),
+    )
+
+
 def filesystem_for(path: str, spark: SparkSession | None) -> LocalFiles | HadoopFiles:
     if is_local(path):
         return LocalFiles()
     if spark is None:
         raise RuntimeError(f"{path} needs Spark's Hadoop file system")
     return HadoopFiles(spark)
+
+
+def plain_path(spark_name: str) -> str:
+    """A local file's path from Spark's ``file:`` name for it; a URI as it is."""
+    parts = urlsplit(spark_name)
+    return unquote(parts.path) if parts.scheme == "file" else spark_name
 
 
 def absolute_path(path: str) -> str:

@@ -32,6 +32,22 @@ class InputPlan:
     def customer_files(self) -> list[InputFile]:
         return sorted(self.ndjson_files + self.array_files, key=lambda f: f.path)
 
+    def only(self, sales: list[InputFile], customers: list[InputFile]) -> InputPlan:
+        """The plan for some of its files."""
+        return InputPlan(
+            [f for f in self.sales_files if f in sales],
+            [f for f in self.ndjson_files if f in customers],
+            [f for f in self.array_files if f in customers],
+            self.sales_headers,
+        )
+
+    def only_new(self, known: frozenset[InputFile]) -> InputPlan:
+        """The plan without the files in ``known``."""
+        return self.only(
+            [f for f in self.sales_files if f not in known],
+            [f for f in self.customer_files if f not in known],
+        )
+
     @property
     def input_bytes(self) -> int:
         """Bytes of every input file, sales and customers."""
@@ -80,15 +96,26 @@ def json_layout(head: bytes) -> str:
     return "json_array" if head.lstrip()[:1] == b"[" else "ndjson"
 
 
-def plan_inputs(args: JobArgs, spark: SparkSession | None) -> InputPlan:
-    """Check that both inputs exist, are not empty and look right; list their files."""
+def plan_inputs(
+    args: JobArgs, spark: SparkSession | None, known: frozenset[InputFile] = frozenset()
+) -> InputPlan:
+    """Check that both inputs exist, are not empty and look right; list their files.
+
+    Files in ``known`` (processed by an earlier run, unchanged since) are listed but not
+    opened: a run that reads nothing new reads no raw bytes.
+    """
     sales_fs = filesystem_for(args.sales_path, spark)
     sales = _nonempty_files(sales_fs, args.sales_path, "sales")
-    headers = {check_sales_header(sales_fs.head(f.path, 65536), f.path) for f in sales}
+    headers = {
+        check_sales_header(sales_fs.head(f.path, 65536), f.path) for f in sales if f not in known
+    }
     cust_fs = filesystem_for(args.customers_path, spark)
     customers = _nonempty_files(cust_fs, args.customers_path, "customers")
     ndjson, arrays = [], []
     for f in customers:
+        if f in known:
+            ndjson.append(f)
+            continue
         head = cust_fs.head(f.path, 4096)
         if not head.strip(b" \t\r\n" + UTF8_BOM):
             log.warning("customers file %s holds only whitespace; skipped", f.path)

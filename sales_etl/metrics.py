@@ -18,7 +18,7 @@ from sales_etl.sales_pass import SalesRead
 log = logging.getLogger(__name__)
 
 
-def planned_metrics(run: RunContext, checked: Checked) -> dict[str, Any]:
+def planned_metrics(run: RunContext, checked: Checked, load: Any) -> dict[str, Any]:
     """Step 2: the metrics document, with the counts and reconciliation of step 1.
 
     ``rows_written`` and ``bytes_written`` stay 0 and the reconciliation stays the
@@ -28,6 +28,27 @@ def planned_metrics(run: RunContext, checked: Checked) -> dict[str, Any]:
     sales_q, cust_q = counts.sales.by_reason, counts.customers.by_reason
     sales_dups, cust_dups = counts.sales.duplicates, counts.customers.duplicates
     metrics = _metrics(run, checked.read)
+    lake = checked.lake
+    metrics["mode"] = load.mode
+    metrics["full_rebuild_reason"] = load.reason
+    for source in ("sales", "customers"):
+        metrics["inputs"][source]["files_skipped"] = load.skipped.get(source, 0)
+    months = sorted({*counts.months, *lake.months_rewritten})
+    metrics["lake"] = {
+        "months_appended": []
+        if checked.full
+        else [f"year={y}/month={m}" for y, m in counts.months],
+        "months_rewritten": [f"year={y}/month={m}" for y, m in lake.months_rewritten],
+        "files_rewritten": lake.rewritten_files,
+        "bytes_read_back": lake.bytes_read_back,
+        "rows_replaced": lake.replaced,
+        "rows_reenriched": lake.reenriched,
+        "copies_of_loaded_rows": lake.copies_of_loaded,
+    }
+    metrics["rows_superseded"] = {
+        "sales": counts.sales.superseded + lake.replaced,
+        "customers": counts.customers.superseded,
+    }
     metrics.update(
         {
             "rows_read": {"sales": counts.sales.read, "customers": counts.customers.read},
@@ -38,11 +59,11 @@ def planned_metrics(run: RunContext, checked: Checked) -> dict[str, Any]:
             },
             "rows_quarantined_by_source": {"sales": dict(sales_q), "customers": dict(cust_q)},
             "quarantined_total": counts.quarantined_total,
-            "duplicates_dropped": sales_dups + cust_dups,
+            "duplicates_dropped": sales_dups + lake.copies_of_loaded + cust_dups,
             "duplicates_dropped_by_source": {"sales": sales_dups, "customers": cust_dups},
             "customers_loaded": counts.customers.valid,
             "unknown_customers": counts.unknown_customers,
-            "partitions_written": [f"year={y}/month={m}" for y, m in counts.months],
+            "partitions_written": [f"year={y}/month={m}" for y, m in months],
             "reconciliation": checked.planned,
         }
     )
@@ -83,9 +104,62 @@ def _metrics(run: RunContext, read: SalesRead) -> dict[str, Any]:
             "customers": sum(f.size for f in plan.customer_files),
         },
         "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
-        "leftovers_removed": [],
         "durations_seconds": run.durations,
         "reason_vocabulary": {"sales": SALES_REASONS, "customers": CUSTOMER_REASONS},
+    }
+
+
+def no_input_metrics(run: RunContext, skipped: dict[str, int]) -> dict[str, Any]:
+    """The metrics of a run that found every raw file already read: nothing read or written."""
+    args = run.args
+    nothing = {"sales": 0, "customers": 0}
+    return {
+        "run_id": run.run_id,
+        "job_name": args.job_name,
+        "status": "running",
+        "mode": "no_new_input",
+        "started_at": iso(run.started),
+        "finished_at": None,
+        "run_date": run.started.date().isoformat(),
+        "inputs": {
+            source: {"path": path, "files": [], "files_skipped": skipped.get(source, 0)}
+            for source, path in (("sales", args.sales_path), ("customers", args.customers_path))
+        },
+        "rows_read": dict(nothing),
+        "rows_written": {"enriched": 0, "sales_summary": 0},
+        "rows_quarantined": {},
+        "rows_quarantined_by_source": {"sales": {}, "customers": {}},
+        "quarantined_total": 0,
+        "duplicates_dropped": 0,
+        "duplicates_dropped_by_source": dict(nothing),
+        "rows_superseded": dict(nothing),
+        "customers_loaded": 0,
+        "unknown_customers": 0,
+        "partitions_written": [],
+        "bytes_read": dict(nothing),
+        "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
+        "full_rebuild_reason": None,
+        "lake": {
+            "months_appended": [],
+            "months_rewritten": [],
+            "files_rewritten": [],
+            "bytes_read_back": 0,
+            "rows_replaced": 0,
+            "rows_reenriched": 0,
+            "copies_of_loaded_rows": 0,
+        },
+        "reconciliation": {
+            s: {
+                "read": 0,
+                "written": 0,
+                "quarantined": 0,
+                "duplicates_dropped": 0,
+                "superseded": 0,
+                "ok": True,
+            }
+            for s in ("sales", "customers")
+        },
+        "durations_seconds": run.durations,
     }
 
 
@@ -184,6 +258,12 @@ def finish_run(run: RunContext, metrics: dict[str, Any], failed: str | None) -> 
 
 
 def summary_line(m: dict[str, Any]) -> str:
+    if m.get("mode") == "no_new_input":
+        return (
+            f"run {m['run_id']} {m['status']}: no new input ({m['inputs']['sales']['files_skipped']} "
+            f"sales and {m['inputs']['customers']['files_skipped']} customer files already read); "
+            f"nothing written; metrics {m['metrics_path']}"
+        )
     return (
         f"run {m['run_id']} {m['status']}: read {m['rows_read']['sales']} sales rows and "
         f"{m['rows_read']['customers']} customers; wrote {m['rows_written']['enriched']} enriched "

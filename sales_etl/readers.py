@@ -10,7 +10,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sales_etl.contracts import CORRUPT, CSV_OPTIONS, SALES_COLUMNS, SALES_READ_SCHEMA, UTF8_BOM
+from sales_etl.contracts import (
+    CORRUPT,
+    CSV_OPTIONS,
+    SALES_COLUMNS,
+    SALES_READ_SCHEMA,
+    UTF8_BOM,
+)
 
 
 def _utf8_ok(raw_bytes: Any) -> Any:
@@ -35,6 +41,8 @@ def _odd_quotes(line: Any) -> Any:
 
 def text_lines(spark: SparkSession, files: Sequence[str]) -> DataFrame:
     """``_source_file`` and ``value`` (the raw bytes) of every non-empty line."""
+    if not files:  # a daily run with no new sales file
+        return spark.createDataFrame([], "_source_file string, value string")
     return (
         spark.read.text(list(files))
         .select(F.input_file_name().alias("_source_file"), "value")
@@ -113,12 +121,18 @@ def read_sales(spark: SparkSession, files: Sequence[str]) -> DataFrame:
     )
 
 
+def _modified() -> Any:
+    """A file's modification time in ms, from the file source's hidden metadata column."""
+    return F.expr("unix_millis(_metadata.file_modification_time)").alias("_file_order")
+
+
 def read_customers(
     spark: SparkSession, ndjson_files: Sequence[str], array_files: Sequence[str]
 ) -> DataFrame:
     """Read customer records as raw text, one row per NDJSON line or JSON array element.
 
-    Columns: ``_source_file``, ``_raw_record`` (UTF-8 text), ``_raw_bytes``, ``_utf8_ok``.
+    Columns: ``_source_file``, ``_file_order`` (its modification time in ms: which file
+    is newer), ``_raw_record`` (UTF-8 text), ``_raw_bytes``, ``_utf8_ok``.
     Blank lines are not records. A JSON array file that does not parse as a whole is
     one record (which then fails as invalid_json / invalid_encoding).
     """
@@ -126,28 +140,36 @@ def read_customers(
     if ndjson_files:
         lines = spark.read.text(list(ndjson_files)).select(
             F.input_file_name().alias("_source_file"),
+            _modified(),
             F.col("value").cast("binary").alias("_b"),  # raw bytes, before any decoding
         )
         parts.append(lines)
     if array_files:
         whole = spark.read.text(list(array_files), wholetext=True).select(
-            F.input_file_name().alias("_source_file"), F.col("value").alias("_text")
+            F.input_file_name().alias("_source_file"),
+            _modified(),
+            F.col("value").alias("_text"),
         )
         elements = F.from_json(F.col("_text"), T.ArrayType(T.StringType()))
         exploded = whole.select(
             "_source_file",
+            "_file_order",
             F.explode(F.coalesce(elements, F.array(F.col("_text").cast("string")))).alias(
                 "_element"
             ),
-        ).select("_source_file", F.col("_element").cast("binary").alias("_b"))
+        ).select("_source_file", "_file_order", F.col("_element").cast("binary").alias("_b"))
         parts.append(exploded)
+    if not parts:  # a daily run with no new customer file
+        parts.append(spark.createDataFrame([], "_source_file string, _file_order long, _b binary"))
     raw = reduce(DataFrame.unionByName, parts)
     no_bom = F.when(
-        F.substring("_b", 1, 3) == F.lit(bytearray(UTF8_BOM)), F.expr("substring(_b, 4)")
+        F.substring("_b", 1, 3) == F.lit(bytearray(UTF8_BOM)),
+        F.expr("substring(_b, 4)"),
     ).otherwise(F.col("_b"))
-    raw = raw.select("_source_file", no_bom.alias("_raw_bytes"))
+    raw = raw.select("_source_file", "_file_order", no_bom.alias("_raw_bytes"))
     raw = raw.select(
         "_source_file",
+        "_file_order",
         F.decode("_raw_bytes", "UTF-8").alias("_raw_record"),
         "_raw_bytes",
         _utf8_ok(F.col("_raw_bytes")).alias("_utf8_ok"),

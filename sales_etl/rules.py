@@ -67,35 +67,64 @@ def _show(name: str, col: Any) -> Any:
 def mark_duplicates(
     df: DataFrame, key: str, content_cols: Sequence[str], conflict_reason: str
 ) -> DataFrame:
-    """Resolve duplicate keys among valid rows (``reason`` null).
+    """Resolve duplicate keys among valid rows (``reason`` null), file by file.
 
-    Same key and same content: keep one, flag the others ``_extra_duplicate``.
-    Same key, different content: every valid copy gets ``conflict_reason``.
+    Within one file (``_source_file``): copies with the same content are one record (all
+    but one flagged ``_extra_duplicate``); copies with different content all get
+    ``conflict_reason``. Across files, the newest file with a clean copy wins (files in
+    ``_file_order`` order: modification time, then name; see ``state.file_order``): a copy
+    in an older file with the winner's content is an ``_extra_duplicate``, one with other
+    content is ``_superseded`` (a correction replaced it: neither kept nor quarantined).
+    So one run over many files gives what runs over them one by one give.
     """
     valid = F.col("reason").isNull()
     content = F.struct(*[F.col(c) for c in content_cols])
-    valid_content = F.when(valid, content)
-    w = Window.partitionBy(key).orderBy(valid.desc(), content, F.col("_source_file"))
-    whole = w.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    df = df.withColumn("_versions", F.size(F.collect_set(valid_content).over(whole)))
-    df = df.withColumn(
-        "_extra_duplicate",
-        valid & (F.col("_versions") == 1) & (F.lag(valid_content).over(w) == content),
+    file_order = F.struct(F.col("_file_order"), F.col("_source_file"))
+    in_file = Window.partitionBy(key, "_source_file").rowsBetween(
+        Window.unboundedPreceding, Window.unboundedFollowing
     )
-    df = df.withColumn(
-        "detail",
+    in_key = Window.partitionBy(key).rowsBetween(
+        Window.unboundedPreceding, Window.unboundedFollowing
+    )
+    df = df.withColumn("_versions", F.size(F.collect_set(F.when(valid, content)).over(in_file)))
+    clean = valid & (F.col("_versions") == 1)
+    df = df.withColumn("_newest", F.max(F.when(clean, file_order)).over(in_key))
+    in_newest = clean & (file_order == F.col("_newest"))
+    df = df.withColumn("_winner", F.max(F.when(in_newest, content)).over(in_key))
+    first = Window.partitionBy(key).orderBy(in_newest.desc(), *_tiebreak(df))
+    df = df.withColumn("_first", F.row_number().over(first) == 1)
+    conflict = valid & (F.col("_versions") > 1)
+    return df.select(
+        *[c for c in df.columns if c not in ("reason", "detail", *_WORK_COLUMNS)],
+        F.when(conflict, F.lit(conflict_reason)).otherwise(F.col("reason")).alias("reason"),
         F.when(
-            valid & (F.col("_versions") > 1),
-            F.concat(F.lit(f"{key} has "), F.col("_versions").cast("string"), F.lit(" versions")),
-        ).otherwise(F.col("detail")),
+            conflict,
+            F.concat(
+                F.lit(f"{key} has "),
+                F.col("_versions").cast("string"),
+                F.lit(" versions in one file"),
+            ),
+        )
+        .otherwise(F.col("detail"))
+        .alias("detail"),
+        F.coalesce(
+            clean & ~(in_newest & F.col("_first")) & (content == F.col("_winner")),
+            F.lit(False),
+        ).alias("_extra_duplicate"),
+        F.coalesce(clean & (content != F.col("_winner")), F.lit(False)).alias("_superseded"),
+        # The newest file's name, on a superseded row: the file that replaced it.
+        F.when(clean & (content != F.col("_winner")), F.col("_newest._source_file")).alias(
+            "_superseded_by"
+        ),
     )
-    df = df.withColumn(
-        "reason",
-        F.when(valid & (F.col("_versions") > 1), F.lit(conflict_reason)).otherwise(F.col("reason")),
-    )
-    return df.withColumn("_extra_duplicate", F.coalesce("_extra_duplicate", F.lit(False))).drop(
-        "_versions"
-    )
+
+
+_WORK_COLUMNS = ("_versions", "_newest", "_winner", "_first")
+
+
+def _tiebreak(df: DataFrame) -> list[Any]:
+    """A fixed order among the winning file's copies (all the same record)."""
+    return [F.col("_row_id")] if "_row_id" in df.columns else [F.col("_raw_record")]
 
 
 def check_sales_rows(raw: DataFrame, today: date) -> DataFrame:
@@ -161,20 +190,32 @@ def check_sales_rows(raw: DataFrame, today: date) -> DataFrame:
         typed,
         [
             (~c("_utf8_ok"), "invalid_encoding", F.lit("bytes are not valid UTF-8")),
-            (c("_corrupt").isNotNull(), "malformed_row", F.lit("not a record of 8 CSV fields")),
+            (
+                c("_corrupt").isNotNull(),
+                "malformed_row",
+                F.lit("not a record of 8 CSV fields"),
+            ),
             (
                 reduce(lambda a, b: a | b, missing),
                 "missing_field",
                 F.concat(F.lit("empty: "), missing_names),
             ),
             (bad_type, "invalid_type", bad_type_detail),
-            (c("transaction_date").isNull(), "invalid_date", _show("date", c("_date_text"))),
+            (
+                c("transaction_date").isNull(),
+                "invalid_date",
+                _show("date", c("_date_text")),
+            ),
             (
                 c("transaction_date") > F.lit(today),
                 "future_date",
                 F.concat(_show("date", c("_date_text")), F.lit(f" > run date {today}")),
             ),
-            (c("quantity") <= 0, "non_positive_quantity", _show("quantity", c("_quantity_text"))),
+            (
+                c("quantity") <= 0,
+                "non_positive_quantity",
+                _show("quantity", c("_quantity_text")),
+            ),
             (
                 c("unit_price") <= 0,
                 "non_positive_price",
@@ -203,7 +244,8 @@ def classify_customers(raw: DataFrame) -> DataFrame:
     """Parse and check every raw customer record.
 
     Returns ``customer_id, age_group, membership_tier, signup_date`` (DATE) plus
-    ``reason``/``detail`` and ``_extra_duplicate``. Row count is unchanged.
+    ``reason``/``detail``, ``_extra_duplicate`` and ``_superseded`` (``mark_duplicates``;
+    ``raw`` has ``_file_order``). Row count is unchanged.
     """
     text = F.trim(F.col("_raw_record"))
     parsed = F.from_json(
@@ -226,6 +268,7 @@ def classify_customers(raw: DataFrame) -> DataFrame:
         signup_text.alias("_signup_text"),
         bad_json.alias("_bad_json"),
         "_source_file",
+        "_file_order",
         "_raw_record",
         "_raw_bytes",
         "_utf8_ok",
@@ -250,5 +293,7 @@ def classify_customers(raw: DataFrame) -> DataFrame:
 
 
 def kept(classified: DataFrame) -> DataFrame:
-    """The valid rows, one per exact duplicate group."""
-    return classified.where(F.col("reason").isNull() & ~F.col("_extra_duplicate"))
+    """The valid rows, one per exact duplicate group, less the versions superseded."""
+    return classified.where(
+        F.col("reason").isNull() & ~F.col("_extra_duplicate") & ~F.col("_superseded")
+    )

@@ -83,7 +83,8 @@ def read_and_check_sales(
     parallel = sorted(set(seen) - set(slow))
     source_paths = {f: by_key.get(file_key(f), f) for f in seen}
     outcomes = _add_counts(
-        {}, [(reason, n) for f, reason, n in file_outcomes if f is None or f in parallel]
+        {},
+        [(reason, n) for f, reason, n in file_outcomes if f is None or f in parallel],
     )
     rows = fast.where(~F.col("_header")).drop(*LINE_FLAGS)
     persisted = [packed]
@@ -125,6 +126,7 @@ def read_and_check_sales(
         source_paths,
         files,
         file_names,
+        {f.path: f.mtime_ms for f in plan.sales_files},
     )
 
 
@@ -209,7 +211,11 @@ def _lines_by_file(rows: DataFrame) -> FileLines:
         file = seen.setdefault(names[r["_file_hash"]], {"headers": 0, "odd_quotes": 0})
         file["headers"] += r["headers"]
         file["odd_quotes"] += r["odd_quotes"]
-    return seen, [(names[r["_file_hash"]], r["reason"], r["rows"]) for r in stats], names
+    return (
+        seen,
+        [(names[r["_file_hash"]], r["reason"], r["rows"]) for r in stats],
+        names,
+    )
 
 
 def _add_counts(
@@ -241,6 +247,15 @@ class SalesRead:
     # Spark's file name by _file_hash. ``rows`` keep the name (``_source_file``) on
     # rejected rows only; every row has its hash.
     file_names: dict[int, str]
+    # Each planned path's modification time in ms (which file is newer).
+    mtimes: dict[str, int]
+
+    @property
+    def file_orders(self) -> dict[int, int]:
+        """Each file's modification time by _file_hash."""
+        return {
+            h: self.mtimes.get(self.source_paths.get(n, n), 0) for h, n in self.file_names.items()
+        }
 
     def read_plan(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,8 @@ from sales_etl.contracts import MONEY, REVENUE
 def enrich(sales: DataFrame, customers: DataFrame) -> DataFrame:
     """LEFT JOIN valid sales to valid customers (broadcast); add year, month, day.
 
-    Returns ENRICHED_COLUMNS plus ``_known_customer`` (false when no customer matched).
+    Returns ENRICHED_COLUMNS plus ``_known_customer`` (false when no customer matched),
+    and ``_file_hash`` when the sales have it (which file a row came from).
     """
     cust = customers.select(
         "customer_id", "age_group", "membership_tier", "signup_date", F.lit(True).alias("_known")
@@ -38,6 +39,7 @@ def enrich(sales: DataFrame, customers: DataFrame) -> DataFrame:
         F.year("transaction_date").alias("year"),
         F.month("transaction_date").alias("month"),
         F.coalesce(F.col("_known"), F.lit(False)).alias("_known_customer"),
+        *(["_file_hash"] if "_file_hash" in sales.columns else []),
     )
 
 
@@ -109,3 +111,25 @@ def quarantine_records(
             )
         )
     return reduce(DataFrame.unionByName, parts)
+
+
+def superseded_records(parts: list[tuple[str, DataFrame]], run_id: str) -> DataFrame | None:
+    """Records a newer version replaced, in SUPERSEDED_SCHEMA order (None: none).
+
+    Each part is (source, rows with ``record_id``, ``source_file``, ``superseded_by``
+    and ``record``, the replaced version's fields as JSON).
+    """
+    if not parts:
+        return None
+    frames = [
+        df.select(
+            F.lit(run_id).alias("run_id"),
+            F.lit(source).alias("source"),
+            "record_id",
+            "source_file",
+            "superseded_by",
+            "record",
+        )
+        for source, df in parts
+    ]
+    return reduce(DataFrame.unionByName, frames)

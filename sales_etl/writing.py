@@ -1,10 +1,14 @@
-"""Step 3 and 4 of a run: write the enriched, summary and quarantine tables, then count
-what is on storage and reconcile again.
+"""Steps 3 to 5 of a run: stage every output under ``_state/staging/<run_id>/``, count
+what was staged and reconcile again, then publish it with one commit (``state``).
+
+Nothing a reader sees changes before the commit: a run that fails or is killed before
+it leaves only staged files, which the next run removes.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
@@ -16,58 +20,75 @@ from sales_etl.contracts import (
     CONFLICTING_DUPLICATE,
     ENRICHED_COLUMNS,
     PARTITION_COLUMNS,
-    STAGING_PREFIX,
     SUMMARY_COLUMNS,
+    SUPERSEDED_DIR,
 )
 from sales_etl.counts import reconcile
 from sales_etl.duplicates import conflicting_rows_with_raw
-from sales_etl.files import filesystem_for, join_path
-from sales_etl.tables import quarantine_records
+from sales_etl.files import join_path, plain_path
+from sales_etl.lake import month_summaries
+from sales_etl.state import CUSTOMERS_DIR, STAGING_DIR, Journal, commit, state_path
+from sales_etl.tables import quarantine_records, superseded_records
 
 log = logging.getLogger(__name__)
 
 
-def write_outputs(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> DataFrame | None:
-    """Step 3: the enriched and summary tables (when there are valid rows), then the quarantine.
+@dataclass
+class Staged:
+    """Where a run's outputs wait for its commit, and what went there."""
 
-    Returns the conflicting rows re-read for their raw text (persisted), or None.
-    """
-    if checked.counts.enriched_rows:
-        write_tables(run, checked, metrics)
-    else:
-        log.warning("no valid sales rows: enriched/ and sales_summary/ left untouched")
-    return write_quarantine(run, checked)
+    root: str
+    tables: dict[str, str] = field(default_factory=dict)  # name -> staged folder
+    summary_months: list[tuple[int, int]] = field(default_factory=list)
+    reread: DataFrame | None = None  # conflicting rows re-read for the quarantine
+
+    @classmethod
+    def for_run(cls, run: RunContext) -> Staged:
+        return cls(state_path(run.out.root, STAGING_DIR, run.run_id))
+
+    def path(self, name: str) -> str:
+        return self.tables.setdefault(name, join_path(self.root, name))
 
 
-def write_tables(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> None:
-    """Write the enriched and summary partitions; then remove what killed runs left.
-
-    Both are written from the persisted rows. A run killed during its write leaves
-    Spark's staging folder behind; once this run's writes succeed, those are removed
-    and listed in ``leftovers_removed``.
-    """
-    out = run.out
+def stage_outputs(run: RunContext, checked: Checked) -> Staged:
+    """Step 3: write every output of the run under its staging folder."""
+    staged = Staged.for_run(run)
+    lake = checked.lake
     with timed_phase("write_enriched", run.durations) as phase:
-        _write_partitioned(checked.enriched.select(*ENRICHED_COLUMNS), out.enriched)
+        if checked.counts.enriched_rows:
+            _write_partitioned(checked.enriched.select(*ENRICHED_COLUMNS), staged.path("enriched"))
+        if lake.rewrite is not None:
+            _write_partitioned(lake.rewrite, staged.path("rewrite"))
         phase["rows"] = checked.counts.enriched_rows
     with timed_phase("write_summary", run.durations):
-        # Small (months x regions x products rows), already computed and persisted while
-        # counting: one task, one file per month.
-        summary = (
-            checked.groups.select(*SUMMARY_COLUMNS)
-            .coalesce(1)
-            .sortWithinPartitions(*PARTITION_COLUMNS, "region", "product")
+        if checked.full:
+            summary = checked.groups.select(*SUMMARY_COLUMNS)
+            staged.summary_months = checked.counts.months
+        else:
+            added = [checked.enriched] + ([lake.rewrite] if lake.rewrite is not None else [])
+            removed = [lake.removed_files_rows] if lake.removed_files_rows is not None else []
+            summary, staged.summary_months = month_summaries(
+                run.spark, run.out.summary, run.out_fs, added, removed
+            )
+        if staged.summary_months:
+            # Small (months x regions x products rows): one task, one file per month.
+            one_file = summary.coalesce(1).sortWithinPartitions(
+                *PARTITION_COLUMNS, "region", "product"
+            )
+            _write_partitioned(one_file, staged.path("summary"))
+    staged.reread = write_quarantine(run, checked, staged)
+    superseded = superseded_records(checked.superseded_parts(), run.run_id)
+    if superseded is not None:
+        superseded.repartition(1).write.mode("overwrite").parquet(staged.path("superseded"))
+    if checked.customers_state is not None:
+        checked.customers_state.coalesce(1).write.mode("overwrite").parquet(
+            staged.path("customers")
         )
-        _write_partitioned(summary, out.summary)
-    metrics["leftovers_removed"] = [
-        path
-        for root in (out.enriched, out.summary)
-        for path in run.out_fs.remove_children(root, STAGING_PREFIX)
-    ]
+    return staged
 
 
-def write_quarantine(run: RunContext, checked: Checked) -> DataFrame | None:
-    """Write this run's rejected rows of both sources, one file, when there are any.
+def write_quarantine(run: RunContext, checked: Checked, staged: Staged) -> DataFrame | None:
+    """Stage this run's rejected rows of both sources, one file, when there are any.
 
     Conflicting duplicates were persisted without their raw text, so their files are read
     again (``conflicting_rows_with_raw``); that re-read is returned (persisted), or None.
@@ -93,7 +114,7 @@ def write_quarantine(run: RunContext, checked: Checked) -> DataFrame | None:
             quarantine = quarantine_records(rejected, checked.customers, run.run_id)
             # repartition, not coalesce: the scan that finds the rejected rows stays
             # parallel; only those rows move to the one task that writes the file.
-            quarantine.repartition(1).write.mode("overwrite").parquet(run.out.quarantine)
+            quarantine.repartition(1).write.mode("overwrite").parquet(staged.path("quarantine"))
         phase["rows"] = counts.quarantined_total
     return reread
 
@@ -104,52 +125,69 @@ def _write_partitioned(df: DataFrame, path: str) -> None:
     # file's order (a dated, ascending id order compresses well); no shuffle, no sort.
     (
         df.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
         .option("compression", "snappy")
         .partitionBy(*PARTITION_COLUMNS)
         .parquet(path)
     )
 
 
-def verify_outputs(run: RunContext, checked: Checked, metrics: dict[str, Any]) -> None:
-    """Step 4: count what is now on storage, not what was planned, and reconcile again.
+def verify_staged(
+    run: RunContext, checked: Checked, staged: Staged, metrics: dict[str, Any]
+) -> None:
+    """Step 4: count what was staged, not what was planned, and reconcile again.
 
     Replaces ``rows_written``, ``reconciliation`` and ``bytes_written`` in ``metrics``.
     """
-    spark, out, counts = run.spark, run.out, checked.counts
+    spark, counts, lake = run.spark, checked.counts, checked.lake
     with timed_phase("verify", run.durations):
-        q_fs = filesystem_for(out.quarantine, spark)
-        parts = [f"year={y}/month={m}" for y, m in counts.months]
-        # A partition the counts name but storage lacks counts 0 rows (the reconciliation
-        # then fails the run and names it) instead of failing the read with PATH_NOT_FOUND.
+        months = {
+            "enriched": [(y, m) for y, m in counts.months],
+            "summary": staged.summary_months,
+            "rewrite": lake.months_rewritten,
+        }
         tables = {}
-        for name, root in (("enriched", out.enriched), ("sales_summary", out.summary)):
-            present = [p for p in parts if run.out_fs.exists(join_path(root, p))]
+        for name, wanted in months.items():
+            root = staged.tables.get(name)
+            parts = [f"year={y}/month={m}" for y, m in wanted]
+            present = [p for p in parts if root and run.out_fs.exists(join_path(root, p))]
             if missing := [p for p in parts if p not in present]:
                 log.error("%s: partition(s) missing after the write: %s", name, ", ".join(missing))
-            tables[root] = present
-        written_enriched, written_summary = _count_parquet(spark, tables)
+            tables[root or name] = present
+        written, summary_rows, kept = _count_parquet(spark, tables)
         q_by_source = {"sales": 0, "customers": 0}
-        if metrics["quarantined_total"]:
-            for r in spark.read.parquet(out.quarantine).groupBy("source").count().collect():
+        if "quarantine" in staged.tables:
+            for r in (
+                spark.read.parquet(staged.tables["quarantine"]).groupBy("source").count().collect()
+            ):
                 q_by_source[r["source"]] = r["count"]
+        if kept != lake.kept_rows:
+            log.error("rewritten files: %d rows staged, %d expected", kept, lake.kept_rows)
+            written = -1  # fails the reconciliation below
         read = metrics["rows_read"]
-        metrics["rows_written"] = {"enriched": written_enriched, "sales_summary": written_summary}
+        metrics["rows_written"] = {"enriched": written, "sales_summary": summary_rows}
         metrics["reconciliation"] = {
             "sales": reconcile(
-                read["sales"], written_enriched, q_by_source["sales"], counts.sales.duplicates
+                read["sales"],
+                written,
+                q_by_source["sales"],
+                counts.sales.duplicates + lake.copies_of_loaded,
+                counts.sales.superseded,
             ),
             "customers": reconcile(
                 read["customers"],
                 metrics["customers_loaded"],
                 q_by_source["customers"],
                 counts.customers.duplicates,
+                counts.customers.superseded,
             ),
         }
         metrics["bytes_written"] = {
-            "enriched": sum(run.out_fs.size_under(join_path(out.enriched, p)) for p in parts),
-            "sales_summary": sum(run.out_fs.size_under(join_path(out.summary, p)) for p in parts),
-            "quarantine": q_fs.size_under(out.quarantine) if sum(q_by_source.values()) else 0,
+            name: run.out_fs.size_under(staged.tables[key]) if key in staged.tables else 0
+            for name, key in (
+                ("enriched", "enriched"),
+                ("sales_summary", "summary"),
+                ("quarantine", "quarantine"),
+            )
         }
 
 
@@ -172,3 +210,52 @@ def _count_parquet(spark: SparkSession, tables: dict[str, list[str]]) -> list[in
         else {}
     )
     return [found.get(i, 0) for i in range(len(tables))]
+
+
+def publish(run: RunContext, checked: Checked, staged: Staged, manifest: dict[str, Any]) -> None:
+    """Step 5: one commit moves the staged files into place and records the run.
+
+    A full rebuild first deletes every earlier output (enriched, summary, quarantine,
+    superseded, the customers' state), so its result equals a run on a fresh lake; a
+    daily run deletes only the files it rewrote and the summaries of the months it
+    touched.
+    """
+    out, fs = run.out, run.out_fs
+    with timed_phase("commit", run.durations):
+        superseded_root = join_path(out.root, SUPERSEDED_DIR)
+        customers_state = state_path(out.root, CUSTOMERS_DIR)
+        quarantine_root = out.quarantine.rsplit("/", 1)[0]
+        deletes: list[str] = []
+        if checked.full:
+            deletes += [out.enriched, out.summary, quarantine_root, superseded_root]
+        else:
+            deletes += [plain_path(f) for f in checked.lake.rewritten_files]
+            deletes += [
+                join_path(out.summary, f"year={y}", f"month={m}") for y, m in staged.summary_months
+            ]
+        if "customers" in staged.tables:
+            deletes.append(customers_state)
+        moves: list[tuple[str, str]] = []
+        for name, target in (
+            ("enriched", out.enriched),
+            ("rewrite", out.enriched),
+            ("summary", out.summary),
+        ):
+            if name in staged.tables:
+                root = staged.tables[name]
+                for f in fs.list_files(root):
+                    moves.append((f.path, join_path(target, _relative(f.path, root))))
+        for name, target in (
+            ("quarantine", out.quarantine),
+            ("superseded", join_path(superseded_root, f"run_id={run.run_id}")),
+            ("customers", customers_state),
+        ):
+            if name in staged.tables:
+                moves.append((staged.tables[name], target))
+        commit(fs, out.root, Journal(run.run_id, deletes, moves, manifest))
+
+
+def _relative(path: str, root: str) -> str:
+    """``path`` below ``root`` (Hadoop names a local file ``file:/...``)."""
+    plain, base = plain_path(path), plain_path(root)
+    return plain[len(base.rstrip("/")) + 1 :]

@@ -1,8 +1,9 @@
 """glue_etl_job.py end to end, as a subprocess, checked against DuckDB over the raw CSV.
 
 One module fixture generates a small input (clean rows plus hand-labelled bad rows),
-runs the job three times (first run, same input again, one month only) and keeps a
-snapshot after each run; the tests then compare. The expected figures come from DuckDB
+runs the job three times (first run, same input again: nothing new, another sales path
+holding part of one month: a full rebuild from it alone) and keeps a snapshot after each
+run; the tests then compare. The expected figures come from DuckDB
 reading the clean rows and from the labels written here, never from the job's code.
 """
 
@@ -125,6 +126,10 @@ def snapshot(out: Path) -> dict:
         "enriched": table_rows(out / "enriched"),
         "summary": table_rows(out / "sales_summary"),
         "files": sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")),
+        # Every file of the output, with its bytes (the lock is gone once a run ends).
+        "all_files": {
+            str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        },
     }
 
 
@@ -269,9 +274,15 @@ def test_metrics_account_for_every_row(runs):
         "written": clean,
         "quarantined": len(BAD_ROWS),
         "duplicates_dropped": EXACT_COPIES,
+        "superseded": 0,
         "ok": True,
     }
     assert m["reconciliation"]["customers"]["ok"] is True
+    assert (m["mode"], m["full_rebuild_reason"]) == (
+        "full_rebuild",
+        "no earlier run's state (first run)",
+    )
+    assert m["rows_superseded"] == {"sales": 0, "customers": 0}
     assert m["partitions_written"] == [
         "year=2025/month=7",
         "year=2025/month=8",
@@ -304,28 +315,51 @@ def test_quarantine_keeps_raw_rows_with_reason_source_and_run(runs):
 
 
 def test_second_run_on_the_same_input_gives_identical_output(runs):
+    """Every raw file was read by run 1: run 2 reads nothing, writes only its metrics."""
     first, second = runs["r1"], runs["r2"]
+    m = second["metrics"]
+    assert m["status"] == "succeeded"
+    assert m["mode"] == "no_new_input"
+    assert m["rows_read"] == {"sales": 0, "customers": 0}
+    assert m["rows_written"] == {"enriched": 0, "sales_summary": 0}
+    assert m["partitions_written"] == []
+    assert m["inputs"]["sales"]["files_skipped"] == 1
+    assert m["inputs"]["customers"]["files_skipped"] == 1
     assert second["enriched"] == first["enriched"]
     assert second["summary"] == first["summary"]
-    data_files = [f for f in second["files"] if not f.startswith("quarantine")]
-    assert len(data_files) == len([f for f in first["files"] if not f.startswith("quarantine")])
-    # Quarantine keeps one folder per run.
-    assert (second["out"] / "quarantine" / "run_id=r1").is_dir()
-    assert (second["out"] / "quarantine" / "run_id=r2").is_dir()
+    assert second["files"] == first["files"]
+    # Byte for byte the same output; the one new file is run 2's metrics.
+    added = sorted(set(second["all_files"]) - set(first["all_files"]))
+    assert added == ["_runs/r2.json"]
+    assert {k: second["all_files"][k] for k in first["all_files"]} == first["all_files"]
+    assert not (second["out"] / "quarantine" / "run_id=r2").exists()
 
 
-def test_partial_month_input_replaces_only_that_month(runs):
-    before, after = runs["r2"], runs["r3"]
+def test_another_sales_path_rebuilds_the_lake_from_that_path_alone(runs):
+    """Run 3 names a folder holding 10 September rows: the lake equals one run over the
+    raw files given, so run 1's sales.csv counts as deleted and the lake is rebuilt with
+    September's rows only (every earlier output replaced, run 1's quarantine too)."""
+    after, work = runs["r3"], runs["work"]
     september = runs["september"]
-    assert after["metrics"]["partitions_written"] == ["year=2025/month=9"]
-    # enriched columns: ..., year (index 12), month (index 13)
-    keep = [r for r in before["enriched"] if r[13] != 9]
-    assert [r for r in after["enriched"] if r[13] != 9] == keep
-    assert sorted(r[0] for r in after["enriched"] if r[13] == 9) == sorted(r[0] for r in september)
-    assert [r for r in after["summary"] if r[6] != 9] == [r for r in before["summary"] if r[6] != 9]
-    sept_revenue = sum(r[2] for r in after["summary"] if r[6] == 9)
-    assert sept_revenue == sum(Decimal(r[7]) for r in september)
+    m = after["metrics"]
+    assert m["status"] == "succeeded"
+    assert m["mode"] == "full_rebuild"
+    assert m["full_rebuild_reason"] == f"sales file no longer there: {work / 'sales.csv'}"
+    assert m["partitions_written"] == ["year=2025/month=9"]
+    assert m["rows_read"] == {"sales": 10, "customers": 32}
+    assert m["rows_written"]["enriched"] == 10
+    # enriched columns: transaction_id (index 0), total_amount (7), year (12), month (13)
+    assert sorted((r[0], r[7], r[12], r[13]) for r in after["enriched"]) == sorted(
+        (r[0], Decimal(r[7]), 2025, 9) for r in september
+    )
+    assert {(r[5], r[6]) for r in after["summary"]} == {(2025, 9)}
+    assert sum(r[2] for r in after["summary"]) == sum(Decimal(r[7]) for r in september)
+    assert sum(r[3] for r in after["summary"]) == 10
     assert after["metrics"]["quarantined_total"] == 1  # only the customers' bad line
+    assert sorted(p.name for p in (after["out"] / "quarantine").iterdir()) == ["run_id=r3"]
+    assert [f for f in after["files"] if f.startswith("enriched/")] == [
+        f for f in after["files"] if f.startswith("enriched/year=2025/month=9/")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,8 @@ RAW_SALES_SCHEMA = T.StructType(
 RAW_CUSTOMERS_SCHEMA = T.StructType(
     [
         T.StructField("_source_file", T.StringType()),
+        # The file's modification time in ms (read_customers adds it): which file is newer.
+        T.StructField("_file_order", T.LongType()),
         T.StructField("_raw_record", T.StringType()),
         T.StructField("_raw_bytes", T.BinaryType()),
         T.StructField("_utf8_ok", T.BooleanType()),
@@ -78,7 +80,7 @@ def raw_sales(spark, rows, corrupt=None, utf8_ok=None):
 
 def raw_customers(spark, lines, utf8_ok=None):
     utf8_ok = utf8_ok or {}
-    data = [("c.ndjson", s, s.encode(), utf8_ok.get(i, True)) for i, s in enumerate(lines)]
+    data = [("c.ndjson", 0, s, s.encode(), utf8_ok.get(i, True)) for i, s in enumerate(lines)]
     return spark.createDataFrame(data, RAW_CUSTOMERS_SCHEMA)
 
 
@@ -718,9 +720,13 @@ def test_rows_that_do_not_reconcile_fail_the_run_before_writing(spark, inputs, m
     metrics = json.loads((out / "_runs" / "bad.json").read_text())
     assert metrics["status"] == "failed"
     assert metrics["reconciliation"]["sales"] == {
-        "read": 1, "written": 0, "quarantined": 0, "duplicates_dropped": 0, "ok": False,
+        "read": 1, "written": 0, "quarantined": 0, "duplicates_dropped": 0, "superseded": 0,
+        "ok": False,
     }  # fmt: skip
     assert not (out / "enriched").exists() and not (out / "quarantine").exists()
+    # Nothing staged and nothing recorded as read: the next run reads the file again.
+    assert not (out / "_state" / "staging" / "bad").exists()
+    assert not (out / "_state" / "manifest.json").exists()
     spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's settings
 
 
@@ -743,14 +749,25 @@ def test_a_partition_lost_after_the_write_fails_the_run_and_is_named(
         rc = job.main([*argv, "--output_path", str(out), "--run_id", "lost"])
     assert rc == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("ERROR: job failed: rows do not reconcile after writing")
+    # The tables are written to the run's staging folder, then published by one commit.
+    assert last.startswith("ERROR: job failed: rows do not reconcile after staging")
     assert "enriched: partition(s) missing after the write: year=2025/month=6" in caplog.text
     metrics = json.loads((out / "_runs" / "lost.json").read_text())
     assert metrics["status"] == "failed"
     assert metrics["rows_written"] == {"enriched": 1, "sales_summary": 2}
     assert metrics["reconciliation"]["sales"] == {
-        "read": 2, "written": 1, "quarantined": 0, "duplicates_dropped": 0, "ok": False,
+        "read": 2, "written": 1, "quarantined": 0, "duplicates_dropped": 0, "superseded": 0,
+        "ok": False,
     }  # fmt: skip
+    # Published nothing: no table, no manifest (the files count as unread), no journal;
+    # only the metrics file and the run's staged files, which the next run removes.
+    assert sorted(p.name for p in out.iterdir()) == ["_runs", "_state"]
+    assert sorted(p.name for p in (out / "_state").iterdir()) == ["staging"]
+    monkeypatch.undo()
+    assert job.main([*argv, "--output_path", str(out), "--run_id", "again"]) == 0
+    assert not (out / "_state" / "staging" / "lost").exists()
+    again = json.loads((out / "_runs" / "again.json").read_text())
+    assert (again["mode"], again["rows_written"]["enriched"]) == ("full_rebuild", 2)
     spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's settings
 
 
