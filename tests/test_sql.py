@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from sql_blocks import ddl_names
 from sqlglot import exp
 
 from pipeline.config import PipelineConfig
 from pipeline.sql import (
     analytic_names,
-    ddl_names,
     descriptions,
     find_token,
     load_queries,
