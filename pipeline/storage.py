@@ -7,6 +7,7 @@ ever see URIs, so the same code uploads raw files or lists partitions on both ta
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -134,11 +135,9 @@ class S3Storage:
         return len(objects)
 
 
-def make_storage(config: PipelineConfig) -> Storage:
-    """The storage of the config's target (see ``pipeline.targets``): the lake folder or S3."""
-    from pipeline.targets import make_target
-
-    return make_target(config).storage
+def read_metrics(storage: Storage, config: PipelineConfig, run_id: str) -> dict[str, Any]:
+    """The job's metrics file for ``run_id`` (``_runs/<run_id>.json``), parsed."""
+    return json.loads(storage.get_bytes(f"{config.runs_uri}{run_id}.json"))
 
 
 def _hidden(name: str) -> bool:

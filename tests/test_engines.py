@@ -22,9 +22,10 @@ from moto_fixtures import REGION
 
 from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig
-from pipeline.engines import AthenaEngine, LocalEngine, athena_message, make_engine
+from pipeline.engines import AthenaEngine, LocalEngine, athena_message
 from pipeline.errors import QueryError
 from pipeline.sql import analytic_names
+from pipeline.targets import make_target
 
 
 @pytest.fixture(scope="session")
@@ -396,7 +397,7 @@ def test_projection_range_and_declared_types_are_honoured(tmp_path: Path) -> Non
 
 
 def test_empty_lake_gives_empty_tables_not_errors(tmp_path: Path) -> None:
-    engine = make_engine(PipelineConfig(prefix="empty", target="local", lake=tmp_path))
+    engine = make_target(PipelineConfig(prefix="empty", target="local", lake=tmp_path)).engine()
     assert isinstance(engine, LocalEngine)
     result = engine.run_named("revenue_by_region")
     assert result.rows == 0
@@ -452,7 +453,7 @@ def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> Non
             Name=config.workgroup,
             Configuration={"ResultConfiguration": {"OutputLocation": config.athena_results_uri}},
         )
-        engine = make_engine(config)
+        engine = make_target(config).engine()
         assert isinstance(engine, AthenaEngine)
         engine.setup_tables()
         _queue_results(

@@ -12,7 +12,8 @@ from moto_fixtures import REGION
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
-from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, make_storage, upload_raw
+from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, upload_raw
+from pipeline.targets import make_target
 
 BUCKET = "test-raw"
 
@@ -72,7 +73,7 @@ def test_upload_raw_puts_each_source_under_its_own_raw_prefix_keeping_names(tmp_
     sales.write_text("transaction_id\nT1\n")
     customers.write_text('{"customer_id": "CUST0001"}\n')
 
-    uris = upload_raw(make_storage(config), config, sales, customers)
+    uris = upload_raw(make_target(config).storage, config, sales, customers)
 
     assert uris == [
         "s3://demo-raw/input/sales_data_csv/s.csv",
@@ -97,7 +98,7 @@ def test_upload_raw_takes_folders_and_skips_hidden_files(tmp_path: Path) -> None
     customers.mkdir()
     (customers / "one.ndjson").write_text("{}\n")
 
-    uris = upload_raw(make_storage(config), config, sales, customers)
+    uris = upload_raw(make_target(config).storage, config, sales, customers)
 
     assert uris == [
         "s3://demo-raw/input/sales_data_csv/2024/b.csv",
@@ -108,7 +109,7 @@ def test_upload_raw_takes_folders_and_skips_hidden_files(tmp_path: Path) -> None
 
 def test_a_new_file_lands_beside_the_earlier_ones(tmp_path: Path) -> None:
     config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
-    storage = make_storage(config)
+    storage = make_target(config).storage
     customers = tmp_path / "c.json"
     customers.write_text("{}\n")
     for name, text in (("jan.csv", "old\n"), ("feb.csv", "new\n"), ("jan.csv", "again\n")):
@@ -132,7 +133,7 @@ def test_upload_raw_fails_clearly_and_puts_nothing(tmp_path: Path, make, message
     customers = tmp_path / "c.json"
     customers.write_text("{}\n")
     with pytest.raises((FileNotFoundError, UsageError), match=message):
-        upload_raw(make_storage(config), config, make(tmp_path), customers)
+        upload_raw(make_target(config).storage, config, make(tmp_path), customers)
     assert not (tmp_path / "lake").exists()
 
 
