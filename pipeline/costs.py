@@ -19,9 +19,6 @@ DPU_PER_G1X_WORKER = 1
 ATHENA_USD_PER_TB = 5.00
 ATHENA_MIN_BYTES = 10 * 1024**2
 S3_USD_PER_GB_MONTH = 0.023
-# The deployment's fixed monthly cost: one customer managed KMS key (the alerts topic's).
-KMS_KEY_USD_PER_MONTH = 1.00
-KMS_USD_PER_10K_REQUESTS = 0.03
 TB = 1024**4
 GB = 1024**3
 

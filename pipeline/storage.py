@@ -30,10 +30,8 @@ class ObjectInfo:
 
 class Storage(Protocol):
     def put_file(self, path: Path, uri: str) -> None: ...
-    def put_bytes(self, data: bytes, uri: str) -> None: ...
     def get_bytes(self, uri: str) -> bytes: ...
     def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
-    def delete_prefix(self, prefix_uri: str) -> int: ...
 
 
 class LocalStorage:
@@ -51,11 +49,6 @@ class LocalStorage:
         target = self.path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-
-    def put_bytes(self, data: bytes, uri: str) -> None:
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
 
     def get_bytes(self, uri: str) -> bytes:
         try:
@@ -81,12 +74,6 @@ class LocalStorage:
                     found.append(ObjectInfo(f"s3://{bucket}/{rel}", file.stat().st_size))
         return sorted(found, key=lambda o: o.uri)
 
-    def delete_prefix(self, prefix_uri: str) -> int:
-        objects = self.list(prefix_uri)
-        for obj in objects:
-            self.path(obj.uri).unlink()
-        return len(objects)
-
 
 class S3Storage:
     """Objects in S3 through a boto3 ``s3`` client."""
@@ -97,10 +84,6 @@ class S3Storage:
     def put_file(self, path: Path, uri: str) -> None:
         bucket, key = split_s3_uri(uri)
         self.s3.upload_file(str(path), bucket, key)
-
-    def put_bytes(self, data: bytes, uri: str) -> None:
-        bucket, key = split_s3_uri(uri)
-        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
 
     def copy(self, source_uri: str, uri: str) -> None:
         """Copy an object inside S3 (multipart for large objects, as boto3 decides)."""
@@ -122,17 +105,6 @@ class S3Storage:
             for obj in page.get("Contents", []):
                 found.append(ObjectInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"]))
         return sorted(found, key=lambda o: o.uri)
-
-    def delete_prefix(self, prefix_uri: str) -> int:
-        bucket, _ = split_s3_uri(prefix_uri)
-        objects = self.list(prefix_uri)
-        for start in range(0, len(objects), 1000):
-            batch = objects[start : start + 1000]
-            self.s3.delete_objects(
-                Bucket=bucket,
-                Delete={"Objects": [{"Key": split_s3_uri(o.uri)[1]} for o in batch], "Quiet": True},
-            )
-        return len(objects)
 
 
 def read_metrics(storage: Storage, config: PipelineConfig, run_id: str) -> dict[str, Any]:

@@ -34,7 +34,9 @@ def local_config(tmp_path: Path) -> PipelineConfig:
 
 
 def put_raw(config: PipelineConfig, table: str, filename: str, text: str) -> None:
-    LocalStorage(config.lake).put_bytes(text.encode(), f"{config.raw_uri}{table}/{filename}")
+    path = config.local_path(f"{config.raw_uri}{table}/{filename}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
 
 
 def assert_valid_table_input(table: dict) -> None:

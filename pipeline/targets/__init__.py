@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import PipelineConfig
+from pipeline.engines import Engine
 from pipeline.storage import Storage
 from pipeline.targets.aws import AwsTarget
 from pipeline.targets.base import CrawlResult, JobRun
@@ -52,7 +53,7 @@ class Target(Protocol):
         self, echo: Callable[[str], None] | None = None
     ) -> tuple[CrawlResult, JobRun]: ...
     def read_metrics(self, run_id: str) -> dict[str, Any]: ...
-    def engine(self, queries_path: Path | None = None) -> Any: ...
+    def engine(self, queries_path: Path | None = None) -> Engine: ...
     def check_processed_data(self) -> None: ...
     def cost_lines(
         self,
