@@ -335,7 +335,7 @@ def summary_lines(report: RunReport) -> list[str]:
         *(["", "Data quality", report.quality.line()] if report.quality else []),
         "",
         "Storage",
-        f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {', '.join(report.partitions)}",
+        f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {_first_and_last(report.partitions)}",
         f"  {'raw CSV + NDJSON bytes':<34}{report.raw_bytes:>12,}",
         f"  {'Parquet bytes (enriched+summary)':<34}{report.parquet_bytes:>12,}",
     ]
@@ -357,6 +357,14 @@ def summary_lines(report: RunReport) -> list[str]:
     if report.charts:
         lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
     return lines
+
+
+def _first_and_last(items: list[str], most: int = 6) -> str:
+    """All of ``items`` when there are at most ``most``, else the first, the last and how
+    many lie between: ``a, ... (46 more), z``."""
+    if len(items) <= most:
+        return ", ".join(items)
+    return f"{items[0]}, ... ({len(items) - 2} more), {items[-1]}"
 
 
 def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
