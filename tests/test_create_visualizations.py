@@ -31,8 +31,9 @@ def test_cli_on_an_empty_lake_fails_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def write_enriched_lake(lake, prefix: str) -> None:
-    """Four enriched rows in two month partitions, laid out as the job writes them."""
+def write_enriched_lake(lake, prefix: str, more_october: tuple = ()) -> None:
+    """Four enriched rows (and ``more_october``) in two month partitions, laid out as the
+    job writes them."""
     import datetime as dt
 
     import pyarrow as pa
@@ -66,6 +67,7 @@ def write_enriched_lake(lake, prefix: str) -> None:
         10: [
             ("T3", dt.date(2025, 10, 1), "C9", "Phone", 1, d("600"), "North", d("600"), None, None, None, 1),
             ("T4", dt.date(2025, 10, 9), "C1", "Mouse", 1, d("25"), "East", d("25"), "26-35", "Gold", None, 9),
+            *more_october,
         ],
     }  # fmt: skip
     config = PipelineConfig(prefix=prefix, target="local", lake=lake)
@@ -99,5 +101,42 @@ def test_cli_renders_the_real_queries_over_a_tiny_local_lake(tmp_path):
     revenue_ax, _avg_ax = charts.age_group_analysis_chart(
         engine.run_named("age_group_analysis").df
     ).axes
-    assert tick_labels(revenue_ax.xaxis) == ["18-25", "26-35", "unknown"]
+    assert tick_labels(revenue_ax.xaxis) == ["18-25", "26-35", "unknown customer"]
     assert bar_heights(revenue_ax) == pytest.approx([50.0, 925.0, 600.0])
+
+
+def test_the_queries_tell_a_customer_without_a_value_from_an_unknown_customer(tmp_path):
+    import datetime as dt
+
+    from pipeline.config import PipelineConfig
+    from pipeline.targets import make_target
+
+    d = Decimal
+    lake = tmp_path / "lake"
+    write_enriched_lake(
+        lake,
+        "charts",
+        more_october=(
+            # C3 has a record with an age group and a signup date but no tier; C4 a
+            # record with a tier but no age group. C9 (T3) matched no record at all.
+            ("T5", dt.date(2025, 10, 20), "C3", "Mouse", 1, d("25"), "West", d("25"), "36-45", None, dt.date(2025, 1, 2), 20),
+            ("T6", dt.date(2025, 10, 21), "C4", "Mouse", 2, d("25"), "West", d("50"), None, "Silver", None, 21),
+        ),
+    )  # fmt: skip
+    engine = make_target(PipelineConfig(prefix="charts", target="local", lake=lake)).engine()
+    engine.setup_tables()
+
+    tiers = engine.run_named("customer_tiers").df
+    assert tiers["membership_tier"].tolist() == ["Gold", "unknown customer", "Silver", "no tier"]
+    assert tiers["total_revenue"].astype(float).tolist() == [925.0, 600.0, 100.0, 25.0]
+    assert tiers["transaction_count"].tolist() == [2, 1, 2, 1]
+
+    ages = engine.run_named("age_group_analysis").df
+    assert ages["age_group"].tolist() == [
+        "18-25", "26-35", "36-45", "no age group", "unknown customer"
+    ]  # fmt: skip
+    assert ages["total_revenue"].astype(float).tolist() == [50.0, 925.0, 25.0, 50.0, 600.0]
+
+    # September's sales fall on days 3 and 20, October's on days 1 to 21.
+    months = engine.run_named("monthly_trend").df
+    assert months[["month", "first_day", "last_day"]].values.tolist() == [[9, 3, 20], [10, 1, 21]]

@@ -51,6 +51,20 @@ def _unknown(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _chart_demographics(df: pd.DataFrame) -> pd.DataFrame:
+    """The chart queries' labels: 'unknown customer' when every demographic is empty (no
+    record matched), 'no tier' / 'no age group' when the matched record lacks it."""
+    unmatched = df["membership_tier"].isna() & df["age_group"].isna() & df["signup_date"].isna()
+    return df.assign(
+        membership_tier=df["membership_tier"].fillna(
+            unmatched.map({True: "unknown customer", False: "no tier"})
+        ),
+        age_group=df["age_group"].fillna(
+            unmatched.map({True: "unknown customer", False: "no age group"})
+        ),
+    )
+
+
 def _cents(values: pd.Series) -> pd.Series:
     """Round money half-up to cents, as Athena and DuckDB round decimals."""
     return values.map(
@@ -89,15 +103,21 @@ def expect_top_products(df: pd.DataFrame) -> pd.DataFrame:
 
 def expect_monthly_trend(df: pd.DataFrame) -> pd.DataFrame:
     return (
-        df.groupby(["year", "month"])
-        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        df.assign(day=df["date"].dt.day)
+        .groupby(["year", "month"])
+        .agg(
+            total_revenue=("total_amount", "sum"),
+            transaction_count=("transaction_id", "count"),
+            first_day=("day", "min"),
+            last_day=("day", "max"),
+        )
         .reset_index()
     )
 
 
 def expect_customer_tiers(df: pd.DataFrame) -> pd.DataFrame:
     out = (
-        _unknown(df)
+        _chart_demographics(df)
         .groupby("membership_tier")
         .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
         .reset_index()
@@ -108,7 +128,7 @@ def expect_customer_tiers(df: pd.DataFrame) -> pd.DataFrame:
 
 def expect_age_group_analysis(df: pd.DataFrame) -> pd.DataFrame:
     out = (
-        _unknown(df)
+        _chart_demographics(df)
         .groupby("age_group")
         .agg(
             total_revenue=("total_amount", "sum"),

@@ -29,7 +29,14 @@ QUERIES = load_queries()
 CHART_COLUMNS = {
     "revenue_by_region": ["region", "total_revenue", "transaction_count", "avg_transaction_value"],
     "top_products": ["product", "total_revenue", "units_sold", "transaction_count"],
-    "monthly_trend": ["year", "month", "total_revenue", "transaction_count"],
+    "monthly_trend": [
+        "year",
+        "month",
+        "total_revenue",
+        "transaction_count",
+        "first_day",
+        "last_day",
+    ],
     "customer_tiers": [
         "membership_tier",
         "total_revenue",
