@@ -102,13 +102,17 @@ order by total_revenue desc, product
 limit 10
 
 -- name: monthly_trend
--- Revenue and transactions per calendar month.
+-- Revenue and transactions per calendar month, with the first and last day of the month
+-- that has sales (a first month that starts after day 1, or a last one that ends before
+-- the month does, holds only part of that month).
 with by_month as (
     select
         year,
         month,
         sum(total_amount) as total_revenue,
-        count(*) as transaction_count
+        count(*) as transaction_count,
+        min(day) as first_day,
+        max(day) as last_day
     from enriched_sales
     group by year, month
 )
@@ -117,19 +121,34 @@ select
     year,
     month,
     total_revenue,
-    transaction_count
+    transaction_count,
+    first_day,
+    last_day
 from by_month
 order by year, month
 
 -- name: customer_tiers
--- How revenue splits across membership tiers ('unknown' = no matching customer).
-with by_tier as (
+-- How revenue splits across membership tiers. 'no tier': the customer's record has no
+-- tier; 'unknown customer': no customer record matched (age group, tier and signup date
+-- all empty, the rule of unknown_customer_share; a record holding only its id reads so).
+with tiers as (
     select
-        coalesce(membership_tier, 'unknown') as membership_tier,
+        case
+            when membership_tier is not null then membership_tier
+            when age_group is null and signup_date is null then 'unknown customer'
+            else 'no tier'
+        end as tier,
+        total_amount
+    from enriched_sales
+),
+
+by_tier as (
+    select
+        tier as membership_tier,
         sum(total_amount) as total_revenue,
         count(*) as transaction_count
-    from enriched_sales
-    group by coalesce(membership_tier, 'unknown')
+    from tiers
+    group by tier
 )
 
 select
@@ -143,15 +162,27 @@ from by_tier
 order by total_revenue desc, membership_tier
 
 -- name: age_group_analysis
--- Spend by customer age group ('unknown' = no matching customer).
-with by_age as (
+-- Spend by customer age group. 'no age group': the customer's record has none;
+-- 'unknown customer': no customer record matched (as in customer_tiers).
+with ages as (
     select
-        coalesce(age_group, 'unknown') as age_group,
+        case
+            when age_group is not null then age_group
+            when membership_tier is null and signup_date is null then 'unknown customer'
+            else 'no age group'
+        end as age,
+        total_amount
+    from enriched_sales
+),
+
+by_age as (
+    select
+        age as age_group,
         sum(total_amount) as total_revenue,
         count(*) as transaction_count,
         avg(total_amount) as avg_amount
-    from enriched_sales
-    group by coalesce(age_group, 'unknown')
+    from ages
+    group by age
 )
 
 select

@@ -34,6 +34,7 @@ from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
 from pipeline.infra.policies import deployer_policy, partition_for_region
 from pipeline.infra.specs import Operations, email_problem, schedule_problem
+from pipeline.infra.template import render, template
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -147,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "template":
         # Only the template on stdout; the same for every account (names are parameters).
-        from pipeline.infra.template import render, template
-
         print(render(template(), args.format), end="")
         return 0
     config = make_config(args)

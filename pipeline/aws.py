@@ -36,11 +36,12 @@ def caller_account(config: PipelineConfig) -> str:
 def with_account(config: PipelineConfig) -> PipelineConfig:
     """The config with its ``account_id`` set, so the bucket names are this account's.
 
-    Asks STS once; a config for the local target, or one that already names its account,
-    is returned as it is. Raises ValueError for a profile the AWS config files lack. Every aws CLI builds its config through this (``pipeline.cli``),
+    Asks STS once; a config that already names its account is returned as it is. Raises
+    ValueError for a profile the AWS config files lack. The aws target completes every
+    CLI's config through this (``pipeline.targets.resolve_config``, from ``pipeline.cli``),
     so deploy.py, run_pipeline.py, query.py and create_visualizations.py agree on the names.
     """
-    if config.target != "aws" or config.account_id is not None:
+    if config.account_id is not None:
         return config
     try:
         account_id = caller_account(config)

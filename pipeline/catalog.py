@@ -5,17 +5,13 @@ table, as a Glue crawler would make it: pyarrow reads the files (CSV with a head
 JSON: newline-delimited, or one array of objects) and infers types, which are mapped to
 Glue/Hive types. The table is written as ``<lake>/_catalog/<database>/<table>.json`` in
 the shape of Glue's ``TableInput``; a re-crawl rewrites it. On the ``aws`` target the
-deployed crawler is started and polled until it finishes, fails or times out.
+deployed crawler runs instead (``pipeline.targets.aws.run_aws_crawler``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -282,113 +278,3 @@ def crawl_local(config: PipelineConfig) -> dict[str, dict[str, Any]]:
     if not tables:
         raise CrawlerError(f"nothing to crawl: no table folders under {config.raw_uri}")
     return tables
-
-
-# --- the aws crawler -----------------------------------------------------------------
-
-
-# How far AWS's clock may be from the one that timed the start (a local clock, when
-# the StartCrawler answer has no Date header): AWS refuses requests signed more than
-# 5 minutes off its time, so a client that got this far is within that.
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _answered_at(response: Any) -> datetime:
-    """When AWS answered, by its own clock (the Date header), else the local UTC time."""
-    headers = (response or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    if headers.get("date"):
-        try:
-            return _aware(parsedate_to_datetime(headers["date"]))
-        except (TypeError, ValueError):
-            pass
-    return datetime.now(UTC)
-
-
-def _is_new_crawl(
-    last: dict[str, Any], previous: datetime | None, started: datetime | None
-) -> bool:
-    """True when ``last`` (a LastCrawl) is the crawl this run waits for.
-
-    Not the crawl that was last before the start (``previous``), and, for a crawl this
-    run started, begun no earlier than ``started`` less the clock skew.
-    """
-    if last.get("StartTime") is None:
-        return True  # nothing to tell it by (AWS always reports StartTime)
-    start = _aware(last["StartTime"])
-    if previous is not None and start <= previous:
-        return False
-    return started is None or start >= started - CLOCK_SKEW
-
-
-def run_aws_crawler(
-    config: PipelineConfig,
-    glue: Any = None,
-    timeout_seconds: float = 900,
-    poll_seconds: float = 10,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Start the deployed Glue crawler and wait until it is READY after this crawl.
-
-    READY alone is not enough: until the new crawl begins, GetCrawler still answers
-    READY with the previous crawl as ``LastCrawl``. The wait ends when ``LastCrawl`` is
-    a crawl started after the previous one, at or after the start (with ``CLOCK_SKEW``).
-    If a crawl is already running, it waits for that one. StartCrawler is retried while
-    a just-made role propagates. Returns the crawl's ``LastCrawl``; raises
-    :class:`CrawlerError` when the crawl failed or was cancelled, or when it is not over
-    after ``timeout_seconds``.
-    """
-    from pipeline.infra.shared import retry_iam_propagation
-
-    if glue is None:
-        from pipeline.aws import client
-
-        glue = client(config, "glue")
-    name = config.crawler_name
-    previous: datetime | None = None
-    started: datetime | None = None
-    try:
-        before = glue.get_crawler(Name=name)["Crawler"].get("LastCrawl") or {}
-        previous = _aware(before["StartTime"]) if before.get("StartTime") else None
-        response = retry_iam_propagation(
-            lambda: glue.start_crawler(Name=name), role=config.role_name, sleep=sleep
-        )
-        started = _answered_at(response)
-    except glue.exceptions.CrawlerRunningException:
-        log.info("crawler %s is already running; waiting for it", name)
-    except glue.exceptions.EntityNotFoundException as exc:
-        raise CrawlerError(f"crawler {name} does not exist: deploy the stack first") from exc
-    deadline = time.monotonic() + timeout_seconds
-    state = None
-    while True:
-        crawler = glue.get_crawler(Name=name)["Crawler"]
-        state = crawler["State"]
-        last = crawler.get("LastCrawl")
-        if state == "READY" and last and _is_new_crawl(last, previous, started):
-            break
-        if time.monotonic() >= deadline:
-            if state == "READY":
-                raise CrawlerError(
-                    f"crawler {name} is READY but its last crawl is still the one started "
-                    f"{(last or {}).get('StartTime')}, not this run's, after "
-                    f"{timeout_seconds:.0f}s; check it in the Glue console"
-                )
-            raise CrawlerError(
-                f"crawler {name} still {state} after {timeout_seconds:.0f}s; "
-                "check it in the Glue console or raise the timeout"
-            )
-        log.info("crawler %s is %s", name, state)
-        sleep(poll_seconds)
-    status = last.get("Status")
-    # AWS reports SUCCEEDED; moto reports COMPLETED.
-    if status not in ("SUCCEEDED", "COMPLETED"):
-        message = last.get("ErrorMessage") or "no error message"
-        raise CrawlerError(
-            f"crawler {name} finished with status {status}: {message} "
-            f"(logs: {last.get('LogGroup')}/{last.get('LogStream')})"
-        )
-    log.info("crawler %s finished: %s", name, status)
-    return last

@@ -9,6 +9,7 @@ canvas, so importing this module never changes matplotlib's global state.
 
 from __future__ import annotations
 
+import calendar
 import functools
 import itertools
 import logging
@@ -33,8 +34,14 @@ logger = logging.getLogger(__name__)
 
 FIGSIZE = (10.0, 6.0)
 DPI = 130
-UNKNOWN = "unknown"
+# The customer_tiers and age_group_analysis queries name a transaction whose customer id
+# matched no customer record UNKNOWN; one whose customer's record lacks the field, NO_TIER
+# or NO_AGE_GROUP. A null or empty label, or the older 'unknown', reads as UNKNOWN.
+UNKNOWN = "unknown customer"
+NO_TIER = "no tier"
+NO_AGE_GROUP = "no age group"
 UNKNOWN_COLOR = "#9e9e9e"
+NO_VALUE_COLOR = "#cfcfcf"
 PALETTE = sns.color_palette("deep")
 ACCENT = PALETTE[0]
 # Up to this many regions stand as columns; more lie as rows so their names can be read.
@@ -57,13 +64,18 @@ THEME_RC: dict[str, Any] = {
 
 
 def format_currency(value: float, _pos: int | None = None) -> str:
-    """Return a compact dollar string to 3 significant digits: ``$1.23M``, ``$12.3K``, ``$950``."""
-    sign = "-" if value < 0 else ""
-    amount = float(f"{abs(value):.3g}")  # round first so 999,999 becomes $1M, not $1000K
-    for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if amount >= threshold:
-            return f"{sign}${amount / threshold:.3g}{suffix}"
-    return f"{sign}${amount:.3g}"
+    """Return a compact dollar string: under $1,000 whole dollars or dollars and cents
+    (``$950``, ``$7.50``, ``$12.35``), from $1,000 three significant digits and a suffix
+    (``$12.3K``, ``$1.23M``)."""
+    cents = round(abs(float(value)), 2)
+    sign = "-" if value < 0 and cents else ""
+    if cents < 1000:
+        return f"{sign}${cents:.0f}" if cents == int(cents) else f"{sign}${cents:.2f}"
+    amount = float(f"{cents:.3g}")  # round first so 999,999 becomes $1M, not $1000K
+    threshold, suffix = next(
+        (t, s) for t, s in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")) if amount >= t
+    )
+    return f"{sign}${amount / threshold:.3g}{suffix}"
 
 
 def format_dollars(value: float) -> str:
@@ -111,12 +123,14 @@ def _new_figure(ncols: int = 1) -> tuple[Figure, list[Any]]:
 
 
 def _category_colors(labels: Sequence[str]) -> list[Any]:
-    """One palette color per category, with grey for the 'unknown' bucket."""
+    """One palette color per category; grey for unknown customers, light grey for none."""
     colors = []
     known = 0
     for label in labels:
         if str(label).lower() == UNKNOWN:
             colors.append(UNKNOWN_COLOR)
+        elif str(label).lower() in (NO_TIER, NO_AGE_GROUP):
+            colors.append(NO_VALUE_COLOR)
         else:
             colors.append(PALETTE[known % len(PALETTE)])
             known += 1
@@ -124,10 +138,15 @@ def _category_colors(labels: Sequence[str]) -> list[Any]:
 
 
 def _age_sort_key(label: Any) -> tuple[int, float, str]:
-    """Order age groups by their first number ('18-25' < '56+'), 'unknown' last."""
+    """Order age groups by their first number ('18-25' < '56+'), then other names, then
+    'no age group', then 'unknown customer'."""
     text = str(label)
     match = re.search(r"\d+", text)
-    if text.lower() == UNKNOWN or match is None:
+    if text.lower() == UNKNOWN:
+        return (3, 0.0, text)
+    if text.lower() == NO_AGE_GROUP:
+        return (2, 0.0, text)
+    if match is None:
         return (1, 0.0, text)
     return (0, float(match.group()), text)
 
@@ -156,13 +175,14 @@ def short_label(text: Any, width: int = 28, max_lines: int = 2) -> str:
 
 
 def _demographic_rows(data: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Fold missing categories into 'unknown' and merge rows that then share a label.
+    """Fold missing categories into 'unknown customer' and merge rows that then share a label.
 
-    The queries already coalesce a missing demographic to 'unknown'; an engine or
-    caller that hands over nulls instead gets the same chart.
+    The queries already name an unmatched customer 'unknown customer'; an engine or
+    caller that hands over nulls, or the older 'unknown', instead gets the same chart.
     """
     labels = data[column].astype("string").str.strip()
-    data = data.assign(**{column: labels.mask(labels.isna() | (labels == ""), UNKNOWN)})
+    missing = labels.isna() | (labels == "") | (labels.str.lower() == "unknown")
+    data = data.assign(**{column: labels.mask(missing, UNKNOWN)})
     if not data[column].duplicated().any():
         return data
     merged = data.groupby(column, sort=False, as_index=False)[
@@ -173,24 +193,50 @@ def _demographic_rows(data: pd.DataFrame, column: str) -> pd.DataFrame:
     return merged
 
 
-def _all_unknown(data: pd.DataFrame, column: str) -> bool:
-    return bool((data[column].str.lower() == UNKNOWN).all())
+def _nothing_known(data: pd.DataFrame, column: str, no_value: str) -> bool:
+    """True when no transaction has a value: every row is unknown customers or ``no_value``."""
+    return bool(data[column].str.lower().isin([UNKNOWN, no_value]).all())
 
 
-def _no_demographics_figure(data: pd.DataFrame, title: str, what: str) -> Figure:
-    """A figure that says, in words, that no transaction matched a customer record."""
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def _no_demographics_message(data: pd.DataFrame, column: str, what: str) -> str:
+    """What is true when no transaction has a ``what``: no customer matched, or the
+    customers that matched have none (their records leave it empty)."""
+    unmatched = data[column].str.lower() == UNKNOWN
+    transactions = int(data["transaction_count"].sum())
+    revenue = float(data["total_revenue"].sum())
+    matched = int(data.loc[~unmatched, "transaction_count"].sum())
+    if matched == 0:
+        return (
+            f"None of the {transactions:,} transactions ({format_dollars(revenue)}) matched\n"
+            f"a customer record, so every {what} is unknown."
+        )
+    if matched == transactions:
+        return (
+            f"All {transactions:,} transactions ({format_dollars(revenue)}) matched a customer\n"
+            f"record, but no customer record has {_with_article(what)}."
+        )
+    return (
+        f"{matched:,} of the {transactions:,} transactions ({format_dollars(revenue)}) matched a\n"
+        f"customer record, but none of those records has {_with_article(what)};\n"
+        f"the other {transactions - matched:,} matched no customer record."
+    )
+
+
+def _no_demographics_figure(data: pd.DataFrame, title: str, column: str, what: str) -> Figure:
+    """A figure that says, in words, why no transaction has a ``what`` to chart."""
     fig, (ax,) = _new_figure()
     ax.set_axis_off()
     ax.set_title(title)
-    transactions = int(data["transaction_count"].sum())
-    revenue = float(data["total_revenue"].sum())
-    ax.text(0.5, 0.56, "No customer demographics to show", transform=ax.transAxes,
+    ax.text(0.5, 0.56, f"No {what}s to show", transform=ax.transAxes,
             ha="center", va="bottom", fontsize=17, fontweight="bold")  # fmt: skip
     ax.text(
         0.5,
         0.5,
-        f"None of the {transactions:,} transactions ({format_dollars(revenue)}) matched\n"
-        f"a customer record, so every {what} is unknown.",
+        _no_demographics_message(data, column, what),
         transform=ax.transAxes,
         ha="center",
         va="top",
@@ -421,16 +467,50 @@ def _month_ticks(first: int, last: int) -> tuple[list[int], list[str]]:
     return ticks, [_month_name(m) for m in ticks]
 
 
-def _key_months(revenue: pd.Series) -> dict[int, str]:
-    """Row -> role for the months worth a label: highest, lowest, latest (roles merged)."""
+def _partial_months(data: pd.DataFrame) -> dict[int, str]:
+    """Row -> the days it covers, for a first or last month the data cover only in part.
+
+    The first month is partial when its first day with sales is after the 1st, the last
+    when its last day with sales is before the month's end (``first_day``/``last_day``
+    of the monthly_trend query); without those columns no month is marked.
+    """
+    if not {"first_day", "last_day"} <= set(data.columns):
+        return {}
+    partial = {}
+    last = len(data) - 1
+    for row in sorted({0, last}):
+        year, month = int(data.loc[row, "year"]), int(data.loc[row, "month"])
+        first_day, last_day = data.loc[row, "first_day"], data.loc[row, "last_day"]
+        if pd.isna(first_day) or pd.isna(last_day):
+            continue
+        month_days = calendar.monthrange(year, month)[1]
+        if (row == 0 and int(first_day) > 1) or (row == last and int(last_day) < month_days):
+            partial[row] = f"days {int(first_day)}-{int(last_day)} of {month_days}"
+    return partial
+
+
+def _key_months(revenue: pd.Series, partial: Iterable[int] = ()) -> dict[int, str]:
+    """Row -> role for the months worth a label: highest, lowest, latest (roles merged).
+
+    A ``partial`` month (first or last) is never the highest or lowest; it is labelled
+    "First (partial)" or "Latest (partial)".
+    """
+    partial = set(partial)
     if len(revenue) == 1:
-        return {0: "Only month"}
+        return {0: "Only month (partial)" if partial else "Only month"}
+    whole = revenue.drop(index=list(partial))
+    ranked = (
+        [(int(whole.idxmax()), "Highest"), (int(whole.idxmin()), "Lowest")] if len(whole) else []
+    )
     roles: dict[int, list[str]] = {}
-    for row, role in ((int(revenue.idxmax()), "Highest"), (int(revenue.idxmin()), "Lowest"),
-                      (len(revenue) - 1, "Latest")):  # fmt: skip
+    for row, role in [*([(0, "First")] if 0 in partial else []), *ranked,
+                      (len(revenue) - 1, "Latest")]:  # fmt: skip
         roles.setdefault(row, []).append(role)
-    return {row: " & ".join([names[0], *(n.lower() for n in names[1:])])
-            for row, names in sorted(roles.items())}  # fmt: skip
+    return {
+        row: " & ".join([names[0], *(n.lower() for n in names[1:])])
+        + (" (partial)" if row in partial else "")
+        for row, names in sorted(roles.items())
+    }
 
 
 @_themed
@@ -439,23 +519,29 @@ def monthly_trend_chart(df: pd.DataFrame) -> Figure:
 
     Months are placed by date (a month with no sales leaves a gap in the spacing),
     ticks thin from every month to quarters (over 12 months) to years (over 36), and
-    only the highest, the lowest and the latest month carry a value label.
+    only the highest, the lowest and the latest month carry a value label. A first or
+    last month the data cover only in part (see :func:`_partial_months`) has a hollow
+    marker, is labelled "(partial)" with its days, and is never the highest or lowest.
     """
-    data = _prepare(
-        df,
-        ["year", "month", "total_revenue", "transaction_count"],
-        ["year", "month", "total_revenue", "transaction_count"],
-    )
+    columns = ["year", "month", "total_revenue", "transaction_count"]
+    columns += [c for c in ("first_day", "last_day") if c in df.columns]
+    data = _prepare(df, columns, columns)
     data = data.sort_values(["year", "month"], kind="stable").reset_index(drop=True)
     x = [_month_index(y, m) for y, m in zip(data["year"], data["month"], strict=True)]
     revenue = data["total_revenue"].astype(float)
-    key_months = _key_months(revenue)
+    partial = _partial_months(data)
+    key_months = _key_months(revenue, partial)
     fig, (ax,) = _new_figure()
     marker = {"marker": "o", "markersize": 7} if len(data) <= 24 else {}
     ax.plot(x, revenue, linewidth=2.5, color=ACCENT, **marker)
     ax.fill_between(x, revenue, alpha=0.12, color=ACCENT)
-    ax.plot([x[i] for i in key_months], [revenue[i] for i in key_months], linestyle="none",
+    ax.plot([x[i] for i in key_months if i not in partial],
+            [revenue[i] for i in key_months if i not in partial], linestyle="none",
             marker="o", markersize=8, color=ACCENT)  # fmt: skip
+    if partial:
+        ax.plot([x[i] for i in partial], [revenue[i] for i in partial], linestyle="none",
+                marker="o", markersize=9, markerfacecolor="white", markeredgewidth=2,
+                color=ACCENT)  # fmt: skip
 
     ticks, tick_labels = _month_ticks(x[0], x[-1])
     ax.set_xticks(ticks, tick_labels)
@@ -473,8 +559,9 @@ def monthly_trend_chart(df: pd.DataFrame) -> Figure:
             (
                 x[i],
                 revenue[i],
-                f"{role}: {format_currency(revenue[i])}\n"
-                f"{_month_name(x[i])}, {count_of(data.loc[i, 'transaction_count'], 'order')}",
+                f"{role}: {format_currency(revenue[i])}\n{_month_name(x[i])}"
+                + (f" ({partial[i]})" if i in partial else "")
+                + f", {count_of(data.loc[i, 'transaction_count'], 'order')}",
             )
             for i, role in key_months.items()
         ],
@@ -486,15 +573,16 @@ def monthly_trend_chart(df: pd.DataFrame) -> Figure:
 def customer_tiers_chart(df: pd.DataFrame) -> Figure:
     """Return a donut of each membership tier's share of revenue.
 
-    When no transaction matched a customer (every tier unknown), the chart says so
-    in words instead of drawing a single grey ring.
+    'no tier' (a customer record without a tier) and 'unknown customer' (no record
+    matched) are wedges of their own, in greys. When no transaction has a tier, the
+    chart says why in words instead of drawing a single grey ring.
     """
     data = _prepare(df, ["membership_tier", "total_revenue", "transaction_count"],
                     ["total_revenue", "transaction_count"])  # fmt: skip
     data = _demographic_rows(data, "membership_tier")
-    if _all_unknown(data, "membership_tier"):
+    if _nothing_known(data, "membership_tier", NO_TIER):
         return _no_demographics_figure(
-            data, "Share of revenue by membership tier", "membership tier"
+            data, "Share of revenue by membership tier", "membership_tier", "membership tier"
         )
     total = float(data["total_revenue"].sum())
     shares = [100.0 * float(r) / total for r in data["total_revenue"]]
@@ -529,7 +617,7 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
     ax.text(0, 0, f"Total revenue\n{format_currency(total)}", ha="center", va="center",
             fontsize=13, fontweight="bold")  # fmt: skip
     ax.set_title("Share of revenue by membership tier")
-    ax.set_aspect("equal")
+    ax.set_aspect("equal", anchor="W")  # the legend beside the ring, inside the figure
     return fig
 
 
@@ -537,8 +625,9 @@ def customer_tiers_chart(df: pd.DataFrame) -> Figure:
 def age_group_analysis_chart(df: pd.DataFrame) -> Figure:
     """Return two panels by age group: total revenue and average transaction value.
 
-    When no transaction matched a customer (every age group unknown), the chart says
-    so in words instead.
+    'no age group' (a customer record without one) and 'unknown customer' (no record
+    matched) stand last, in greys. When no transaction has an age group, the chart says
+    why in words instead.
     """
     data = _prepare(
         df,
@@ -546,8 +635,10 @@ def age_group_analysis_chart(df: pd.DataFrame) -> Figure:
         ["total_revenue", "transaction_count", "avg_transaction_value"],
     )
     data = _demographic_rows(data, "age_group")
-    if _all_unknown(data, "age_group"):
-        return _no_demographics_figure(data, "Spending by customer age group", "age group")
+    if _nothing_known(data, "age_group", NO_AGE_GROUP):
+        return _no_demographics_figure(
+            data, "Spending by customer age group", "age_group", "age group"
+        )
     order = sorted(range(len(data)), key=lambda i: _age_sort_key(data.loc[i, "age_group"]))
     data = data.loc[order].reset_index(drop=True)
     names = data["age_group"].tolist()

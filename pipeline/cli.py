@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
-from pipeline.errors import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError
+from pipeline.errors import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError, one_line
+from pipeline.targets import resolve_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"
@@ -42,9 +43,9 @@ def add_target_flags(parser: argparse.ArgumentParser, *, target: bool = True) ->
 def config_from(args: argparse.Namespace, **fixed: Any) -> PipelineConfig:
     """The config from the target flags that were given, plus ``fixed`` values.
 
-    On the aws target the account is asked of STS once, unless ``fixed`` names it, so
-    every script names the buckets ``<prefix>-<account>-<region>-...`` alike (see
-    ``pipeline.aws.with_account``). Raises UsageError for a value the config refuses
+    The target completes it (``pipeline.targets.resolve_config``): on the aws target the
+    account is asked of STS once, unless ``fixed`` names it, so every script names the
+    buckets ``<prefix>-<account>-<region>-...`` alike. Raises UsageError for a value the config refuses
     (for example a bad prefix, or one too long for a bucket name with the account).
     """
     given = {
@@ -53,11 +54,7 @@ def config_from(args: argparse.Namespace, **fixed: Any) -> PipelineConfig:
     }
     values = {k: v for k, v in given.items() if v is not None} | fixed
     try:
-        config = PipelineConfig(**values)
-        if config.target == "aws":
-            from pipeline.aws import with_account  # boto3: only the aws target needs it
-
-            config = with_account(config)
+        config = resolve_config(PipelineConfig(**values))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return config
@@ -76,12 +73,6 @@ def setup_logging(
     )
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "py4j", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def one_line(exc: BaseException) -> str:
-    """The last non-empty line of an error's text (or its type's name)."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def _say(line: str) -> None:

@@ -4,7 +4,7 @@ No bucket, database, crawler, job, role or workgroup name is written anywhere el
 scripts build a :class:`PipelineConfig` (from CLI flags and environment) and ask it.
 
 S3 bucket names are global across every AWS account. With an ``account_id`` (the aws
-CLIs ask STS for it, see ``pipeline.aws.with_account``) the buckets are named
+CLIs ask STS for it: ``pipeline.targets.resolve_config``) the buckets are named
 ``<prefix>-<account>-<region>-raw`` and so on, as CDK names its bootstrap bucket, so
 the default names are this account's and region's alone. Without one (the local target,
 the in-process tests) they are ``<prefix>-raw`` and so on.

@@ -10,7 +10,7 @@ $0.03 per 10,000 requests beyond 20,000 free a month; none while pending deletio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 GLUE_USD_PER_DPU_HOUR = 0.44
 GLUE_MIN_SECONDS = 60
@@ -19,9 +19,6 @@ DPU_PER_G1X_WORKER = 1
 ATHENA_USD_PER_TB = 5.00
 ATHENA_MIN_BYTES = 10 * 1024**2
 S3_USD_PER_GB_MONTH = 0.023
-# The deployment's fixed monthly cost: one customer managed KMS key (the alerts topic's).
-KMS_KEY_USD_PER_MONTH = 1.00
-KMS_USD_PER_10K_REQUESTS = 0.03
 TB = 1024**4
 GB = 1024**3
 
@@ -56,3 +53,37 @@ def athena_usd(scanned: Iterable[int]) -> float:
 def s3_usd_per_month(stored_bytes: int) -> float:
     """Estimated monthly S3 Standard storage cost."""
     return stored_bytes / GB * S3_USD_PER_GB_MONTH
+
+
+def run_cost_lines(
+    job_seconds: float,
+    workers: int,
+    crawl_dpu_hours: float | None,
+    scanned: Sequence[int],
+    stored_bytes: int,
+) -> list[str]:
+    """One aws run's estimated cost at list prices, as summary lines (an estimate, not a bill).
+
+    ``scanned`` is the bytes each query read (0 when not reported); ``stored_bytes`` the
+    raw and Parquet bytes the run leaves in S3.
+    """
+    glue = glue_usd(job_seconds, workers)
+    crawler = crawler_usd(crawl_dpu_hours)
+    athena = athena_usd(scanned)
+    crawl_basis = (
+        f"{crawl_dpu_hours:.4f} DPU-hours (reported)"
+        if crawl_dpu_hours
+        else f"{CRAWLER_MIN_DPU_HOURS:.4f} DPU-hours (assumed: 1 DPU, 10-minute minimum)"
+    )
+    return [
+        "Estimated cost at list prices (us-east-1; an estimate, not a bill)",
+        f"  Glue job: {workers} x G.1X for {job_seconds:.0f}s = "
+        f"{glue_dpu_hours(job_seconds, workers):.4f} DPU-hours x ${GLUE_USD_PER_DPU_HOUR}"
+        f" = ${glue:.4f}",
+        f"  Glue crawler: {crawl_basis} x ${GLUE_USD_PER_DPU_HOUR} = ${crawler:.4f}",
+        f"  Athena: {len(scanned)} queries, {athena_billed_bytes(scanned):,} bytes billed"
+        f" x ${ATHENA_USD_PER_TB}/TB = ${athena:.6f}",
+        f"  Total per run: ${glue + crawler + athena:.4f}",
+        f"  S3 storage: {stored_bytes:,} bytes x ${S3_USD_PER_GB_MONTH}/GB-month"
+        f" = ${s3_usd_per_month(stored_bytes):.6f} per month",
+    ]

@@ -33,7 +33,6 @@ SALES_COLUMNS = (
     "region",
     "total_amount",
 )
-CUSTOMER_KEYS = ("customer_id", "age_group", "membership_tier", "signup_date")
 
 # (product, list price in cents, relative popularity)
 PRODUCTS: tuple[tuple[str, int, float], ...] = (

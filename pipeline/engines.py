@@ -587,10 +587,3 @@ def athena_message(exc: Exception) -> str:
         shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
         text = f'unexpected "{match.group(1)}"; expected one of {shown}'
     return f"{at}{text}" + (f" ({code})" if code else "")
-
-
-def make_engine(config: PipelineConfig, queries_path: Path | None = None) -> Engine:
-    """The engine of the config's target (see ``pipeline.targets``): DuckDB or Athena."""
-    from pipeline.targets import make_target
-
-    return make_target(config).engine(queries_path)

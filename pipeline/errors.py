@@ -64,3 +64,9 @@ class WorkflowRunFailed(PipelineError):
 
 class NoDataError(PipelineError):
     """A chart's query returned no rows: the lake holds no processed data."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The last non-empty line of an error's text (or its type's name)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__

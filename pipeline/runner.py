@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import costs
-from pipeline.cli import one_line
+from pipeline.charts import render_all
 from pipeline.config import (
     CUSTOMERS_FILENAME,
     DEFAULT_MAX_QUARANTINE_RATE,
@@ -29,7 +28,8 @@ from pipeline.config import (
     PipelineConfig,
 )
 from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
-from pipeline.errors import EXIT_FAILED, EXIT_USAGE, StageFailed, UsageError
+from pipeline.errors import EXIT_FAILED, EXIT_USAGE, StageFailed, UsageError, one_line
+from pipeline.sql import analytic_names
 from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class RunReport:
     quality: QualityVerdict | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # source -> what was given
     raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
+    costs: list[str] = field(default_factory=list)  # the target's cost lines (none locally)
 
 
 @contextmanager
@@ -201,8 +202,6 @@ class ResultCache:
 
 def run_queries(engine: Any) -> list[dict[str, Any]]:
     """Run every analytic query; returns name, rows, seconds and bytes read for each."""
-    from pipeline.sql import analytic_names
-
     stats = []
     for name in analytic_names():
         result = engine.run_named(name)
@@ -221,8 +220,6 @@ def run_queries(engine: Any) -> list[dict[str, Any]]:
 
 def publish_charts(engine: Any, charts_dir: Path) -> list[Path]:
     """Render the six charts into a scratch folder, then move them into place together."""
-    from pipeline.charts import render_all
-
     charts_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=charts_dir, prefix=".rendering-") as scratch:
         rendered = render_all(engine, Path(scratch), setup_tables=False)
@@ -246,9 +243,9 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     target = target or make_target(config)
-    if options.workflow and not hasattr(target, "run_workflow"):
-        raise UsageError(f"the {config.target} target has no workflow: it runs on the aws target")
-    report = RunReport(run_id=options.run_id, target=config.target)
+    if options.workflow:
+        target.check_workflow()  # before any stage: the local target has none
+    report = RunReport(run_id=options.run_id, target=target.name)
 
     sales: str | Path
     customers: str | Path
@@ -268,7 +265,7 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         report.uploaded = target.upload(sales, customers)
     if options.workflow:
         with stage(report, "workflow"):
-            report.crawl, report.job = target.run_workflow()  # type: ignore[attr-defined]
+            report.crawl, report.job = target.run_workflow()
             report.run_id = report.job.run_id  # the job run's id, which names its metrics
             report.metrics = target.read_metrics(report.run_id)
             report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
@@ -295,6 +292,12 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         report.queries = run_queries(engine)
     with stage(report, "charts"):
         report.charts = publish_charts(engine, options.charts_dir)
+    report.costs = target.cost_lines(
+        report.job,
+        report.crawl,
+        [q["bytes_read"] or 0 for q in report.queries],
+        report.raw_bytes + report.parquet_bytes,
+    )
     return report
 
 
@@ -332,7 +335,7 @@ def summary_lines(report: RunReport) -> list[str]:
         *(["", "Data quality", report.quality.line()] if report.quality else []),
         "",
         "Storage",
-        f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {', '.join(report.partitions)}",
+        f"  {'partitions (year/month)':<34}{len(report.partitions):>12}  {_first_and_last(report.partitions)}",
         f"  {'raw CSV + NDJSON bytes':<34}{report.raw_bytes:>12,}",
         f"  {'Parquet bytes (enriched+summary)':<34}{report.parquet_bytes:>12,}",
     ]
@@ -349,11 +352,19 @@ def summary_lines(report: RunReport) -> list[str]:
         for q in report.queries:
             scanned = f"{q['bytes_read']:,}" if q["bytes_read"] is not None else "-"
             lines.append(f"  {q['name']:<34}{q['rows']:>6}{q['seconds']:>9.3f}{scanned:>14}")
-    if report.target == "aws":
-        lines += ["", *cost_lines(report)]
+    if report.costs:
+        lines += ["", *report.costs]
     if report.charts:
         lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
     return lines
+
+
+def _first_and_last(items: list[str], most: int = 6) -> str:
+    """All of ``items`` when there are at most ``most``, else the first, the last and how
+    many lie between: ``a, ... (46 more), z``."""
+    if len(items) <= most:
+        return ", ".join(items)
+    return f"{items[0]}, ... ({len(items) - 2} more), {items[-1]}"
 
 
 def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
@@ -362,32 +373,3 @@ def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
         shown = ", ".join(read[:5]) + (f", ... ({len(read) - 5} more)" if len(read) > 5 else "")
         lines.append(f"    {'files the job read':<32}{len(read):>12,}  {shown}")
     return lines
-
-
-def cost_lines(report: RunReport) -> list[str]:
-    """Estimated cost of the run at list prices (estimates, not a bill)."""
-    job_seconds = report.job.seconds if report.job else 0.0
-    workers = int(report.job.details.get("workers", 2)) if report.job else 2
-    crawl_dpu_hours = report.crawl.dpu_hours if report.crawl else None
-    scanned = [q["bytes_read"] or 0 for q in report.queries]
-    glue = costs.glue_usd(job_seconds, workers)
-    crawler = costs.crawler_usd(crawl_dpu_hours)
-    athena = costs.athena_usd(scanned)
-    stored = report.raw_bytes + report.parquet_bytes
-    crawl_basis = (
-        f"{crawl_dpu_hours:.4f} DPU-hours (reported)"
-        if crawl_dpu_hours
-        else f"{costs.CRAWLER_MIN_DPU_HOURS:.4f} DPU-hours (assumed: 1 DPU, 10-minute minimum)"
-    )
-    return [
-        "Estimated cost at list prices (us-east-1; an estimate, not a bill)",
-        f"  Glue job: {workers} x G.1X for {job_seconds:.0f}s = "
-        f"{costs.glue_dpu_hours(job_seconds, workers):.4f} DPU-hours x ${costs.GLUE_USD_PER_DPU_HOUR}"
-        f" = ${glue:.4f}",
-        f"  Glue crawler: {crawl_basis} x ${costs.GLUE_USD_PER_DPU_HOUR} = ${crawler:.4f}",
-        f"  Athena: {len(scanned)} queries, {costs.athena_billed_bytes(scanned):,} bytes billed"
-        f" x ${costs.ATHENA_USD_PER_TB}/TB = ${athena:.6f}",
-        f"  Total per run: ${glue + crawler + athena:.4f}",
-        f"  S3 storage: {stored:,} bytes x ${costs.S3_USD_PER_GB_MONTH}/GB-month"
-        f" = ${costs.s3_usd_per_month(stored):.6f} per month",
-    ]

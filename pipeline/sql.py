@@ -78,11 +78,6 @@ def is_ddl(sql: str) -> bool:
     return bool(_DDL_RE.match(sql))
 
 
-def ddl_names(path: Path | None = None) -> list[str]:
-    """Names of the DDL blocks, in file order (the order to run them in)."""
-    return [name for name, sql in load_queries(path).items() if is_ddl(sql)]
-
-
 def analytic_names(path: Path | None = None) -> list[str]:
     """Names of the analytic (non-DDL) blocks, in file order."""
     return [name for name, sql in load_queries(path).items() if not is_ddl(sql)]

@@ -7,6 +7,7 @@ ever see URIs, so the same code uploads raw files or lists partitions on both ta
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -29,10 +30,8 @@ class ObjectInfo:
 
 class Storage(Protocol):
     def put_file(self, path: Path, uri: str) -> None: ...
-    def put_bytes(self, data: bytes, uri: str) -> None: ...
     def get_bytes(self, uri: str) -> bytes: ...
     def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
-    def delete_prefix(self, prefix_uri: str) -> int: ...
 
 
 class LocalStorage:
@@ -50,11 +49,6 @@ class LocalStorage:
         target = self.path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-
-    def put_bytes(self, data: bytes, uri: str) -> None:
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
 
     def get_bytes(self, uri: str) -> bytes:
         try:
@@ -80,12 +74,6 @@ class LocalStorage:
                     found.append(ObjectInfo(f"s3://{bucket}/{rel}", file.stat().st_size))
         return sorted(found, key=lambda o: o.uri)
 
-    def delete_prefix(self, prefix_uri: str) -> int:
-        objects = self.list(prefix_uri)
-        for obj in objects:
-            self.path(obj.uri).unlink()
-        return len(objects)
-
 
 class S3Storage:
     """Objects in S3 through a boto3 ``s3`` client."""
@@ -96,10 +84,6 @@ class S3Storage:
     def put_file(self, path: Path, uri: str) -> None:
         bucket, key = split_s3_uri(uri)
         self.s3.upload_file(str(path), bucket, key)
-
-    def put_bytes(self, data: bytes, uri: str) -> None:
-        bucket, key = split_s3_uri(uri)
-        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
 
     def copy(self, source_uri: str, uri: str) -> None:
         """Copy an object inside S3 (multipart for large objects, as boto3 decides)."""
@@ -122,23 +106,10 @@ class S3Storage:
                 found.append(ObjectInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"]))
         return sorted(found, key=lambda o: o.uri)
 
-    def delete_prefix(self, prefix_uri: str) -> int:
-        bucket, _ = split_s3_uri(prefix_uri)
-        objects = self.list(prefix_uri)
-        for start in range(0, len(objects), 1000):
-            batch = objects[start : start + 1000]
-            self.s3.delete_objects(
-                Bucket=bucket,
-                Delete={"Objects": [{"Key": split_s3_uri(o.uri)[1]} for o in batch], "Quiet": True},
-            )
-        return len(objects)
 
-
-def make_storage(config: PipelineConfig) -> Storage:
-    """The storage of the config's target (see ``pipeline.targets``): the lake folder or S3."""
-    from pipeline.targets import make_target
-
-    return make_target(config).storage
+def read_metrics(storage: Storage, config: PipelineConfig, run_id: str) -> dict[str, Any]:
+    """The job's metrics file for ``run_id`` (``_runs/<run_id>.json``), parsed."""
+    return json.loads(storage.get_bytes(f"{config.runs_uri}{run_id}.json"))
 
 
 def _hidden(name: str) -> bool:

@@ -16,10 +16,11 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 from moto_fixtures import REGION
 
-from pipeline.catalog import catalog_dir, crawl_local, load_catalog, run_aws_crawler
+from pipeline.catalog import catalog_dir, crawl_local, load_catalog
 from pipeline.config import PipelineConfig
 from pipeline.errors import CrawlerError
 from pipeline.storage import LocalStorage, upload_raw
+from pipeline.targets.aws import run_aws_crawler
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +34,9 @@ def local_config(tmp_path: Path) -> PipelineConfig:
 
 
 def put_raw(config: PipelineConfig, table: str, filename: str, text: str) -> None:
-    LocalStorage(config.lake).put_bytes(text.encode(), f"{config.raw_uri}{table}/{filename}")
+    path = config.local_path(f"{config.raw_uri}{table}/{filename}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
 
 
 def assert_valid_table_input(table: dict) -> None:

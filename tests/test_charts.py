@@ -69,17 +69,17 @@ MONTHS = pd.DataFrame(
 
 TIERS = pd.DataFrame(
     {
-        "membership_tier": ["Gold", "Silver", "unknown"],
+        "membership_tier": ["Gold", "Silver", "unknown customer"],
         "total_revenue": [Decimal("500.00"), Decimal("300.00"), Decimal("200.00")],
         "transaction_count": [5, 3, 2],
         "revenue_share_pct": [Decimal("50.00"), Decimal("30.00"), Decimal("20.00")],
     }
 )
 
-# Deliberately out of age order, with 'unknown' first.
+# Deliberately out of age order, with 'unknown customer' first.
 AGES = pd.DataFrame(
     {
-        "age_group": ["unknown", "56+", "26-35", "18-25"],
+        "age_group": ["unknown customer", "56+", "26-35", "18-25"],
         "total_revenue": [
             Decimal("40.00"),
             Decimal("300.00"),
@@ -121,6 +121,13 @@ FRAMES = {
     [
         (0, "$0"),
         (950, "$950"),
+        (7.5, "$7.50"),
+        (0.5, "$0.50"),
+        (12.3, "$12.30"),
+        (999.99, "$999.99"),
+        (999.999, "$1K"),  # rounds to $1,000.00
+        (-7.5, "-$7.50"),
+        (-0.001, "$0"),
         (12_345.6, "$12.3K"),
         (1_234_567, "$1.23M"),
         (1_500_000, "$1.5M"),
@@ -128,7 +135,7 @@ FRAMES = {
         (-2_500, "-$2.5K"),
     ],
 )
-def test_currency_is_compact_with_three_significant_digits(value, text):
+def test_currency_reads_as_money_cents_below_a_thousand_then_compact(value, text):
     assert charts.format_currency(value) == text
 
 
@@ -210,6 +217,58 @@ def test_monthly_trend_places_months_by_date_with_year_month_labels():
     ]
 
 
+def test_a_partial_first_and_last_month_are_marked_and_never_lowest_or_highest():
+    # The data start on 15 September and end on 13 December: both ends are partial, and
+    # September's $50 is not the lowest month, nor December's the latest full one.
+    months = pd.DataFrame(
+        {
+            "year": [2025, 2025, 2025, 2025],
+            "month": [9, 10, 11, 12],
+            "total_revenue": [Decimal("50.00"), Decimal("300.00"), Decimal("280.00"),
+                              Decimal("120.00")],
+            "transaction_count": [5, 30, 28, 12],
+            "first_day": [15, 1, 1, 1],
+            "last_day": [30, 31, 30, 13],
+        }
+    )  # fmt: skip
+    (ax,) = charts.monthly_trend_chart(months).axes
+    labels = sorted(ax.texts, key=lambda t: t.xy[0])
+    assert [t.get_text() for t in labels] == [
+        "First (partial): $50\n2025-09 (days 15-30 of 30), 5 orders",
+        "Highest: $300\n2025-10, 30 orders",
+        "Lowest: $280\n2025-11, 28 orders",
+        "Latest (partial): $120\n2025-12 (days 1-13 of 31), 12 orders",
+    ]
+    # The partial months' markers are hollow.
+    hollow = [line for line in ax.lines if line.get_markerfacecolor() == "white"]
+    assert [list(h.get_xdata()) for h in hollow] == [[2025 * 12 + 8, 2025 * 12 + 11]]
+
+
+def test_whole_first_and_last_months_are_not_partial():
+    # Days 1-30 of September and 1-31 of October: both whole (February 2024 has 29 days).
+    months = pd.DataFrame(
+        {"year": [2024, 2025, 2025], "month": [2, 9, 10],
+         "total_revenue": [10.0, 20.0, 30.0], "transaction_count": [1, 2, 3],
+         "first_day": [1, 1, 1], "last_day": [29, 30, 31]}
+    )  # fmt: skip
+    (ax,) = charts.monthly_trend_chart(months).axes
+    assert [t.get_text().split(":")[0] for t in sorted(ax.texts, key=lambda t: t.xy[0])] == [
+        "Lowest",
+        "Highest & latest",
+    ]
+
+
+def test_a_single_partial_month_says_so():
+    month = pd.DataFrame(
+        {"year": [2025], "month": [12], "total_revenue": [7.5], "transaction_count": [1],
+         "first_day": [2], "last_day": [2]}
+    )  # fmt: skip
+    (ax,) = charts.monthly_trend_chart(month).axes
+    assert [t.get_text() for t in ax.texts] == [
+        "Only month (partial): $7.50\n2025-12 (days 2-2 of 31), 1 order"
+    ]
+
+
 def test_monthly_trend_orders_months_even_if_rows_arrive_shuffled():
     shuffled = MONTHS.iloc[[2, 0, 1]]
     (ax,) = charts.monthly_trend_chart(shuffled).axes
@@ -249,7 +308,7 @@ def test_customer_tiers_wedges_are_each_tiers_share_of_revenue():
     # 500 / 300 / 200 of 1000 revenue -> 50%, 30%, 20% of the circle
     assert spans == pytest.approx([180.0, 108.0, 72.0])
     text = all_text(fig)
-    for label in ("Gold", "Silver", "unknown", "50.0%", "30.0%", "20.0%", "$1K"):
+    for label in ("Gold", "Silver", "unknown customer", "50.0%", "30.0%", "20.0%", "$1K"):
         assert label in text
     assert ax.get_title()
 
@@ -257,7 +316,7 @@ def test_customer_tiers_wedges_are_each_tiers_share_of_revenue():
 def test_age_group_chart_has_two_panels_in_age_order_with_unknown_last():
     fig = charts.age_group_analysis_chart(AGES)
     revenue_ax, avg_ax = fig.axes
-    order = ["18-25", "26-35", "56+", "unknown"]
+    order = ["18-25", "26-35", "56+", "unknown\ncustomer"]  # wrapped to fit under its bar
     assert tick_labels(revenue_ax.xaxis) == order
     assert tick_labels(avg_ax.xaxis) == order
     assert bar_heights(revenue_ax) == pytest.approx([200.0, 500.0, 300.0, 40.0])

@@ -236,7 +236,7 @@ MONTH_SHAPES = {
     ),
 }
 
-TIER_NAMES = ["Bronze", "Silver", "Gold", "Platinum", "unknown"]
+TIER_NAMES = ["Bronze", "Silver", "Gold", "Platinum", "unknown customer"]
 
 
 def tier_frame(names: list, revenue: list[float]) -> pd.DataFrame:
@@ -257,7 +257,7 @@ TIER_SHAPES = {
     "one tier (single row)": tier_frame(["Gold"], [1234.5]),
 }
 
-AGE_ORDER = ["18-25", "26-35", "36-45", "46-55", "56-65", "65+", "unknown"]
+AGE_ORDER = ["18-25", "26-35", "36-45", "46-55", "56-65", "65+", "unknown customer"]
 
 
 def age_frame(names: list) -> pd.DataFrame:
@@ -274,13 +274,13 @@ def age_frame(names: list) -> pd.DataFrame:
 
 AGE_SHAPES = {
     "seven groups, shuffled": age_frame(
-        ["unknown", "65+", "26-35", "18-25", "56-65", "46-55", "36-45"]
+        ["unknown customer", "65+", "26-35", "18-25", "56-65", "46-55", "36-45"]
     ),  # fmt: skip
     "one group (single row)": age_frame(["36-45"]),
 }
 
-# Every demographic missing: no transaction matched a customer. The query coalesces to
-# 'unknown'; a null must read the same.
+# Every demographic missing: no transaction matched a customer. The query says 'unknown
+# customer'; a null, or the older 'unknown', must read the same.
 MISSING_DEMOGRAPHICS = {
     "unknown": ["unknown"],
     "null": [None],
@@ -474,13 +474,73 @@ def test_no_demographics_is_said_in_words(chart, column, labels):
     for ax in fig.axes:
         assert not ax.patches and not ax.lines and not ax.axison
     text = texts_of(drawn)
-    assert "No customer demographics" in text
+    assert (
+        f"No {'membership tier' if column == 'membership_tier' else 'age group'}s to show" in text
+    )
     transactions = int(df["transaction_count"].sum())
     revenue = float(df["total_revenue"].sum())
     assert f"None of the {transactions:,} transactions (${revenue:,.2f})" in text
 
 
-def test_a_null_tier_next_to_known_ones_joins_unknown():
+def test_customers_without_an_age_group_are_not_called_unmatched():
+    # Every customer matched, but no record has an age group: the summary's 0 unknown
+    # customers and the chart agree.
+    df = pd.DataFrame(
+        {
+            "age_group": ["no age group"],
+            "total_revenue": [123_456.50],
+            "transaction_count": [9_994],
+            "avg_transaction_value": [12.35],
+        }
+    )
+    text = texts_of(assert_readable(charts.age_group_analysis_chart(df)))
+    assert "No age groups to show" in text
+    assert (
+        "All 9,994 transactions ($123,456.50) matched a customer\n"
+        "record, but no customer record has an age group." in text
+    )
+    assert "None of" not in text
+
+
+def test_tierless_customers_and_unmatched_ones_are_told_apart_in_words():
+    df = pd.DataFrame(
+        {
+            "membership_tier": ["no tier", "unknown customer"],
+            "total_revenue": [900.0, 100.0],
+            "transaction_count": [90, 10],
+            "revenue_share_pct": [90.0, 10.0],
+        }
+    )
+    text = texts_of(assert_readable(charts.customer_tiers_chart(df)))
+    assert (
+        "90 of the 100 transactions ($1,000.00) matched a\n"
+        "customer record, but none of those records has a membership tier;\n"
+        "the other 10 matched no customer record." in text
+    )
+
+
+def test_no_tier_and_unknown_customer_are_wedges_of_their_own():
+    df = pd.DataFrame(
+        {
+            "membership_tier": ["Gold", "no tier", "unknown customer"],
+            "total_revenue": [700.0, 200.0, 100.0],
+            "transaction_count": [7, 2, 1],
+            "revenue_share_pct": [70.0, 20.0, 10.0],
+        }
+    )
+    fig = charts.customer_tiers_chart(df)
+    (ax,) = fig.axes
+    assert_readable(fig)
+    assert wedge_spans(ax) == pytest.approx([252.0, 72.0, 36.0])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [
+        "Gold: $700 (70.0%)",
+        "no tier: $200 (20.0%)",
+        "unknown customer: $100 (10.0%)",
+    ]
+
+
+def test_a_null_tier_next_to_known_ones_joins_the_unknown_customers():
     df = pd.DataFrame(
         {
             "membership_tier": ["Gold", None, "unknown"],
@@ -494,10 +554,10 @@ def test_a_null_tier_next_to_known_ones_joins_unknown():
     assert_readable(fig)
     assert wedge_spans(ax) == pytest.approx([216.0, 144.0])  # 600 and 300 + 100 of 1000
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["Gold: $600 (60.0%)", "unknown: $400 (40.0%)"]
+    assert legend == ["Gold: $600 (60.0%)", "unknown customer: $400 (40.0%)"]
 
 
-def test_a_null_age_group_next_to_known_ones_joins_unknown():
+def test_a_null_age_group_next_to_known_ones_joins_the_unknown_customers():
     df = pd.DataFrame(
         {
             "age_group": ["unknown", "26-35", None],
@@ -509,9 +569,9 @@ def test_a_null_age_group_next_to_known_ones_joins_unknown():
     fig = charts.age_group_analysis_chart(df)
     revenue_ax, avg_ax = fig.axes
     assert_readable(fig)
-    # unknown = 100 + 300 over 2 + 2 transactions: $400, $100 a transaction
-    assert_bars_are(revenue_ax, ["26-35", "unknown"], [600.0, 400.0])
-    assert_bars_are(avg_ax, ["26-35", "unknown"], [100.0, 100.0])
+    # unknown customer = 100 + 300 over 2 + 2 transactions: $400, $100 a transaction
+    assert_bars_are(revenue_ax, ["26-35", "unknown customer"], [600.0, 400.0])
+    assert_bars_are(avg_ax, ["26-35", "unknown customer"], [100.0, 100.0])
 
 
 # ---------------------------------------------------------------------------------------

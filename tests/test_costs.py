@@ -3,8 +3,8 @@
 import pytest
 
 from pipeline import costs
-from pipeline.runner import RunReport, cost_lines
-from pipeline.targets import CrawlResult, JobRun
+from pipeline.config import PipelineConfig
+from pipeline.targets import CrawlResult, JobRun, make_target
 
 
 def test_glue_job_bills_a_one_minute_minimum():
@@ -26,13 +26,18 @@ def test_crawler_without_a_reported_figure_assumes_the_ten_minute_minimum():
 
 
 def test_cost_lines_total_job_crawler_and_athena():
-    report = RunReport(run_id="r", target="aws", raw_bytes=600_000, parquet_bytes=160_000)
-    report.job = JobRun(run_id="r", seconds=90.0, details={"workers": 2})
-    report.crawl = CrawlResult(tables=["sales_data_csv"], dpu_hours=None)
-    report.queries = [{"bytes_read": 1000}, {"bytes_read": None}]
-    text = "\n".join(cost_lines(report))
+    target = make_target(PipelineConfig(prefix="costs", target="aws"))
+    job = JobRun(run_id="r", seconds=90.0, details={"workers": 2})
+    crawl = CrawlResult(tables=["sales_data_csv"], dpu_hours=None)
+    text = "\n".join(target.cost_lines(job, crawl, [1000, 0], 600_000 + 160_000))
     # job 2 x 90 s = 0.05 DPU-h -> $0.022; crawler $0.0733; Athena 2 x 10 MB -> $0.0000954
     assert "Glue job: 2 x G.1X for 90s = 0.0500 DPU-hours x $0.44 = $0.0220" in text
     assert "Glue crawler: 0.1667 DPU-hours (assumed" in text
     assert "= $0.000095" in text
     assert "Total per run: $0.0954" in text
+
+
+def test_a_local_run_has_no_cost_lines():
+    target = make_target(PipelineConfig(prefix="costs", target="local"))
+    job = JobRun(run_id="r", seconds=90.0)
+    assert target.cost_lines(job, CrawlResult(), [1000], 760_000) == []

@@ -22,6 +22,7 @@ from moto.iam.access_control import IAMRequestBase
 from moto.kms.models import kms_backends
 from moto_fixtures import REGION
 from parliament import analyze_policy_string
+from sql_blocks import ddl_names
 from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 
 import deploy
@@ -31,7 +32,7 @@ from pipeline.cli import config_from
 from pipeline.config import PipelineConfig, bucket_name_problem
 from pipeline.errors import UsageError
 from pipeline.infra.policies import deployer_policy
-from pipeline.sql import analytic_names, ddl_names
+from pipeline.sql import analytic_names
 from pipeline.targets.aws import AwsTarget
 
 ACCOUNT = "123456789012"  # moto's default account

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.athena.models import QueryResults, athena_backends
 from moto_fixtures import REGION
+from sql_blocks import ddl_names
 from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 
 import deploy
@@ -27,7 +28,7 @@ from pipeline.infra.reconcile import ensure_operations
 from pipeline.infra.shared import Account
 from pipeline.infra.specs import Operations
 from pipeline.runner import RunOptions, run
-from pipeline.sql import analytic_names, ddl_names
+from pipeline.sql import analytic_names
 from pipeline.targets.aws import AwsTarget
 
 ACCOUNT = "123456789012"

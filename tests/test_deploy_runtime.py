@@ -20,11 +20,10 @@ from moto_fixtures import REGION
 
 import deploy
 from pipeline import infra
-from pipeline.catalog import run_aws_crawler
 from pipeline.config import PipelineConfig
 from pipeline.errors import CrawlerError
 from pipeline.infra.shared import role_name
-from pipeline.targets.aws import AwsTarget
+from pipeline.targets.aws import AwsTarget, run_aws_crawler
 
 ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"

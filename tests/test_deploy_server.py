@@ -18,8 +18,9 @@ import boto3
 import pytest
 import requests
 from moto_fixtures import REGION
+from sql_blocks import ddl_names
 
-from pipeline.sql import analytic_names, ddl_names
+from pipeline.sql import analytic_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "cli-sales"

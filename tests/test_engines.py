@@ -22,9 +22,10 @@ from moto_fixtures import REGION
 
 from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig
-from pipeline.engines import AthenaEngine, LocalEngine, athena_message, make_engine
+from pipeline.engines import AthenaEngine, LocalEngine, athena_message
 from pipeline.errors import QueryError
 from pipeline.sql import analytic_names
+from pipeline.targets import make_target
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,20 @@ def _unknown(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(
         membership_tier=df["membership_tier"].fillna("unknown"),
         age_group=df["age_group"].fillna("unknown"),
+    )
+
+
+def _chart_demographics(df: pd.DataFrame) -> pd.DataFrame:
+    """The chart queries' labels: 'unknown customer' when every demographic is empty (no
+    record matched), 'no tier' / 'no age group' when the matched record lacks it."""
+    unmatched = df["membership_tier"].isna() & df["age_group"].isna() & df["signup_date"].isna()
+    return df.assign(
+        membership_tier=df["membership_tier"].fillna(
+            unmatched.map({True: "unknown customer", False: "no tier"})
+        ),
+        age_group=df["age_group"].fillna(
+            unmatched.map({True: "unknown customer", False: "no age group"})
+        ),
     )
 
 
@@ -88,15 +103,21 @@ def expect_top_products(df: pd.DataFrame) -> pd.DataFrame:
 
 def expect_monthly_trend(df: pd.DataFrame) -> pd.DataFrame:
     return (
-        df.groupby(["year", "month"])
-        .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
+        df.assign(day=df["date"].dt.day)
+        .groupby(["year", "month"])
+        .agg(
+            total_revenue=("total_amount", "sum"),
+            transaction_count=("transaction_id", "count"),
+            first_day=("day", "min"),
+            last_day=("day", "max"),
+        )
         .reset_index()
     )
 
 
 def expect_customer_tiers(df: pd.DataFrame) -> pd.DataFrame:
     out = (
-        _unknown(df)
+        _chart_demographics(df)
         .groupby("membership_tier")
         .agg(total_revenue=("total_amount", "sum"), transaction_count=("transaction_id", "count"))
         .reset_index()
@@ -107,7 +128,7 @@ def expect_customer_tiers(df: pd.DataFrame) -> pd.DataFrame:
 
 def expect_age_group_analysis(df: pd.DataFrame) -> pd.DataFrame:
     out = (
-        _unknown(df)
+        _chart_demographics(df)
         .groupby("age_group")
         .agg(
             total_revenue=("total_amount", "sum"),
@@ -396,7 +417,7 @@ def test_projection_range_and_declared_types_are_honoured(tmp_path: Path) -> Non
 
 
 def test_empty_lake_gives_empty_tables_not_errors(tmp_path: Path) -> None:
-    engine = make_engine(PipelineConfig(prefix="empty", target="local", lake=tmp_path))
+    engine = make_target(PipelineConfig(prefix="empty", target="local", lake=tmp_path)).engine()
     assert isinstance(engine, LocalEngine)
     result = engine.run_named("revenue_by_region")
     assert result.rows == 0
@@ -452,7 +473,7 @@ def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> Non
             Name=config.workgroup,
             Configuration={"ResultConfiguration": {"OutputLocation": config.athena_results_uri}},
         )
-        engine = make_engine(config)
+        engine = make_target(config).engine()
         assert isinstance(engine, AthenaEngine)
         engine.setup_tables()
         _queue_results(

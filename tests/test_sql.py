@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from sql_blocks import ddl_names
 from sqlglot import exp
 
 from pipeline.config import PipelineConfig
 from pipeline.sql import (
     analytic_names,
-    ddl_names,
     descriptions,
     find_token,
     load_queries,
@@ -29,7 +29,14 @@ QUERIES = load_queries()
 CHART_COLUMNS = {
     "revenue_by_region": ["region", "total_revenue", "transaction_count", "avg_transaction_value"],
     "top_products": ["product", "total_revenue", "units_sold", "transaction_count"],
-    "monthly_trend": ["year", "month", "total_revenue", "transaction_count"],
+    "monthly_trend": [
+        "year",
+        "month",
+        "total_revenue",
+        "transaction_count",
+        "first_day",
+        "last_day",
+    ],
     "customer_tiers": [
         "membership_tier",
         "total_revenue",

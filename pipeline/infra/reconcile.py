@@ -11,6 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.config import JOB_SCRIPT, PipelineConfig
+from pipeline.engines import AthenaEngine as make_engine
 from pipeline.errors import DeployError
 from pipeline.infra.execution import check_lake_formation, upload_job_script
 from pipeline.infra.ownership import (
@@ -652,9 +653,6 @@ def ensure_operations(
 
 def create_tables(config: PipelineConfig, engine: Any = None) -> None:
     """Run the DDL blocks of athena_queries.sql through Athena."""
-    # Imported here: only `up` with tables needs the engines (pandas, sqlglot).
-    from pipeline.engines import make_engine
-
     (engine or make_engine(config)).setup_tables()
 
 

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline import costs, infra
-from pipeline.catalog import run_aws_crawler
+from pipeline.aws import with_account
 from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig
+from pipeline.engines import AthenaEngine
+from pipeline.errors import CrawlerError
 from pipeline.infra.shared import retry_iam_propagation
 from pipeline.storage import S3Storage, upload_raw
-from pipeline.targets import CrawlResult, JobRun
+from pipeline.targets.base import CrawlResult, JobRun, TargetBase
 
 log = logging.getLogger(__name__)
 
 
-class AwsTarget:
+class AwsTarget(TargetBase):
     name = "aws"
 
     def __init__(
@@ -33,6 +36,11 @@ class AwsTarget:
         self._clients = clients
         self.poll_seconds = poll_seconds
         self.sleep = sleep
+
+    @staticmethod
+    def resolve_config(config: PipelineConfig) -> PipelineConfig:
+        """The config with its account (STS, once), so the bucket names are this account's."""
+        return with_account(config)
 
     @property
     def clients(self) -> infra.Clients:
@@ -61,9 +69,6 @@ class AwsTarget:
         )
         return self._crawl_result(crawl.get("Status", ""))
 
-    def _job_tables(self) -> set[str]:
-        return {ENRICHED_TABLE, SUMMARY_TABLE}
-
     def run_job(self, run_id: str, echo: Callable[[str], None] | None = None) -> JobRun:
         """Start the Glue job with ``--run_id`` and poll it, with back-off, to the end."""
         config, glue = self.config, self.clients.glue
@@ -79,6 +84,9 @@ class AwsTarget:
             glue, config.job_name, job_run_id, first_poll=self.poll_seconds, sleep=self.sleep
         )
         return _job_result(job_run, run_id, time.perf_counter() - started)
+
+    def check_workflow(self) -> None:
+        """Nothing to refuse: `deploy.py up` makes the workflow with the rest of the stack."""
 
     def run_workflow(self, echo: Callable[[str], None] | None = None) -> tuple[CrawlResult, JobRun]:
         """Start the Glue workflow (crawl, then the job when the crawl succeeded) and follow
@@ -103,19 +111,38 @@ class AwsTarget:
     def _crawl_result(self, status: str) -> CrawlResult:
         tables = self.clients.glue.get_tables(DatabaseName=self.config.database)["TableList"]
         return CrawlResult(
-            tables=sorted(t["Name"] for t in tables if t["Name"] not in self._job_tables()),
+            tables=sorted(t["Name"] for t in tables if t["Name"] not in _JOB_TABLES),
             status=status,
             # Crawls bill $0.44/DPU-hour too (10-minute minimum); None if not reported.
             dpu_hours=infra.last_crawl_dpu_hours(self.clients.glue, self.config.crawler_name),
         )
 
-    def read_metrics(self, run_id: str) -> dict[str, Any]:
-        return json.loads(self.storage.get_bytes(f"{self.config.runs_uri}{run_id}.json"))
-
-    def engine(self, queries_path: Path | None = None) -> Any:
-        from pipeline.engines import AthenaEngine
-
+    def engine(self, queries_path: Path | None = None) -> AthenaEngine:
         return AthenaEngine(self.config, queries_path)
+
+    def check_processed_data(self) -> None:
+        """Nothing to check before querying: Athena answers, and a chart with no rows
+        raises NoDataError itself."""
+
+    def cost_lines(
+        self,
+        job: JobRun | None,
+        crawl: CrawlResult | None,
+        scanned: Sequence[int],
+        stored_bytes: int,
+    ) -> list[str]:
+        """The run's estimated cost at list prices (see ``pipeline.costs``)."""
+        return costs.run_cost_lines(
+            job_seconds=job.seconds if job else 0.0,
+            workers=int(job.details.get("workers", 2)) if job else 2,
+            crawl_dpu_hours=crawl.dpu_hours if crawl else None,
+            scanned=scanned,
+            stored_bytes=stored_bytes,
+        )
+
+
+# The job's own tables, which a crawl of the raw folders does not make.
+_JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE})
 
 
 def _job_result(job_run: dict[str, Any], run_id: str, wall: float) -> JobRun:
@@ -137,3 +164,107 @@ def _job_result(job_run: dict[str, Any], run_id: str, wall: float) -> JobRun:
             "glue_usd": dpu_hours * costs.GLUE_USD_PER_DPU_HOUR,
         },
     )
+
+
+# --- the aws crawler -----------------------------------------------------------------
+
+
+# How far AWS's clock may be from the one that timed the start (a local clock, when
+# the StartCrawler answer has no Date header): AWS refuses requests signed more than
+# 5 minutes off its time, so a client that got this far is within that.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _answered_at(response: Any) -> datetime:
+    """When AWS answered, by its own clock (the Date header), else the local UTC time."""
+    headers = (response or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    if headers.get("date"):
+        try:
+            return _aware(parsedate_to_datetime(headers["date"]))
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _is_new_crawl(
+    last: dict[str, Any], previous: datetime | None, started: datetime | None
+) -> bool:
+    """True when ``last`` (a LastCrawl) is the crawl this run waits for.
+
+    Not the crawl that was last before the start (``previous``), and, for a crawl this
+    run started, begun no earlier than ``started`` less the clock skew.
+    """
+    if last.get("StartTime") is None:
+        return True  # nothing to tell it by (AWS always reports StartTime)
+    start = _aware(last["StartTime"])
+    if previous is not None and start <= previous:
+        return False
+    return started is None or start >= started - CLOCK_SKEW
+
+
+def run_aws_crawler(
+    config: PipelineConfig,
+    glue: Any,
+    timeout_seconds: float = 900,
+    poll_seconds: float = 10,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Start the deployed Glue crawler and wait until it is READY after this crawl.
+
+    READY alone is not enough: until the new crawl begins, GetCrawler still answers
+    READY with the previous crawl as ``LastCrawl``. The wait ends when ``LastCrawl`` is
+    a crawl started after the previous one, at or after the start (with ``CLOCK_SKEW``).
+    If a crawl is already running, it waits for that one. StartCrawler is retried while
+    a just-made role propagates. Returns the crawl's ``LastCrawl``; raises
+    :class:`CrawlerError` when the crawl failed or was cancelled, or when it is not over
+    after ``timeout_seconds``.
+    """
+    name = config.crawler_name
+    previous: datetime | None = None
+    started: datetime | None = None
+    try:
+        before = glue.get_crawler(Name=name)["Crawler"].get("LastCrawl") or {}
+        previous = _aware(before["StartTime"]) if before.get("StartTime") else None
+        response = retry_iam_propagation(
+            lambda: glue.start_crawler(Name=name), role=config.role_name, sleep=sleep
+        )
+        started = _answered_at(response)
+    except glue.exceptions.CrawlerRunningException:
+        log.info("crawler %s is already running; waiting for it", name)
+    except glue.exceptions.EntityNotFoundException as exc:
+        raise CrawlerError(f"crawler {name} does not exist: deploy the stack first") from exc
+    deadline = time.monotonic() + timeout_seconds
+    state = None
+    while True:
+        crawler = glue.get_crawler(Name=name)["Crawler"]
+        state = crawler["State"]
+        last = crawler.get("LastCrawl")
+        if state == "READY" and last and _is_new_crawl(last, previous, started):
+            break
+        if time.monotonic() >= deadline:
+            if state == "READY":
+                raise CrawlerError(
+                    f"crawler {name} is READY but its last crawl is still the one started "
+                    f"{(last or {}).get('StartTime')}, not this run's, after "
+                    f"{timeout_seconds:.0f}s; check it in the Glue console"
+                )
+            raise CrawlerError(
+                f"crawler {name} still {state} after {timeout_seconds:.0f}s; "
+                "check it in the Glue console or raise the timeout"
+            )
+        log.info("crawler %s is %s", name, state)
+        sleep(poll_seconds)
+    status = last.get("Status")
+    # AWS reports SUCCEEDED; moto reports COMPLETED.
+    if status not in ("SUCCEEDED", "COMPLETED"):
+        message = last.get("ErrorMessage") or "no error message"
+        raise CrawlerError(
+            f"crawler {name} finished with status {status}: {message} "
+            f"(logs: {last.get('LogGroup')}/{last.get('LogStream')})"
+        )
+    log.info("crawler %s finished: %s", name, status)
+    return last

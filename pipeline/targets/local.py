@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pipeline.catalog import crawl_local
 from pipeline.config import JOB_SCRIPT, REPO_ROOT, PipelineConfig
-from pipeline.errors import EXIT_USAGE, PipelineError, UsageError
+from pipeline.engines import LocalEngine
+from pipeline.errors import EXIT_USAGE, NoDataError, PipelineError, UsageError
 from pipeline.storage import LocalStorage, upload_raw
-from pipeline.targets import CrawlResult, JobRun
+from pipeline.targets.base import CrawlResult, JobRun, TargetBase
 
 log = logging.getLogger(__name__)
 
+NO_WORKFLOW = "the local target has no workflow: it runs on the aws target"
 
-class LocalTarget:
+
+class LocalTarget(TargetBase):
     name = "local"
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self.storage = LocalStorage(config.lake)
+
+    @staticmethod
+    def resolve_config(config: PipelineConfig) -> PipelineConfig:
+        """Nothing to add: the lake's names need no account."""
+        return config
 
     def check_ready(self) -> None:
         """Nothing to check: the lake folder is made as it is written."""
@@ -65,10 +71,30 @@ class LocalTarget:
             raise (UsageError if proc.returncode == EXIT_USAGE else PipelineError)(reason)
         return JobRun(run_id=run_id, seconds=time.perf_counter() - started)
 
-    def read_metrics(self, run_id: str) -> dict[str, Any]:
-        return json.loads(self.storage.get_bytes(f"{self.config.runs_uri}{run_id}.json"))
+    def check_workflow(self) -> None:
+        """Refuse: the workflow is the deployed Glue workflow, on the aws target."""
+        raise UsageError(NO_WORKFLOW)
 
-    def engine(self, queries_path: Path | None = None) -> Any:
-        from pipeline.engines import LocalEngine
+    def run_workflow(self, echo: Callable[[str], None] | None = None) -> tuple[CrawlResult, JobRun]:
+        raise UsageError(NO_WORKFLOW)
 
+    def engine(self, queries_path: Path | None = None) -> LocalEngine:
         return LocalEngine(self.config, queries_path)
+
+    def check_processed_data(self) -> None:
+        """Raise NoDataError when the lake holds no enriched Parquet (nothing ran yet)."""
+        enriched = self.config.local_path(self.config.enriched_uri)
+        if not (enriched.is_dir() and any(enriched.rglob("*.parquet"))):
+            raise NoDataError(
+                f"no processed data under {enriched}; run `python run_pipeline.py` first"
+            )
+
+    def cost_lines(
+        self,
+        job: JobRun | None,
+        crawl: CrawlResult | None,
+        scanned: Sequence[int],
+        stored_bytes: int,
+    ) -> list[str]:
+        """None: a local run is billed nothing."""
+        return []
