@@ -81,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "in place of starting the crawler and the job one by one",
     )
     parser.add_argument(
+        "--full-rebuild",
+        action="store_true",
+        help="run: the job rebuilds every output from all raw files, not only what is new",
+    )
+    parser.add_argument(
         "--schedule",
         help='up: run the workflow on a schedule, a Glue cron expression such as "cron(0 6 * * ? *)" '
         "(UTC); without it the workflow runs on demand only",
@@ -110,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--alert-email: {problem}")
     if not 0.0 <= args.max_quarantine_rate <= 1.0:
         parser.error("--max-quarantine-rate must be between 0 and 1")
+    if args.workflow and args.full_rebuild:
+        parser.error("--full-rebuild runs the job directly: leave out --workflow")
     if args.workflow and args.run_id:
         parser.error(
             "--run-id does not go with --workflow: a workflow's job run is named by its job run id"
@@ -204,6 +211,7 @@ def _command(args: argparse.Namespace) -> int:
             customers_path=args.customers_path,
             max_quarantine_rate=args.max_quarantine_rate,
             workflow=args.workflow,
+            full_rebuild=args.full_rebuild,
         )
         if args.charts_dir:
             options.charts_dir = args.charts_dir

@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the largest share of rows read that may be quarantined; above it the run "
         "still writes everything but exits 3 (default %(default)s)",
     )
+    parser.add_argument(
+        "--full-rebuild",
+        action="store_true",
+        help="rebuild every output from all raw files (after a rule change), not only what is new",
+    )
     parser.add_argument("--run-id", default=None, help="job run id (default: a UTC timestamp)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             rows=args.rows, customers=args.customers, seed=args.seed,
             dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,
             sales_path=args.sales_path, customers_path=args.customers_path,
-            max_quarantine_rate=args.max_quarantine_rate,
+            max_quarantine_rate=args.max_quarantine_rate, full_rebuild=args.full_rebuild,
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id

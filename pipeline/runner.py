@@ -51,6 +51,8 @@ class RunOptions:
     # aws: one "workflow" stage (the deployed Glue workflow crawls, then runs the job)
     # in place of the "crawl" and "etl" stages; the run id is then the job run's id.
     workflow: bool = False
+    # Rebuild every output from all raw files (the job's --full_rebuild), not only what is new.
+    full_rebuild: bool = False
     run_id: str = field(
         default_factory=lambda: "run-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     )
@@ -65,6 +67,11 @@ class RunOptions:
         """Raise ValueError, before any stage runs, for options that cannot work."""
         if (self.sales_path is None) != (self.customers_path is None):
             raise ValueError("sales_path and customers_path go together: give both or neither")
+        if self.workflow and self.full_rebuild:
+            raise ValueError(
+                "a full rebuild runs the job directly: leave out --workflow (the workflow's "
+                "job runs with its deployed arguments)"
+            )
         if not 0.0 <= self.max_quarantine_rate <= 1.0:
             raise ValueError("max quarantine rate must be between 0 and 1")
         if self.sales_path is None:
@@ -273,7 +280,7 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         with stage(report, "crawl"):
             report.crawl = target.crawl()
         with stage(report, "etl"):
-            report.job = target.run_job(options.run_id)
+            report.job = target.run_job(options.run_id, full_rebuild=options.full_rebuild)
             report.metrics = target.read_metrics(options.run_id)
             report.quality = QualityVerdict.of(report.metrics, options.max_quarantine_rate)
     storage = target.storage
@@ -320,6 +327,7 @@ def summary_lines(report: RunReport) -> list[str]:
             for line in _input_lines(source, report.inputs[source], report.raw_files.get(source))
         ],
         "",
+        *_load_lines(m),
         "Rows",
         f"  {'sales read':<34}{read.get('sales', 0):>12,}",
         f"  {'customers read':<34}{read.get('customers', 0):>12,}",
@@ -357,6 +365,25 @@ def summary_lines(report: RunReport) -> list[str]:
     if report.charts:
         lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
     return lines
+
+
+def _load_lines(m: dict) -> list[str]:
+    """What the job read this run: only new files, all of them, or nothing new."""
+    mode = m.get("mode")
+    if mode is None:
+        return []
+    skipped = sum(
+        m.get("inputs", {}).get(s, {}).get("files_skipped", 0) for s in ("sales", "customers")
+    )
+    line = {
+        "incremental": f"  new files only ({skipped} already read, skipped)",
+        "full_rebuild": f"  full rebuild: {m.get('full_rebuild_reason')}",
+        "no_new_input": f"  no new input: all {skipped} raw files were read by earlier runs",
+    }.get(mode, f"  {mode}")
+    lake = m.get("lake", {})
+    rewritten = lake.get("months_rewritten", [])
+    extra = [f"  months rewritten: {', '.join(rewritten)}"] if rewritten else []
+    return ["Load", line, *extra, ""]
 
 
 def _first_and_last(items: list[str], most: int = 6) -> str:

@@ -7,12 +7,16 @@ ever see URIs, so the same code uploads raw files or lists partitions on both ta
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig, split_s3_uri
 from pipeline.errors import UsageError
@@ -30,6 +34,7 @@ class ObjectInfo:
 
 class Storage(Protocol):
     def put_file(self, path: Path, uri: str) -> None: ...
+    def holds(self, source: Path | str, uri: str) -> bool: ...
     def get_bytes(self, uri: str) -> bytes: ...
     def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
 
@@ -49,6 +54,11 @@ class LocalStorage:
         target = self.path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+
+    def holds(self, source: Path | str, uri: str) -> bool:
+        """True when ``uri`` already holds exactly the bytes of the file ``source``."""
+        target = self.path(uri)
+        return target.is_file() and filecmp.cmp(source, target, shallow=False)
 
     def get_bytes(self, uri: str) -> bytes:
         try:
@@ -82,14 +92,36 @@ class S3Storage:
         self.s3 = s3_client
 
     def put_file(self, path: Path, uri: str) -> None:
+        """Upload a file, its SHA-256 in the object's metadata (see ``holds``)."""
         bucket, key = split_s3_uri(uri)
-        self.s3.upload_file(str(path), bucket, key)
+        extra = {"Metadata": {_DIGEST: _sha256(path)}}
+        self.s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
 
     def copy(self, source_uri: str, uri: str) -> None:
-        """Copy an object inside S3 (multipart for large objects, as boto3 decides)."""
+        """Copy an object inside S3 (multipart for large objects, as boto3 decides),
+        the source's ETag in the copy's metadata (see ``holds``)."""
         src_bucket, src_key = split_s3_uri(source_uri)
         bucket, key = split_s3_uri(uri)
-        self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key)
+        etag = self.s3.head_object(Bucket=src_bucket, Key=src_key)["ETag"]
+        extra = {"Metadata": {_SOURCE_ETAG: etag.strip('"')}, "MetadataDirective": "REPLACE"}
+        self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key, ExtraArgs=extra)
+
+    def holds(self, source: Path | str, uri: str) -> bool:
+        """True when ``uri`` already holds the bytes of ``source`` (a local file, by the
+        SHA-256 recorded at upload; an ``s3://`` object, by the ETag recorded at copy).
+        An object put some other way counts as different, so it is put again."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            meta = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        if isinstance(source, str):
+            src_bucket, src_key = split_s3_uri(source)
+            etag = self.s3.head_object(Bucket=src_bucket, Key=src_key)["ETag"].strip('"')
+            return meta.get(_SOURCE_ETAG) == etag
+        return meta.get(_DIGEST) == _sha256(source)
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
@@ -157,6 +189,19 @@ def input_files(source: str | Path, storage: Storage | None = None) -> list[tupl
     return files
 
 
+# Object metadata keys: what an object was made from, so an unchanged upload is skipped.
+_DIGEST = "sha256"
+_SOURCE_ETAG = "source-etag"
+
+
+def _sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def upload_raw(
     storage: Storage,
     config: PipelineConfig,
@@ -167,9 +212,11 @@ def upload_raw(
 
     ``sales`` and ``customers`` are each a file, a folder or (aws target) an ``s3://``
     object or prefix; see :func:`input_files`. Files already under the prefixes stay:
-    a new file lands beside the earlier ones and the next run reads them all, while a
-    file of the same name is replaced. Everything is checked before anything is put.
-    Returns the URIs written, sales first.
+    a new file lands beside the earlier ones, and a file of the same name with other
+    bytes replaces the earlier copy. Everything is checked before anything is put.
+    A file whose bytes the raw bucket already holds under its name is not put again:
+    it keeps its modification time, so the job does not take it for new (a daily run
+    reads only new files). Returns the URIs of the raw files, sales first.
     """
     plan = [
         (src, prefix + name)
@@ -177,7 +224,9 @@ def upload_raw(
         for src, name in input_files(source, storage)
     ]
     for src, uri in plan:
-        if isinstance(src, str):  # an s3:// object: copied inside S3
+        if storage.holds(src, uri):
+            log.info("unchanged, not put again: %s", uri)
+        elif isinstance(src, str):  # an s3:// object: copied inside S3
             storage.copy(src, uri)  # type: ignore[attr-defined]
             log.info("copied %s -> %s", src, uri)
         else:

@@ -69,13 +69,16 @@ class AwsTarget(TargetBase):
         )
         return self._crawl_result(crawl.get("Status", ""))
 
-    def run_job(self, run_id: str, echo: Callable[[str], None] | None = None) -> JobRun:
+    def run_job(
+        self, run_id: str, echo: Callable[[str], None] | None = None, *, full_rebuild: bool = False
+    ) -> JobRun:
         """Start the Glue job with ``--run_id`` and poll it, with back-off, to the end."""
         config, glue = self.config, self.clients.glue
         started = time.perf_counter()
+        arguments = {"--run_id": run_id, **({"--full_rebuild": "true"} if full_rebuild else {})}
         # Retried while a just-made role propagates (bounded; the same sleep as polling).
         job_run_id = retry_iam_propagation(
-            lambda: glue.start_job_run(JobName=config.job_name, Arguments={"--run_id": run_id}),
+            lambda: glue.start_job_run(JobName=config.job_name, Arguments=arguments),
             role=config.role_name,
             sleep=self.sleep,
         )["JobRunId"]

@@ -42,7 +42,9 @@ class LocalTarget(TargetBase):
     def crawl(self) -> CrawlResult:
         return CrawlResult(tables=sorted(crawl_local(self.config)))
 
-    def run_job(self, run_id: str, echo: Callable[[str], None] | None = None) -> JobRun:
+    def run_job(
+        self, run_id: str, echo: Callable[[str], None] | None = None, *, full_rebuild: bool = False
+    ) -> JobRun:
         """Run glue_etl_job.py on the lake with local Spark, streaming its log."""
         config, echo = self.config, echo or log.info
         args = [
@@ -53,6 +55,7 @@ class LocalTarget(TargetBase):
             "--customers_path", str(config.local_path(config.raw_customers_uri)),
             "--output_path", str(config.local_path(config.processed_uri)),
             "--run_id", run_id,
+            *(["--full_rebuild", "true"] if full_rebuild else []),
         ]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(
