@@ -16,7 +16,8 @@ from parliament import analyze_policy_string
 import deploy
 from pipeline import infra
 from pipeline.config import PipelineConfig
-from pipeline.errors import StageFailed
+from pipeline.errors import DeployError, JobRunFailed, StageFailed
+from pipeline.infra import crawler
 from pipeline.runner import RunOptions, run
 from pipeline.targets.aws import AwsTarget
 
@@ -611,7 +612,7 @@ def test_up_refuses_a_foreign_crawler_job_or_workgroup_and_down_keeps_it(
 ):
     read_back = make(aws)
 
-    with pytest.raises(infra.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         infra.up(config, aws, tables=False)
 
     assert f"{kind} (it has no tags)" in str(refused.value)
@@ -626,8 +627,8 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         raise RuntimeError("network dropped")
 
     with monkeypatch.context() as patch, pytest.raises(RuntimeError):
-        # `up` looks _ensure_crawler up in its own module, pipeline.infra.reconcile.
-        patch.setattr(infra.reconcile, "_ensure_crawler", crawler_fails)
+        # `up` walks the registry's kind modules: the crawler kind's ensure.
+        patch.setattr(crawler, "ensure", crawler_fails)
         infra.up(config, aws, tables=False)
     # What the interrupted run made already carries the marks, so it is not "foreign".
     assert _bucket_tags(aws.s3, "test-sales-processed") == {
@@ -664,7 +665,7 @@ def test_a_bucket_left_untagged_by_a_crash_is_refused_with_a_hint(aws, config, m
         patch.setattr(aws.s3, "put_bucket_tagging", crash)
         infra.up(config, aws, tables=False)
 
-    with pytest.raises(infra.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         infra.up(config, aws, tables=False)
 
     message = str(refused.value)
@@ -683,7 +684,7 @@ def test_up_refuses_a_database_that_another_prefix_deployed(aws, config):
     other = PipelineConfig(prefix="other-sales", target="aws", region="us-east-1")
     infra.up(other, aws, tables=False)
 
-    with pytest.raises(infra.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         infra.up(config, aws, tables=False)
 
     message = str(refused.value)
@@ -705,7 +706,7 @@ def test_up_refuses_a_database_that_another_prefix_deployed(aws, config):
 @pytest.mark.parametrize("parameters", [{"pipeline-prefix": "other"}, {"team": "finance"}])
 def test_down_keeps_a_database_that_up_did_not_make(aws, config, parameters):
     aws.glue.create_database(DatabaseInput={"Name": "sales_analytics_db", "Parameters": parameters})
-    with pytest.raises(infra.DeployError):
+    with pytest.raises(DeployError):
         infra.up(config, aws, tables=False)
     infra.down(config, aws)
     assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == parameters
@@ -727,7 +728,7 @@ def test_run_stops_before_uploading_when_the_database_belongs_to_another_prefix(
         run_on_aws(config, deployed, sales, customers)
 
     assert refused.value.stage == "upload"
-    assert isinstance(refused.value.__cause__, infra.DeployError)
+    assert isinstance(refused.value.__cause__, DeployError)
     assert "belongs to prefix 'other-sales'" in str(refused.value.__cause__)
     assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
     assert "LastCrawl" not in deployed.glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
@@ -792,7 +793,7 @@ def test_up_and_run_fail_when_a_table_reads_another_prefix_bucket(
     # Left over from another deployment: `create external table if not exists` keeps it.
     _athena_table(deployed.glue, "enriched_sales", location, template)
 
-    with pytest.raises(infra.DeployError) as from_up:
+    with pytest.raises(DeployError) as from_up:
         infra.up(config, deployed, tables=True)
     message = str(from_up.value)
     assert expected_problem in message
@@ -804,7 +805,7 @@ def test_up_and_run_fail_when_a_table_reads_another_prefix_bucket(
     customers.write_text("{}\n")
     with pytest.raises(StageFailed) as from_run:
         run_on_aws(config, deployed, sales, customers)
-    assert isinstance(from_run.value.__cause__, infra.DeployError)
+    assert isinstance(from_run.value.__cause__, DeployError)
     assert expected_problem in str(from_run.value.__cause__)
     assert deployed.s3.list_objects_v2(Bucket="test-sales-raw").get("Contents") is None
 
@@ -973,7 +974,7 @@ def test_failed_job_run_names_the_error_and_the_log_streams(caplog):
     sleeps = []
     caplog.set_level("INFO", logger="pipeline.infra")
 
-    with pytest.raises(infra.JobRunFailed) as failed:
+    with pytest.raises(JobRunFailed) as failed:
         infra.wait_for_job_run(glue, "job", "jr_1", first_poll=5, max_poll=15, sleep=sleeps.append)
 
     message = str(failed.value)

@@ -18,6 +18,7 @@ import pytest
 from moto_fixtures import REGION
 
 from pipeline import infra
+from pipeline.errors import DeployError
 
 ACCOUNT = "123456789012"
 ALIAS = "alias/test-sales-alerts"
@@ -191,7 +192,7 @@ def test_up_refuses_a_key_holding_our_alias_that_is_not_ours_and_down_keeps_it(
     theirs = kms.create_key(Description="a team's key", Tags=key_tags)["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=ALIAS, TargetKeyId=theirs)
 
-    with pytest.raises(infra.DeployError, match="refusing to touch prefix 'test-sales'") as no:
+    with pytest.raises(DeployError, match="refusing to touch prefix 'test-sales'") as no:
         infra.up(config, aws, tables=False)
     assert why in str(no.value)
     # Refused before any change: nothing made, their key as it was.

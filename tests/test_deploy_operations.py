@@ -22,10 +22,10 @@ from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 
 import deploy
 from pipeline import infra
-from pipeline.errors import UsageError
-from pipeline.infra.reconcile import ensure_operations
-from pipeline.infra.shared import Account
-from pipeline.infra.specs import Operations
+from pipeline.errors import DeployError, UsageError, WorkflowRunFailed
+from pipeline.infra import trigger
+from pipeline.infra.operations import Operations
+from pipeline.infra.shared import Account, Context
 from pipeline.runner import RunOptions, run
 from pipeline.sql import analytic_names, ddl_names
 from pipeline.targets.aws import AwsTarget
@@ -346,7 +346,7 @@ def test_up_gives_up_on_a_trigger_that_stays_deleting_without_creating_it(aws, c
     glue = _GlueTriggerStates(aws.glue, START, deleting=31)
     sleeps = []
 
-    with pytest.raises(infra.DeployError) as stuck:
+    with pytest.raises(DeployError) as stuck:
         infra.up(config, _with_glue(aws, glue), tables=False, sleep=sleeps.append)
 
     assert str(stuck.value) == (
@@ -389,8 +389,8 @@ def test_up_waits_out_a_trigger_in_a_passing_state_and_starts_only_a_stopped_one
     glue = _GlueTriggerStates(aws.glue, START, states=states)
     sleeps = []
 
-    made = ensure_operations(
-        config, _with_glue(aws, glue), Account.of(aws), daily, sleep=sleeps.append
+    made = trigger.ensure(
+        Context(config, _with_glue(aws, glue), Account.of(aws), daily, sleeps.append)
     )
 
     assert made == changes
@@ -405,9 +405,9 @@ def test_up_gives_up_on_a_trigger_that_stays_updating_and_leaves_it_alone(aws, c
     glue = _GlueTriggerStates(aws.glue, START, states=["UPDATING"] * 31)
     sleeps = []
 
-    with pytest.raises(infra.DeployError) as stuck:
-        ensure_operations(
-            config, _with_glue(aws, glue), Account.of(aws), daily, sleep=sleeps.append
+    with pytest.raises(DeployError) as stuck:
+        trigger.ensure(
+            Context(config, _with_glue(aws, glue), Account.of(aws), daily, sleeps.append)
         )
 
     assert str(stuck.value) == (
@@ -620,7 +620,7 @@ def _look_alikes(aws) -> None:
 
 def test_up_refuses_a_workflow_rule_topic_or_alarm_it_did_not_make(aws, config):
     _look_alikes(aws)
-    with pytest.raises(infra.DeployError) as error:
+    with pytest.raises(DeployError) as error:
         infra.up(config, aws, tables=False)
     message = str(error.value)
     for taken in (
@@ -1004,7 +1004,7 @@ def _job_node(state: str, **extra) -> dict:
 )
 def test_a_workflow_run_that_ends_badly_is_one_line(config, answer, message):
     sleeps: list[float] = []
-    with pytest.raises(infra.WorkflowRunFailed) as failed:
+    with pytest.raises(WorkflowRunFailed) as failed:
         infra.wait_for_workflow_run(
             _CannedGlue([{"Status": "RUNNING", "Graph": {"Nodes": []}}, answer]),
             config,

@@ -32,6 +32,7 @@ from moto.glue.responses import GlueResponse
 import deploy
 from pipeline import aws as pipeline_aws
 from pipeline import infra
+from pipeline.errors import DeployError
 from pipeline.targets.aws import AwsTarget
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -236,7 +237,7 @@ def test_up_does_not_re_mark_a_database_that_lost_a_mark_it_refuses_and_changes_
     half_marked = {"pipeline-prefix": "test-sales"}
     glue.update_database(Name=DATABASE, DatabaseInput={"Name": DATABASE, "Parameters": half_marked})
 
-    with pytest.raises(infra.DeployError) as refused:
+    with pytest.raises(DeployError) as refused:
         infra.up(config, drift, tables=False)
 
     assert "glue-database sales_analytics_db (its managed-by parameter is not deploy.py)" in str(

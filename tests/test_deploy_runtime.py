@@ -22,7 +22,7 @@ import deploy
 from pipeline import infra
 from pipeline.catalog import run_aws_crawler
 from pipeline.config import PipelineConfig
-from pipeline.errors import CrawlerError
+from pipeline.errors import CrawlerError, DeployError, JobRunFailed
 from pipeline.infra.shared import role_name
 from pipeline.targets.aws import AwsTarget
 
@@ -82,7 +82,7 @@ def test_up_stops_with_one_line_where_lake_formation_governs_the_catalog(
         DataLakeSettings=settings
     )
 
-    with pytest.raises(infra.DeployError) as stopped:
+    with pytest.raises(DeployError) as stopped:
         infra.up(config, aws, tables=False)
 
     message = str(stopped.value)
@@ -108,7 +108,7 @@ def test_the_run_readiness_check_stops_where_lake_formation_governs_the_catalog(
         DataLakeSettings=settings
     )
 
-    with pytest.raises(infra.DeployError, match=r"^Lake Formation governs") as stopped:
+    with pytest.raises(DeployError, match=r"^Lake Formation governs") as stopped:
         target.check_ready()
     assert f"({why})" in str(stopped.value)
 
@@ -646,7 +646,7 @@ def test_down_deletes_only_the_alerting_when_a_run_does_not_stop_in_time(
     glue = _GlueWithBatchStop(deployed.glue)
     sleeps = []
 
-    with pytest.raises(infra.DeployError) as stuck:
+    with pytest.raises(DeployError) as stuck:
         infra.down(
             config,
             _with(deployed, glue=glue),
@@ -687,7 +687,7 @@ class _FailedRun:
 def test_a_failed_run_names_the_glue_5_log_groups_and_the_driver_stream():
     glue = _FailedRun(ErrorMessage="reconciliation failed", LogGroupName="/aws-glue/jobs")
 
-    with pytest.raises(infra.JobRunFailed) as failed:
+    with pytest.raises(JobRunFailed) as failed:
         infra.wait_for_job_run(glue, "job", "jr_1", sleep=lambda _: None)
 
     assert str(failed.value) == (
@@ -703,7 +703,7 @@ def test_a_failed_run_with_custom_log_prefixes_names_them():
         Arguments={"--custom-logGroup-prefix": "/team/etl", "--custom-logStream-prefix": "sales"},
     )
 
-    with pytest.raises(infra.JobRunFailed) as failed:
+    with pytest.raises(JobRunFailed) as failed:
         infra.wait_for_job_run(glue, "job", "jr_2", sleep=lambda _: None)
 
     assert str(failed.value).endswith(
