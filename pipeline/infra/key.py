@@ -24,6 +24,7 @@ from pipeline.infra.shared import (
     contains,
     error_code,
     read_or_none,
+    status_row,
     tag_list,
     tag_map,
     tags,
@@ -43,6 +44,8 @@ KEY_DELETION_WINDOW_DAYS = 7
 USABLE_KEY_STATES = ("Enabled", "Disabled")
 # A key in these states is on its way out: down schedules nothing for it.
 GONE_KEY_STATES = ("PendingDeletion", "PendingReplicaDeletion")
+# deploy.py policy lets its holder read the tags of a key tagged ours only.
+DENIED = ("AccessDeniedException", "AccessDenied")
 
 # What EventBridge and CloudWatch need of the key to publish to the encrypted topic:
 # Amazon SNS developer guide, "Enable compatibility between event sources from AWS
@@ -50,16 +53,12 @@ GONE_KEY_STATES = ("PendingDeletion", "PendingReplicaDeletion")
 ALERTS_KEY_PUBLISHER_ACTIONS = ["kms:GenerateDataKey*", "kms:Decrypt"]
 
 
-def alerts_key_alias_arn(config: PipelineConfig, account_id: str, partition: str = "aws") -> str:
+def alias_arn(ctx: Context) -> str:
     """The ARN of the alerts key's alias; the topic names its key by it."""
-    return KMS_ARN.format(
-        partition=partition, region=config.region, account=account_id, name=config.alerts_key_alias
-    )
+    return ctx.arn(KMS_ARN, ctx.config.alerts_key_alias)
 
 
-def alerts_key_policy(
-    config: PipelineConfig, account_id: str, partition: str = "aws"
-) -> dict[str, Any]:
+def alerts_key_policy(ctx: Context) -> dict[str, Any]:
     """The key policy of the customer managed key that encrypts the alerts topic.
 
     - The account (its root principal) holds ``kms:*``: the standard statement that lets
@@ -89,6 +88,7 @@ def alerts_key_policy(
         }
 
     cloudwatch = publisher("QuarantineAlarmEncryptsAlerts", "cloudwatch.amazonaws.com")
+    account_id = ctx.account.account_id
     cloudwatch["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
     return {
         "Version": "2012-10-17",
@@ -96,7 +96,7 @@ def alerts_key_policy(
             {
                 "Sid": "AccountAdministersKeyThroughIAM",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Principal": {"AWS": f"arn:{ctx.account.partition}:iam::{account_id}:root"},
                 "Action": "kms:*",
                 "Resource": "*",
             },
@@ -106,28 +106,25 @@ def alerts_key_policy(
     }
 
 
-def alerts_key_spec(config: PipelineConfig, account_id: str, partition: str) -> dict[str, Any]:
+def alerts_key_spec(ctx: Context) -> dict[str, Any]:
     """CreateKey's request for the key that encrypts the alerts topic."""
+    config = ctx.config
     return {
         # Not the topic's name: in the template that would make the key depend on the
         # topic, which depends on the key.
         "Description": f"Encrypts the alerts topic of sales pipeline {config.prefix} (deploy.py)",
         "KeyUsage": KEY_USAGE,
         "KeySpec": KEY_SPEC,
-        "Policy": json.dumps(alerts_key_policy(config, account_id, partition), sort_keys=True),
+        "Policy": json.dumps(alerts_key_policy(ctx), sort_keys=True),
         "Tags": tag_list(tags(config), "TagKey", "TagValue"),
     }
 
 
 def plan(ctx: Context) -> list[Resource]:
     """CreateKey's request, its rotation (EnableKeyRotation) and its alias (CreateAlias)."""
-    config, account = ctx.config, ctx.account
-    settings = {
-        **alerts_key_spec(config, account.account_id, account.partition),
-        "EnableKeyRotation": True,
-        "AliasName": config.alerts_key_alias,
-    }
-    return [Resource(KIND, config.alerts_key_alias, settings)]
+    alias = ctx.config.alerts_key_alias
+    settings = {**alerts_key_spec(ctx), "EnableKeyRotation": True, "AliasName": alias}
+    return [Resource(KIND, alias, settings)]
 
 
 def alias_key(kms: Any, alias: str) -> dict[str, Any] | None:
@@ -156,11 +153,7 @@ def tagged_keys(config: PipelineConfig, kms: Any) -> list[dict[str, Any]]:
             except ClientError as exc:
                 # Another team's key, an AWS managed key: not readable under
                 # deploy.py policy's tag conditions, and not ours either way.
-                if error_code(exc) not in (
-                    "AccessDeniedException",
-                    "AccessDenied",
-                    "NotFoundException",
-                ):
+                if error_code(exc) not in (*DENIED, "NotFoundException"):
                     raise
                 continue
             if contains(tags(config), marks):
@@ -178,8 +171,7 @@ def find(ctx: Context) -> list[Found]:
     try:
         found_tags = key_tags(kms, meta["KeyId"])
     except ClientError as exc:
-        # deploy.py policy lets its holder read the tags of a key tagged ours only.
-        if error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
+        if error_code(exc) not in DENIED:
             raise
         why = (
             f"its tags cannot be read, which deploy.py policy allows on a key tagged "
@@ -191,8 +183,7 @@ def find(ctx: Context) -> list[Found]:
 
 def _create_key(ctx: Context, kms: Any) -> dict[str, Any]:
     """CreateKey (tagged in the same call) and EnableKeyRotation; the new key's metadata."""
-    spec = alerts_key_spec(ctx.config, ctx.account.account_id, ctx.account.partition)
-    meta = kms.create_key(**spec)["KeyMetadata"]
+    meta = kms.create_key(**alerts_key_spec(ctx))["KeyMetadata"]
     kms.enable_key_rotation(KeyId=meta["KeyId"])
     return meta
 
@@ -219,7 +210,7 @@ def ensure(ctx: Context) -> list[str]:
     """
     config, kms = ctx.config, ctx.client("kms")
     alias = config.alerts_key_alias
-    want = alerts_key_spec(config, ctx.account.account_id, ctx.account.partition)
+    want = alerts_key_spec(ctx)
     meta = alias_key(kms, alias)
     if meta is not None:
         found = find(ctx)  # up refused foreign names already; never adopt
@@ -312,7 +303,7 @@ def status(ctx: Context) -> list[dict[str, Any]]:
     kms, alias = ctx.client("kms"), ctx.config.alerts_key_alias
     meta = alias_key(kms, alias)
     if meta is None:
-        return [{"kind": KIND, "name": alias, "state": "missing", "detail": ""}]
+        return [status_row(KIND, alias, "missing")]
     state = meta.get("KeyState", "?")
     detail = f"id={meta['KeyId']}"
     if state in USABLE_KEY_STATES:
@@ -320,7 +311,7 @@ def status(ctx: Context) -> list[dict[str, Any]]:
         detail += f" rotation={'on' if rotation else 'off'}"
     if meta.get("DeletionDate"):
         detail += f" deletion on {meta['DeletionDate']}"
-    return [{"kind": KIND, "name": alias, "state": state, "detail": detail}]
+    return [status_row(KIND, alias, state, detail)]
 
 
 def template(r: Resource, s: Sentinels) -> list[CfnResource]:
@@ -367,14 +358,12 @@ DEPLOYER_ALIAS_ACTIONS = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias
 
 def deployer_statements(ctx: Context) -> list[dict[str, Any]]:
     """KMS rights on keys are conditioned on up's tags (``aws:ResourceTag``)."""
-    config, account = ctx.config, ctx.account
-    marks = tags(config)
+    marks = tags(ctx.config)
     keys = ctx.arn(KMS_ARN, "key/*")
     key_request_tags = {
         "StringEquals": {f"aws:RequestTag/{k}": v for k, v in marks.items()},
         "ForAllValues:StringEquals": {"aws:TagKeys": sorted(marks)},
     }
-    alias_arn = alerts_key_alias_arn(config, account.account_id, account.partition)
     return [
         {
             # CreateKey has no resource ARN: only a key carrying up's marks, and no
@@ -409,7 +398,7 @@ def deployer_statements(ctx: Context) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": ["kms:DescribeKey"],
             "Resource": [keys],
-            "Condition": {"StringEquals": {"kms:RequestAlias": config.alerts_key_alias}},
+            "Condition": {"StringEquals": {"kms:RequestAlias": ctx.config.alerts_key_alias}},
         },
         {
             # An alias call is authorized on the alias and on the key(s) it points
@@ -418,7 +407,7 @@ def deployer_statements(ctx: Context) -> list[dict[str, Any]]:
             "Sid": "AlertsKeyAlias",
             "Effect": "Allow",
             "Action": list(DEPLOYER_ALIAS_ACTIONS),
-            "Resource": [alias_arn, keys],
+            "Resource": [alias_arn(ctx), keys],
         },
         {
             # Only when the alias was deleted: up (while the topic exists) looks for

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels, logical_id
-from pipeline.infra.key import alerts_key_alias_arn
+from pipeline.infra.key import alias_arn
 from pipeline.infra.ownership import by_tags
 from pipeline.infra.shared import (
     ALARM_ARN,
@@ -32,23 +32,17 @@ REF_STYLES = {
 }
 
 
-def _arn(fmt: str, config: PipelineConfig, account_id: str, partition: str, name: str) -> str:
-    return fmt.format(partition=partition, region=config.region, account=account_id, name=name)
-
-
 def topic_arn(ctx: Context) -> str:
     return ctx.arn(TOPIC_ARN, ctx.config.alerts_topic_name)
 
 
-def alerts_topic_policy(
-    config: PipelineConfig, account_id: str, partition: str = "aws"
-) -> dict[str, Any]:
+def alerts_topic_policy(ctx: Context) -> dict[str, Any]:
     """The alerts topic's policy: EventBridge may publish for our failures rule only, and
     CloudWatch for our quarantine-rate alarm only (aws:SourceArn guards against another
     account's rule or alarm using the topic). No statement for the account itself: its
     identities manage the topic through their IAM policies (``deploy.py policy``).
     """
-    topic = _arn(TOPIC_ARN, config, account_id, partition, config.alerts_topic_name)
+    topic = topic_arn(ctx)
 
     def publish(sid: str, service: str, source: str) -> dict[str, Any]:
         return {
@@ -60,8 +54,8 @@ def alerts_topic_policy(
             "Condition": {"ArnEquals": {"aws:SourceArn": source}},
         }
 
-    rule = _arn(RULE_ARN, config, account_id, partition, config.failures_rule_name)
-    alarm = _arn(ALARM_ARN, config, account_id, partition, config.quarantine_alarm_name)
+    rule = ctx.arn(RULE_ARN, ctx.config.failures_rule_name)
+    alarm = ctx.arn(ALARM_ARN, ctx.config.quarantine_alarm_name)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -71,25 +65,23 @@ def alerts_topic_policy(
     }
 
 
-def alerts_topic_attributes(
-    config: PipelineConfig, account_id: str, partition: str
-) -> dict[str, str]:
+def alerts_topic_attributes(ctx: Context) -> dict[str, str]:
     """CreateTopic's Attributes: encrypted with our key (named by its alias's ARN, so
     the topic follows the alias to a new key), and only our rule and alarm may publish."""
     return {
-        "KmsMasterKeyId": alerts_key_alias_arn(config, account_id, partition),
-        "Policy": json.dumps(alerts_topic_policy(config, account_id, partition), sort_keys=True),
+        "KmsMasterKeyId": alias_arn(ctx),
+        "Policy": json.dumps(alerts_topic_policy(ctx), sort_keys=True),
     }
 
 
 def plan(ctx: Context) -> list[Resource]:
-    config, account = ctx.config, ctx.account
+    name = ctx.config.alerts_topic_name
     settings = {
-        "Name": config.alerts_topic_name,
-        "Attributes": alerts_topic_attributes(config, account.account_id, account.partition),
-        "Tags": tag_list(tags(config)),
+        "Name": name,
+        "Attributes": alerts_topic_attributes(ctx),
+        "Tags": tag_list(tags(ctx.config)),
     }
-    return [Resource(KIND, config.alerts_topic_name, settings)]
+    return [Resource(KIND, name, settings)]
 
 
 def find(ctx: Context) -> list[Found]:
@@ -104,7 +96,7 @@ def find(ctx: Context) -> list[Found]:
 def ensure(ctx: Context) -> list[str]:
     config, sns, arn = ctx.config, ctx.client("sns"), topic_arn(ctx)
     name = config.alerts_topic_name
-    want = alerts_topic_attributes(config, ctx.account.account_id, ctx.account.partition)
+    want = alerts_topic_attributes(ctx)
     changes = []
     found = read_or_none(lambda: sns.get_topic_attributes(TopicArn=arn), NOT_FOUND)
     if found is None:
