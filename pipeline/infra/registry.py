@@ -11,6 +11,8 @@ new module and one line here.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from pipeline.infra import (
     alarm,
     buckets,
@@ -50,6 +52,6 @@ KINDS = (
 )
 
 
-def kind_named(name: str):  # noqa: ANN201 - a module
+def kind_named(name: str) -> ModuleType | None:
     """The module of the kind whose resources are ``name`` (``"s3-bucket"``, ...), or None."""
     return next((k for k in KINDS if k.KIND == name), None)
