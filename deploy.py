@@ -32,8 +32,9 @@ from pathlib import Path
 from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
-from pipeline.infra.policies import deployer_policy, partition_for_region
-from pipeline.infra.specs import Operations, email_problem, schedule_problem
+from pipeline.infra.operations import Operations, email_problem, schedule_problem
+from pipeline.infra.policies import deployer_policy
+from pipeline.infra.shared import partition_for_region
 from pipeline.infra.template import render, template
 from pipeline.runner import RunOptions, run, summary_lines
 

@@ -3,9 +3,6 @@
 Prices: AWS Glue $0.44 per DPU-hour, billed per second with a 1-minute minimum on
 Glue 5.x jobs and a 10-minute minimum per crawler run; a G.1X worker is 1 DPU. Athena
 $5.00 per TB scanned, with a 10 MB minimum per query. S3 Standard $0.023 per GB-month.
-The alerts topic's customer managed KMS key: $1 per month (prorated hourly) whatever the
-runs, plus $1/month per rotated key version (the first two rotations, yearly), and
-$0.03 per 10,000 requests beyond 20,000 free a month; none while pending deletion.
 """
 
 from __future__ import annotations

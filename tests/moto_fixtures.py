@@ -18,9 +18,11 @@ from typing import Any
 import boto3
 import moto
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws, settings
+from moto.athena.responses import AthenaResponse
 from moto.core.authorization import ActionAuthenticatorMixin
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.events.models import EventPattern, EventPatternParser
 from moto.events.responses import EventsHandler
@@ -32,6 +34,9 @@ from moto.moto_api import state_manager
 
 from pipeline import infra
 from pipeline.config import PipelineConfig
+from pipeline.infra.operations import Operations
+from pipeline.runner import RunOptions, run
+from pipeline.targets.aws import AwsTarget
 
 REGION = "us-east-1"
 PREFIX = "test-sales"
@@ -416,6 +421,265 @@ def serve(port: int = 5000) -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         server.stop()
+
+
+# ----------------------------------------------- shared by the deploy and infra tests
+# Names of the test-sales deployment in moto's account, and helpers and fixtures that
+# several tests/test_infra_*.py and tests/test_deploy_*.py files use.
+
+
+BUCKETS = (
+    "test-sales-raw",
+    "test-sales-processed",
+    "test-sales-scripts",
+    "test-sales-athena-results",
+)
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def lifecycle_rules(s3, bucket):
+    return {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+
+
+def bucket_tags(s3, bucket):
+    try:
+        return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchTagSet"
+        return {}
+
+
+def run_on_aws(config, clients, sales, customers, run_id="r1"):
+    """The runner's stages on the aws target, on the given moto clients."""
+    target = AwsTarget(config, clients=clients, poll_seconds=0, sleep=lambda _: None)
+    options = RunOptions(sales_path=sales, customers_path=customers, run_id=run_id)
+    return run(config, options, target=target)
+
+
+STEM = "test-sales-123456789012-us-east-1"  # what `deploy.py --prefix test-sales` names
+WORKFLOW = "test-sales-workflow"
+START = "test-sales-workflow-start"
+AFTER_CRAWL = "test-sales-workflow-after-crawl"
+CRAWLER = "test-sales-raw-crawler"
+JOB = "test-sales-etl-job"
+RULE = "test-sales-failures"
+RULE_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/test-sales-failures"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:test-sales-alerts"
+ALARM = "test-sales-quarantine-rate"
+ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:test-sales-quarantine-rate"
+MARK_LIST = [
+    {"Key": "managed-by", "Value": "deploy.py"},
+    {"Key": "pipeline-prefix", "Value": "test-sales"},
+]
+DAILY = "cron(0 6 * * ? *)"
+
+
+def sorted_tags(tag_list):
+    return sorted(tag_list, key=lambda t: t["Key"])
+
+
+def assert_repaired(config, clients, expected: list[str], ops: Operations | None = None) -> None:
+    """One `up` makes exactly ``expected``; the next finds nothing to do."""
+    assert infra.up(config, clients, tables=False, ops=ops) == expected
+    assert infra.up(config, clients, tables=False, ops=ops) == []
+
+
+def look_alikes(aws) -> None:
+    """The new names, taken by resources made by hand (no marks)."""
+    aws.glue.create_workflow(Name=WORKFLOW)
+    aws.events.put_rule(Name=RULE, EventPattern=json.dumps({"source": ["aws.glue"]}))
+    aws.sns.create_topic(Name="test-sales-alerts")
+    aws.cloudwatch.put_metric_alarm(
+        AlarmName=ALARM,
+        Namespace="Other",
+        MetricName="X",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        ComparisonOperator="GreaterThanThreshold",
+        Threshold=1.0,
+    )
+
+
+DATABASE = "sales_analytics_db"
+MARKS = {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
+SALES_URI = "s3://test-sales-raw/input/sales_data_csv/"
+CUSTOMERS_URI = "s3://test-sales-raw/input/customer_demographics_json/"
+
+
+# UpdateJob's JobUpdate members and the FakeJob attribute each one sets.
+_JOB_UPDATE = {
+    "Description": "description",
+    "LogUri": "log_uri",
+    "Role": "role",
+    "ExecutionProperty": "execution_property",
+    "Command": "command",
+    "DefaultArguments": "default_arguments",
+    "NonOverridableArguments": "non_overridable_arguments",
+    "Connections": "connections",
+    "MaxRetries": "max_retries",
+    "AllocatedCapacity": "allocated_capacity",
+    "Timeout": "timeout",
+    "MaxCapacity": "max_capacity",
+    "WorkerType": "worker_type",
+    "NumberOfWorkers": "number_of_workers",
+    "SecurityConfiguration": "security_configuration",
+    "NotificationProperty": "notification_property",
+    "GlueVersion": "glue_version",
+    "CodeGenConfigurationNodes": "code_gen_configuration_nodes",
+    "ExecutionClass": "execution_class",
+    "SourceControlDetails": "source_control_details",
+}
+_CRAWLER_UPDATE = {
+    "Role": "role",
+    "DatabaseName": "database_name",
+    "Description": "description",
+    "Targets": "targets",
+    "Classifiers": "classifiers",
+    "TablePrefix": "table_prefix",
+    "SchemaChangePolicy": "schema_change_policy",
+    "RecrawlPolicy": "recrawl_policy",
+    "LineageConfiguration": "lineage_configuration",
+    "Configuration": "configuration",
+    "CrawlerSecurityConfiguration": "crawler_security_configuration",
+}
+
+
+def _update_crawler(self: GlueResponse) -> ActionResult:
+    params = json.loads(self.body)
+    crawler = self.glue_backend.get_crawler(params["Name"])
+    for member, attribute in _CRAWLER_UPDATE.items():
+        if member in params:
+            setattr(crawler, attribute, params[member])
+    if "Schedule" in params:
+        crawler.schedule = params["Schedule"]
+    crawler.version += 1
+    crawler.last_updated = utcnow()
+    return EmptyResult()
+
+
+def _update_job(self: GlueResponse) -> ActionResult:
+    params = json.loads(self.body)
+    job = self.glue_backend.get_job(params["JobName"])
+    update = params["JobUpdate"]
+    for member, attribute in _JOB_UPDATE.items():  # a replace: omitted members are reset
+        setattr(job, attribute, update.get(member))
+    job.execution_property = job.execution_property or {"MaxConcurrentRuns": 1}
+    job.default_arguments = job.default_arguments or {}
+    job.execution_class = job.execution_class or "STANDARD"
+    job.last_modified_on = utcnow()
+    return ActionResult({"JobName": job.name})
+
+
+def _update_work_group(self: AthenaResponse) -> Any:
+    params = json.loads(self.body)
+    wg = self.athena_backend.work_groups.get(params["WorkGroup"])
+    if wg is None:
+        return self.error("WorkGroup does not exist", 400)
+    if "Description" in params:
+        wg.description = params["Description"]
+    if "State" in params:
+        wg.state = params["State"]
+    updates = params.get("ConfigurationUpdates", {})
+    conf = wg.configuration
+    for key in (
+        "EnforceWorkGroupConfiguration",
+        "PublishCloudWatchMetricsEnabled",
+        "BytesScannedCutoffPerQuery",
+        "RequesterPaysEnabled",
+        "EnableMinimumEncryptionConfiguration",
+    ):
+        if key in updates:
+            conf[key] = updates[key]
+    if updates.get("RemoveBytesScannedCutoffPerQuery"):
+        conf.pop("BytesScannedCutoffPerQuery", None)
+    if "EngineVersion" in updates:
+        selected = updates["EngineVersion"]["SelectedEngineVersion"]
+        effective = "Athena engine version 3" if selected == "AUTO" else selected
+        conf["EngineVersion"] = {
+            "SelectedEngineVersion": selected,
+            "EffectiveEngineVersion": effective,
+        }
+    result_updates = updates.get("ResultConfigurationUpdates", {})
+    result = conf.setdefault("ResultConfiguration", {})
+    for key in (
+        "OutputLocation",
+        "EncryptionConfiguration",
+        "ExpectedBucketOwner",
+        "AclConfiguration",
+    ):
+        if key in result_updates:
+            result[key] = result_updates[key]
+        if result_updates.get(f"Remove{key}"):
+            result.pop(key, None)
+    return "{}"
+
+
+@pytest.fixture
+def moto_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto UpdateCrawler, UpdateJob and UpdateWorkGroup where it has none."""
+    for cls, action, implementation in (
+        (GlueResponse, "update_crawler", _update_crawler),
+        (GlueResponse, "update_job", _update_job),
+        (AthenaResponse, "update_work_group", _update_work_group),
+    ):
+        if not hasattr(cls, action):
+            monkeypatch.setattr(cls, action, implementation, raising=False)
+
+
+@pytest.fixture
+def drift(deployed, moto_updates):
+    """The deployed clients, with the three update actions available to drift and repair."""
+    return deployed
+
+
+def glue_tags(glue, kind: str, name: str) -> dict[str, str]:
+    return glue.get_tags(ResourceArn=f"arn:aws:glue:us-east-1:{ACCOUNT}:{kind}/{name}")["Tags"]
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test on any AWS client being built or any API call being made."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a dry run touched AWS")
+
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", refuse)
+    monkeypatch.setattr("botocore.session.Session.create_client", refuse)
+
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+
+
+def with_clients(clients, **replaced):
+    """The same clients with some replaced (e.g. a Glue client that fails first)."""
+    return SimpleNamespace(**{**vars(clients), **replaced})
+
+
+# moto 5.2.5 implements neither UpdateCrawler nor UpdateJob: the double below records them.
+MOTO_LACKS = ("update_crawler", "update_job")
+
+
+class GlueDouble:
+    """moto's Glue client, except that ``method`` is recorded and fails its first
+    ``failures`` calls with ``error``; a method moto lacks then answers ``{}``."""
+
+    def __init__(self, glue, method, failures=0, error=None):
+        self._glue, self.method, self.failures, self.error = glue, method, failures, error
+        self.sent = []
+
+    def __getattr__(self, name):
+        real = getattr(self._glue, name)
+        if name != self.method:
+            return real
+
+        def recorded(**kwargs):
+            self.sent.append(kwargs)
+            if len(self.sent) <= self.failures:
+                raise ClientError(self.error, name)
+            return {} if name in MOTO_LACKS else real(**kwargs)
+
+        return recorded
 
 
 if __name__ == "__main__":

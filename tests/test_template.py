@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from pipeline.config import PipelineConfig
-from pipeline.infra.specs import Operations, plan
+from pipeline.infra.commands import plan
+from pipeline.infra.operations import Operations
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_FILE = REPO / "infrastructure" / "template.yaml"
@@ -727,16 +728,16 @@ def test_a_setting_the_template_cannot_compute_is_refused(
 ) -> None:
     """A threshold shown as a percentage cannot be computed from the parameter by
     CloudFormation: the generator says where, rather than freezing one value."""
-    from pipeline.infra import specs, template
+    from pipeline.infra import alarm, template
 
-    original = specs.quarantine_alarm_spec
+    original = alarm.quarantine_alarm_spec
 
     def as_percentage(config: Any, ops: Any, topic_arn: str) -> dict[str, Any]:
         spec = original(config, ops, topic_arn)
         spec["AlarmDescription"] = f"over {ops.max_quarantine_rate:.2%}"
         return spec
 
-    monkeypatch.setattr(specs, "quarantine_alarm_spec", as_percentage)
+    monkeypatch.setattr(alarm, "quarantine_alarm_spec", as_percentage)
     with pytest.raises(ValueError, match="QuarantineRateAlarm.Properties.AlarmDescription"):
         template.template()
 
@@ -745,7 +746,7 @@ def test_a_kind_the_template_does_not_translate_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pipeline.infra import template
-    from pipeline.infra.specs import Resource
+    from pipeline.infra.shared import Resource
 
     def with_a_queue(*args: Any, **kwargs: Any) -> list[Resource]:
         return [*plan(*args, **kwargs), Resource("sqs-queue", "zqxprefixqz-queue", {})]

@@ -1,22 +1,19 @@
-"""What a run on the aws target needs from the deployment (``pipeline.targets.aws`` runs it):
-the readiness check (Lake Formation included), the job script upload, job run polling and
-where its logs are, crawl billing."""
+"""What a run on the aws target needs of Glue and Lake Formation (``pipeline.targets.aws``
+runs it): the Lake Formation check, job run polling and where its logs are, a workflow run
+followed node by node, crawl billing. Reads nothing of the kinds of resource."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.config import JOB_SCRIPT, PipelineConfig, split_s3_uri
+from pipeline.config import PipelineConfig
 from pipeline.errors import DeployError, JobRunFailed, WorkflowRunFailed
-from pipeline.infra.ownership import check_table_locations, find_all, not_ours_error
-from pipeline.infra.shared import Account, Clients, _code, lakeformation_client
+from pipeline.infra.shared import error_code, service_client
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +93,6 @@ def last_crawl_dpu_hours(glue: Any, crawler_name: str) -> float | None:
     return latest.get("DPUHour")
 
 
-def check_ready_to_run(config: PipelineConfig, clients: Clients) -> None:
-    """Raise :class:`DeployError` unless this prefix's deployment is complete and its own.
-
-    A crawler writing into another prefix's database, or Athena tables left pointing
-    at another prefix's bucket, would make this run read someone else's data.
-    """
-    account = Account.of(clients)
-    found = find_all(config, clients, account)
-    foreign = [f for f in found if f.exists and not f.ours]
-    if foreign:
-        raise not_ours_error(config, foreign)
-    missing = [f"{f.kind} {f.name}" for f in found if not f.exists]
-    if missing:
-        raise DeployError(
-            f"not deployed for prefix {config.prefix!r}: {', '.join(missing)} missing; "
-            "run `deploy.py up` first"
-        )
-    check_lake_formation(config, clients)
-    check_table_locations(config, clients.glue, warn_missing=False)
-
-
 IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
 DEFAULT_PERMISSION_SETTINGS = ("CreateDatabaseDefaultPermissions", "CreateTableDefaultPermissions")
 
@@ -154,12 +130,12 @@ def check_lake_formation(config: PipelineConfig, clients: Any) -> None:
     (no lakeformation:GetDataLakeSettings), warn and go on.
     """
     try:
-        settings = lakeformation_client(config, clients).get_data_lake_settings()
+        settings = service_client(config, clients, "lakeformation").get_data_lake_settings()
     except ClientError as exc:
         log.warning(
             "could not read the Lake Formation settings (%s); if the crawler or Athena fails "
             "with 'Insufficient Lake Formation permission(s)', see docs/aws.md",
-            _code(exc),
+            error_code(exc),
         )
         return
     why = lake_formation_governs(settings.get("DataLakeSettings", {}))
@@ -172,27 +148,6 @@ def check_lake_formation(config: PipelineConfig, clients: Any) -> None:
             "tables (Lake Formation console, Data Catalog settings), or deploy in an account "
             "or region where both are ticked"
         )
-
-
-def upload_job_script(config: PipelineConfig, clients: Clients, script: Path | None = None) -> bool:
-    """Upload the Glue job script to ``config.script_uri`` unless S3 already has these bytes.
-
-    Returns True when it uploaded. Raises FileNotFoundError when the script is missing.
-    """
-    script = script or JOB_SCRIPT
-    body = script.read_bytes()
-    bucket, key = split_s3_uri(config.script_uri)
-    try:
-        # Single-part SSE-S3 uploads have the MD5 of the body as their ETag.
-        etag = clients.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    except ClientError as exc:
-        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        etag = None
-    if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
-        return False
-    clients.s3.upload_file(str(script), bucket, key)
-    return True
 
 
 def _node_failure(run_id: str, node: dict[str, Any]) -> str | None:
@@ -247,8 +202,6 @@ def wait_for_workflow_run(
     is STOPPED or ERROR, or it completes without the job having succeeded (a crawl that
     did not succeed leaves the conditional trigger unfired).
     """
-    from pipeline.infra.inspection import node_states
-
     deadline = time.monotonic() + timeout_seconds
     delay = first_poll
     seen: dict[str, str] = {}
@@ -285,3 +238,19 @@ def wait_for_workflow_run(
             raise TimeoutError(f"workflow run {run_id} still {status} after {timeout_seconds:.0f}s")
         sleep(delay)
         delay = min(delay * 2, max_poll)
+
+
+def node_states(run: dict[str, Any]) -> dict[str, str]:
+    """The state of each crawler and job node of a workflow run's graph (``IncludeGraph``),
+    by node name: its latest crawl's or job run's state, or NOT STARTED."""
+    states = {}
+    for node in (run.get("Graph") or {}).get("Nodes", []):
+        if node.get("Type") == "CRAWLER":
+            crawls = (node.get("CrawlerDetails") or {}).get("Crawls") or []
+            states[node["Name"]] = crawls[-1].get("State", "?") if crawls else "NOT STARTED"
+        elif node.get("Type") == "JOB":
+            job_runs = (node.get("JobDetails") or {}).get("JobRuns") or []
+            states[node["Name"]] = (
+                job_runs[-1].get("JobRunState", "?") if job_runs else "NOT STARTED"
+            )
+    return states

@@ -1,18 +1,20 @@
-"""Shared by every room: the boto3 clients, the caller's account, DeployError, AWS answers,
-and the retry that waits out IAM propagation."""
+"""Written once, used by every kind of resource: the boto3 clients and the caller's account,
+the context a command hands each kind, AWS error codes, up's marks and their tag lists,
+the ARN formats, and the retry that waits out IAM propagation."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from pipeline import aws
 from pipeline.config import PipelineConfig
+from pipeline.infra.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,6 @@ def service_client(config: PipelineConfig, clients: Any, service: str) -> Any:
     return found
 
 
-def lakeformation_client(config: PipelineConfig, clients: Any) -> Any:
-    """The clients' Lake Formation client, or one made from the config when they have none."""
-    return service_client(config, clients, "lakeformation")
-
-
 @dataclass
 class Account:
     """The caller's account id and ARN partition."""
@@ -75,23 +72,137 @@ class Account:
         return cls(ident["Account"], ident["Arn"].split(":")[1])
 
 
-def _code(exc: ClientError) -> str:
+@dataclass(frozen=True)
+class Found:
+    """What exists under one of this deployment's names, and whether it carries our marks."""
+
+    kind: str
+    name: str
+    exists: bool
+    ours: bool = False
+    why_not_ours: str = ""
+    owner: str | None = None  # the deploy.py prefix it is marked for, if another one
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of the plan: what it is, its name and every setting up enforces."""
+
+    kind: str
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+# down stops a running crawl and the job's runs, then polls until they ended: every
+# 10 s, for at most 10 minutes.
+STOP_POLL_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass
+class Context:
+    """What a command hands each kind: the config, the clients (None for a plan, which
+    calls nothing), the account, up's flags, how waits sleep, and what ``find`` found."""
+
+    config: PipelineConfig
+    clients: Any
+    account: Account
+    ops: Operations = field(default_factory=Operations)
+    sleep: Callable[[float], None] = time.sleep
+    found: list[Found] = field(default_factory=list)
+    tables: bool = True  # up: run the Athena DDL
+    stop_poll_seconds: float = STOP_POLL_SECONDS
+    stop_timeout_seconds: float = STOP_TIMEOUT_SECONDS
+
+    def client(self, service: str) -> Any:
+        return service_client(self.config, self.clients, service)
+
+    def found_of(self, kind: str) -> list[Found]:
+        return [f for f in self.found if f.kind == kind]
+
+    def arn(self, fmt: str, name: str) -> str:
+        return fmt.format(
+            partition=self.account.partition,
+            region=self.config.region,
+            account=self.account.account_id,
+            name=name,
+        )
+
+
+# ARN formats, each written once; a kind fills in its resource's name.
+ROLE_ARN = "arn:{partition}:iam::{account}:role/{name}"
+GLUE_ARN = "arn:{partition}:glue:{region}:{account}:{name}"  # name: crawler/<name>, ...
+ATHENA_ARN = "arn:{partition}:athena:{region}:{account}:{name}"  # name: workgroup/<name>
+TOPIC_ARN = "arn:{partition}:sns:{region}:{account}:{name}"
+RULE_ARN = "arn:{partition}:events:{region}:{account}:rule/{name}"
+ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"
+KMS_ARN = "arn:{partition}:kms:{region}:{account}:{name}"  # name: alias/<name> or key/*
+
+
+def partition_for_region(region: str) -> str:
+    """Return the ARN partition (``aws``, ``aws-cn``, ``aws-us-gov``) of a region."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def status_row(kind: str, name: str, state: str, detail: str = "") -> dict[str, str]:
+    """One row of ``status``."""
+    return {"kind": kind, "name": name, "state": state, "detail": detail}
+
+
+def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _contains(desired: Any, actual: Any) -> bool:
+def read_or_none(call: Callable[[], T], not_found: tuple[str, ...]) -> T | None:
+    """``call()``'s answer, or None when AWS answers one of the ``not_found`` codes. Any
+    other error (AccessDenied, say) is raised: a resource one may not read is not missing."""
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) in not_found:
+            return None
+        raise
+
+
+def contains(desired: Any, actual: Any) -> bool:
     """True when every key and value of ``desired`` is present in ``actual``."""
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(
-            k in actual and _contains(v, actual[k]) for k, v in desired.items()
+            k in actual and contains(v, actual[k]) for k, v in desired.items()
         )
     if isinstance(desired, list):
         return (
             isinstance(actual, list)
             and len(desired) == len(actual)
-            and all(_contains(d, a) for d, a in zip(desired, actual, strict=True))
+            and all(contains(d, a) for d, a in zip(desired, actual, strict=True))
         )
     return desired == actual
+
+
+# Marks that say "deploy.py made this" (tags, or the database's parameters); down
+# deletes nothing without them.
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY_VALUE = "deploy.py"
+PREFIX_KEY = "pipeline-prefix"
+
+
+def tags(config: PipelineConfig) -> dict[str, str]:
+    """Return the tags every resource gets; ``down`` requires them before deleting."""
+    return {MANAGED_BY_KEY: MANAGED_BY_VALUE, PREFIX_KEY: config.prefix}
+
+
+def tag_list(tag_map: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict]:
+    """A tag map as the list most APIs take (KMS names the fields TagKey/TagValue)."""
+    return [{key: k, value: v} for k, v in sorted(tag_map.items())]
+
+
+def tag_map(tag_list: Iterable[dict[str, str]], key: str = "Key", value: str = "Value") -> dict:
+    """A tag list (``[{"Key": ..., "Value": ...}]``) as a map."""
+    return {t[key]: t[value] for t in tag_list}
 
 
 def role_name(role: str) -> str:
@@ -101,6 +212,23 @@ def role_name(role: str) -> str:
     the two forms must compare equal.
     """
     return role.rsplit(":role/", 1)[-1].rsplit("/", 1)[-1]
+
+
+def as_wanted_role(want: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """``actual`` with its Role in ``want``'s form when both name the same role.
+
+    GetCrawler answers with the role's name where ``up`` passed its ARN: compared as
+    given, every ``up`` would update the crawler (and fail while a crawl runs).
+    """
+    if role_name(actual.get("Role", "")) == role_name(want["Role"]):
+        return {**actual, "Role": want["Role"]}
+    return actual
+
+
+def glue_tags(ctx: Context, resource: str) -> dict[str, str]:
+    """The tags of a Glue crawler, job, workflow or trigger (``resource``: ``job/<name>``)."""
+    arn = ctx.arn(GLUE_ARN, resource)
+    return ctx.clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
 
 
 # IAM propagation: a role made seconds ago may not be usable by Glue yet. Bounded:
@@ -117,7 +245,7 @@ def role_not_ready(exc: ClientError, role: str) -> bool:
     caller's own missing right ("... is not authorized to perform: ...", whose caller
     ARN may read "assumed-role") is not waited for: retrying does not grant it.
     """
-    if _code(exc) not in ("InvalidInputException", "AccessDeniedException"):
+    if error_code(exc) not in ("InvalidInputException", "AccessDeniedException"):
         return False
     message = str(exc).lower()
     if "not authorized to perform" in message:
@@ -148,7 +276,7 @@ def retry_iam_propagation(
                 "waiting %.0fs for IAM to propagate role %s (%s, attempt %d of %d)",
                 delay,
                 role,
-                _code(exc),
+                error_code(exc),
                 attempt,
                 attempts,
             )

@@ -1,5 +1,9 @@
 """`deploy.py template`: the aws target as one CloudFormation template, generated from ``plan()``.
 
+Each kind of resource turns its plan entries into CloudFormation (its ``template``) and
+says how other resources refer to its types (its ``REF_STYLES``); this module walks the
+registry and does the rest.
+
 Nothing here restates a setting. The plan ``up`` follows is built for sentinel values of
 the prefix, account, region and partition and of ``up``'s flags (schedule, alert address,
 quarantine threshold): distinctive values that pass the config's checks. Each resource
@@ -28,8 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -40,37 +42,14 @@ from pipeline.config import (
     MAX_BUCKET_NAME,
     PipelineConfig,
 )
-from pipeline.infra import specs
-from pipeline.infra.specs import Operations, Resource, plan
-
+from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels
+from pipeline.infra.commands import plan
+from pipeline.infra.operations import CRON, EMAIL, Operations
+from pipeline.infra.registry import KINDS, kind_named
+from pipeline.infra.shared import Resource
 
 # Sentinels: distinctive, and valid where they go (a prefix, 12 digits, a region in a
 # bucket name). Every occurrence in the plan is one of the template's parameters.
-@dataclass(frozen=True)
-class Sentinels:
-    """One value per template parameter; the template is made twice, from two sets."""
-
-    prefix: str
-    account: str
-    region: str
-    partition: str
-    schedule: str
-    email: str
-    rate: float
-
-    def strings(self) -> dict[str, str]:
-        """Each string sentinel and what it becomes inside ``Fn::Sub``."""
-        return {
-            self.partition: "AWS::Partition",
-            self.account: "AWS::AccountId",
-            self.region: "AWS::Region",
-            self.prefix: "Prefix",
-            self.schedule: "Schedule",
-            self.email: "AlertEmail",
-            str(self.rate): "MaxQuarantineRate",  # the threshold in a text
-        }
-
-
 SENTINELS = Sentinels(
     prefix="zqxprefixqz",
     account="730194862517",
@@ -98,10 +77,6 @@ LONGEST_REGION = 14
 PREFIX_MAX_LENGTH = MAX_BUCKET_NAME - len("-athena-results") - 1 - 12 - 1 - LONGEST_REGION
 PREFIX_PATTERN = "^[a-z0-9][a-z0-9-]*$"
 
-# Resources of the plan that are not AWS resources: CloudFormation cannot upload a file
-# or run Athena DDL (README: upload the script, then `deploy.py run`).
-NOT_IN_TEMPLATE = ("s3-object", "athena-tables")
-
 CONDITIONS = {
     "HasSchedule": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Schedule"}, ""]}]},
     "HasAlertEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]},
@@ -117,275 +92,8 @@ DESCRIPTION = (
 )
 
 
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-
-def _checkov_skips(*skips: tuple[str, str]) -> dict[str, Any]:
-    return {"checkov": {"skip": [{"id": i, "comment": c} for i, c in skips]}}
-
-
-@dataclass
-class CfnResource:
-    """One CloudFormation resource made from a plan resource."""
-
-    logical_id: str
-    type: str
-    properties: dict[str, Any]
-    name_property: str | None  # the property holding the resource's own name
-    metadata: dict[str, Any] | None = None
-
-    @property
-    def name(self) -> str | None:
-        """The resource's own name (a database's is inside DatabaseInput)."""
-        if self.name_property is None:
-            return None
-        value: Any = self.properties
-        for key in self.name_property.split("."):
-            value = value[key]
-        return value
-
-
-@dataclass(frozen=True)
-class RefStyle:
-    """How other resources refer to one of a type: its name by ``Ref`` or an attribute
-    (None: not at all), its ARN likewise, and the ARN's form."""
-
-    name: str | None
-    arn: str | None
-    arn_format: str | None  # from {p}artition, {r}egion, {a}ccount, {n}ame
-
-
-REF_STYLES = {
-    "AWS::S3::Bucket": RefStyle("Ref", None, None),
-    "AWS::S3::BucketPolicy": RefStyle(None, None, None),
-    "AWS::IAM::Role": RefStyle("Ref", "Arn", "arn:{p}:iam::{a}:role/{n}"),
-    "AWS::Glue::Database": RefStyle("Ref", None, None),
-    "AWS::Glue::Crawler": RefStyle("Ref", None, None),
-    "AWS::Glue::Job": RefStyle("Ref", None, None),
-    "AWS::Glue::Workflow": RefStyle("Ref", None, None),
-    "AWS::Glue::Trigger": RefStyle("Ref", None, None),
-    "AWS::Athena::WorkGroup": RefStyle("Ref", None, None),
-    "AWS::KMS::Key": RefStyle(None, None, None),  # no name of its own: its alias has one
-    "AWS::KMS::Alias": RefStyle("Ref", None, None),
-    "AWS::SNS::Topic": RefStyle("TopicName", "Ref", "arn:{p}:sns:{r}:{a}:{n}"),
-    "AWS::SNS::TopicPolicy": RefStyle(None, None, None),
-    "AWS::SNS::Subscription": RefStyle(None, None, None),
-    "AWS::Events::Rule": RefStyle(None, "Arn", "arn:{p}:events:{r}:{a}:rule/{n}"),
-    "AWS::CloudWatch::Alarm": RefStyle("Ref", "Arn", "arn:{p}:cloudwatch:{r}:{a}:alarm:{n}"),
-}
-
-
-def _camel(text: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text))
-
-
-def _logical_id(suffix: str, name: str, s: Sentinels) -> str:
-    """``<prefix>-<account>-<region>-raw`` -> ``RawBucket``; ``<prefix>-glue-role`` -> ``GlueRole``."""
-    short = name
-    for stem in (f"{s.prefix}-{s.account}-{s.region}-", f"{s.prefix}-"):
-        if short.startswith(stem):
-            short = short[len(stem) :]
-            break
-    logical = _camel(short)
-    return logical if logical.endswith(suffix) else logical + suffix
-
-
-# ---- one translator per kind: plan settings (boto3 request shapes) -> CloudFormation ----
-
-LOGGING_SKIP = (
-    "CKV_AWS_18",
-    "no server access logs: up makes no log bucket; CloudTrail data events are the "
-    "audit trail where one is wanted",
-)
-VERSIONING_SKIP = (
-    "CKV_AWS_21",
-    "only the raw bucket (the inputs) is versioned; outputs are rewritten by each run, "
-    "the script is uploaded again, query results expire",
-)
-
-
-def _bucket(r: Resource, s: Sentinels) -> list[CfnResource]:
-    want = r.settings
-    logical = _logical_id("Bucket", r.name, s)
-    lifecycle_rules = []
-    for rule in want["Lifecycle"]["Rules"]:
-        cfn_rule: dict[str, Any] = {}
-        for key, value in rule.items():
-            if key == "ID":
-                cfn_rule["Id"] = value
-            elif key == "Filter":
-                cfn_rule.update(value)  # {"Prefix": ...}: CloudFormation's rule has no Filter
-            elif key == "Expiration" and set(value) == {"Days"}:
-                cfn_rule["ExpirationInDays"] = value["Days"]
-            else:  # Status, AbortIncompleteMultipartUpload, NoncurrentVersionExpiration
-                cfn_rule[key] = value
-        lifecycle_rules.append(cfn_rule)
-    props: dict[str, Any] = {
-        "BucketName": r.name,
-        "PublicAccessBlockConfiguration": want["PublicAccessBlock"],
-        "BucketEncryption": {
-            "ServerSideEncryptionConfiguration": [
-                {
-                    "ServerSideEncryptionByDefault"
-                    if k == "ApplyServerSideEncryptionByDefault"
-                    else k: v
-                    for k, v in rule.items()
-                }
-                for rule in want["Encryption"]["Rules"]
-            ]
-        },
-        "LifecycleConfiguration": {"Rules": lifecycle_rules},
-        "Tags": _tag_list(want["Tags"]),
-    }
-    skips = [LOGGING_SKIP]
-    if want["Versioning"]:
-        props["VersioningConfiguration"] = {"Status": want["Versioning"]}
-    else:
-        skips.append(VERSIONING_SKIP)
-    return [
-        CfnResource(logical, "AWS::S3::Bucket", props, "BucketName", _checkov_skips(*skips)),
-        CfnResource(
-            f"{logical}Policy",
-            "AWS::S3::BucketPolicy",
-            {"Bucket": r.name, "PolicyDocument": want["Policy"]},
-            None,
-        ),
-    ]
-
-
-def _role(r: Resource, s: Sentinels) -> list[CfnResource]:
-    want = r.settings
-    props = {
-        "RoleName": r.name,
-        "AssumeRolePolicyDocument": want["AssumeRolePolicyDocument"],
-        "Policies": [
-            {"PolicyName": name, "PolicyDocument": doc}
-            for name, doc in sorted(want["InlinePolicies"].items())
-        ],
-        "ManagedPolicyArns": list(want["ManagedPolicies"]),
-        "Tags": _tag_list(want["Tags"]),
-    }
-    return [CfnResource(_logical_id("Role", r.name, s), "AWS::IAM::Role", props, "RoleName")]
-
-
-def _database(r: Resource, s: Sentinels) -> list[CfnResource]:
-    props = {"CatalogId": s.account, "DatabaseInput": r.settings}
-    return [CfnResource("GlueDatabase", "AWS::Glue::Database", props, "DatabaseInput.Name")]
-
-
-GLUE_SECURITY_CONFIGURATION_SKIP = (
-    "CKV_AWS_195",
-    "no Glue security configuration, as up makes none: S3 data is encrypted by the "
-    "buckets' SSE-S3 default; logs and bookmarks with a KMS key are left to the account",
-)
-
-
-def _glue(
-    cfn_type: str, suffix: str, metadata: dict[str, Any] | None = None
-) -> Callable[[Resource, Sentinels], list[CfnResource]]:
-    """Glue crawler, job, workflow, trigger: CloudFormation takes the request's own
-    shape, the name as ``Name`` and the tags as a JSON map, as Glue's API does."""
-
-    def translate(r: Resource, s: Sentinels) -> list[CfnResource]:
-        props = {**r.settings, "Name": r.name}
-        logical = _logical_id(suffix, r.name, s)
-        return [CfnResource(logical, cfn_type, props, "Name", copy.deepcopy(metadata))]
-
-    return translate
-
-
-def _workgroup(r: Resource, s: Sentinels) -> list[CfnResource]:
-    props = {
-        "Name": r.name,
-        "WorkGroupConfiguration": r.settings["Configuration"],
-        # As `down` deletes it: with its named queries and history.
-        "RecursiveDeleteOption": True,
-        "Tags": _tag_list(r.settings["Tags"]),
-    }
-    return [CfnResource("AthenaWorkgroup", "AWS::Athena::WorkGroup", props, "Name")]
-
-
-def _key(r: Resource, s: Sentinels) -> list[CfnResource]:
-    """The alerts key (CreateKey's request, its rotation) and its alias, which the topic
-    names: the topic refers to the alias, the alias to the key, so they come in order."""
-    want = r.settings
-    logical = _logical_id("Key", r.name.removeprefix("alias/"), s)
-    props = {
-        "Description": want["Description"],
-        "KeyUsage": want["KeyUsage"],
-        "KeySpec": want["KeySpec"],
-        "KeyPolicy": json.loads(want["Policy"]),
-        "EnableKeyRotation": want["EnableKeyRotation"],
-        # As `down` deletes it: after KMS's shortest waiting period.
-        "PendingWindowInDays": specs.KEY_DELETION_WINDOW_DAYS,
-        "Tags": [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in want["Tags"]],
-    }
-    return [
-        CfnResource(logical, "AWS::KMS::Key", props, None),
-        CfnResource(
-            f"{logical}Alias",
-            "AWS::KMS::Alias",
-            {"AliasName": want["AliasName"], "TargetKeyId": {"Ref": logical}},
-            "AliasName",
-        ),
-    ]
-
-
-def _topic(r: Resource, s: Sentinels) -> list[CfnResource]:
-    attributes = dict(r.settings["Attributes"])
-    policy = json.loads(attributes.pop("Policy"))
-    logical = _logical_id("Topic", r.name, s)
-    props = {"TopicName": r.settings["Name"], **attributes, "Tags": r.settings["Tags"]}
-    arn = REF_STYLES["AWS::SNS::Topic"].arn_format.format(
-        p=s.partition, r=s.region, a=s.account, n=r.name
-    )
-    return [
-        CfnResource(logical, "AWS::SNS::Topic", props, "TopicName"),
-        CfnResource(
-            f"{logical}Policy",
-            "AWS::SNS::TopicPolicy",
-            {"Topics": [arn], "PolicyDocument": policy},
-            None,
-        ),
-    ]
-
-
-def _subscription(r: Resource, s: Sentinels) -> list[CfnResource]:
-    return [CfnResource("AlertEmailSubscription", "AWS::SNS::Subscription", r.settings, None)]
-
-
-def _rule(r: Resource, s: Sentinels) -> list[CfnResource]:
-    props = {**r.settings, "EventPattern": json.loads(r.settings["EventPattern"])}
-    return [CfnResource(_logical_id("Rule", r.name, s), "AWS::Events::Rule", props, "Name")]
-
-
-def _alarm(r: Resource, s: Sentinels) -> list[CfnResource]:
-    # PutMetricAlarm's request is the resource's properties, name and all.
-    return [
-        CfnResource(
-            _logical_id("Alarm", r.name, s), "AWS::CloudWatch::Alarm", r.settings, "AlarmName"
-        )
-    ]
-
-
-TRANSLATORS: dict[str, Callable[[Resource, Sentinels], list[CfnResource]]] = {
-    "s3-bucket": _bucket,
-    "iam-role": _role,
-    "glue-database": _database,
-    "glue-crawler": _glue(
-        "AWS::Glue::Crawler", "Crawler", _checkov_skips(GLUE_SECURITY_CONFIGURATION_SKIP)
-    ),
-    "glue-job": _glue("AWS::Glue::Job", "Job", _checkov_skips(GLUE_SECURITY_CONFIGURATION_SKIP)),
-    "athena-workgroup": _workgroup,
-    "glue-workflow": _glue("AWS::Glue::Workflow", "Workflow"),
-    "glue-trigger": _glue("AWS::Glue::Trigger", "Trigger"),
-    "kms-key": _key,
-    "sns-topic": _topic,
-    "sns-subscription": _subscription,
-    "events-rule": _rule,
-    "cloudwatch-alarm": _alarm,
-}
+# How other resources refer to one of each CloudFormation type, from every kind.
+REF_STYLES: dict[str, RefStyle] = {t: style for k in KINDS for t, style in k.REF_STYLES.items()}
 
 
 # ---- the sentinel plans, and values -> references and parameters ----
@@ -417,14 +125,13 @@ def sentinel_plan(
 def _cfn_resources(resources: list[Resource], s: Sentinels) -> list[CfnResource]:
     out: list[CfnResource] = []
     for r in resources:
-        if r.kind in NOT_IN_TEMPLATE:
-            continue
-        if r.kind not in TRANSLATORS:
+        kind = kind_named(r.kind)
+        if kind is None:
             raise ValueError(
                 f"plan() has a resource of kind {r.kind!r} ({r.name}) that the template does "
-                "not translate: add it to TRANSLATORS in pipeline/infra/template.py"
+                "not translate: add its kind's module to pipeline/infra/registry.py"
             )
-        out += TRANSLATORS[r.kind](r, s)
+        out += kind.template(r, s)
     ids = [c.logical_id for c in out]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two resources would share a logical id: {sorted(ids)}")
@@ -450,7 +157,7 @@ class _Rewriter:
                 self.exact[name] = {"Fn::GetAtt": [c.logical_id, style.name]}
                 self.names[name] = f"${{{c.logical_id}.{style.name}}}"
             if style.arn_format:
-                arn = style.arn_format.format(p=s.partition, r=s.region, a=s.account, n=name)
+                arn = s.arn(style.arn_format, name)
                 self.exact[arn] = (
                     {"Ref": c.logical_id}
                     if style.arn == "Ref"
@@ -606,7 +313,7 @@ def parameters() -> dict[str, Any]:
                 "and cannot be updated, so to switch delete and recreate the stack (one cron "
                 "to another is an ordinary update)"
             ),
-            "AllowedPattern": f"^$|^{specs._CRON.pattern}$",
+            "AllowedPattern": f"^$|^{CRON.pattern}$",
             "ConstraintDescription": "empty, or cron(...) with six fields",
         },
         "AlertEmail": {
@@ -616,7 +323,7 @@ def parameters() -> dict[str, Any]:
                 "An address the alerts topic sends failures and alarms to (it must confirm "
                 "the subscription); empty: no subscription (deploy.py up --alert-email)"
             ),
-            "AllowedPattern": f"^$|^{specs._EMAIL.pattern}$",
+            "AllowedPattern": f"^$|^{EMAIL.pattern}$",
             "ConstraintDescription": "empty, or an email address",
         },
         "MaxQuarantineRate": {

@@ -1,29 +1,17 @@
-"""The alerts topic's customer managed KMS key: made, repaired, refused, deleted.
-
-EventBridge and CloudWatch alarms can publish to an encrypted SNS topic only when its key
-is a customer managed key whose policy lets them use it; `up` makes one per prefix
-(alias ``alias/<prefix>-alerts``), and the topic names it by the alias's ARN.
-
-Against moto in-process; expected values are written out literally (prefix
-``test-sales``, moto's account ``123456789012``) and read back through boto3. moto keeps
-key policies, rotation, tags, aliases and key states as KMS does, but evaluates no key
-policy: that EventBridge and CloudWatch can really use the key is for a real account.
-"""
+"""The alerts topic's customer managed KMS key: made, repaired, refused when not ours, deleted (against moto)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from moto_fixtures import REGION
+from moto_fixtures import ACCOUNT, MARKS, REGION, TOPIC_ARN, assert_repaired
 
 from pipeline import infra
+from pipeline.errors import DeployError
 
-ACCOUNT = "123456789012"
 ALIAS = "alias/test-sales-alerts"
 ALIAS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-sales-alerts"
-TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:test-sales-alerts"
-MARKS = {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
 KEY_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
@@ -67,15 +55,6 @@ def _topic_key(clients) -> str:
     return clients.sns.get_topic_attributes(TopicArn=TOPIC_ARN)["Attributes"]["KmsMasterKeyId"]
 
 
-def _repaired(config, clients, expected: list[str]) -> None:
-    """One `up` makes exactly ``expected``; the next finds nothing to do."""
-    assert infra.up(config, clients, tables=False) == expected
-    assert infra.up(config, clients, tables=False) == []
-
-
-# ------------------------------------------------------------------ what up makes
-
-
 def test_up_makes_a_rotated_customer_managed_key_for_the_topic(deployed):
     kms = deployed.kms
     key = _key(deployed)
@@ -117,15 +96,12 @@ def test_status_shows_the_key_its_state_and_rotation(deployed, config):
     }
 
 
-# ------------------------------------------------------------------ drift
-
-
 def test_up_puts_back_a_changed_key_policy(deployed, config):
     kms = deployed.kms
     key_id = _key(deployed)["KeyId"]
     root_only = {"Version": "2012-10-17", "Statement": [KEY_POLICY["Statement"][0]]}
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(root_only))
-    _repaired(config, deployed, [f"set key policy of KMS key {key_id}"])
+    assert_repaired(config, deployed, [f"set key policy of KMS key {key_id}"])
     assert (
         json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]) == KEY_POLICY
     )
@@ -135,7 +111,7 @@ def test_up_turns_rotation_back_on(deployed, config):
     kms = deployed.kms
     key_id = _key(deployed)["KeyId"]
     kms.disable_key_rotation(KeyId=key_id)
-    _repaired(config, deployed, [f"enabled rotation of KMS key {key_id}"])
+    assert_repaired(config, deployed, [f"enabled rotation of KMS key {key_id}"])
     assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
 
 
@@ -143,7 +119,7 @@ def test_up_enables_a_disabled_key(deployed, config):
     kms = deployed.kms
     key_id = _key(deployed)["KeyId"]
     kms.disable_key(KeyId=key_id)
-    _repaired(config, deployed, [f"enabled KMS key {key_id}"])
+    assert_repaired(config, deployed, [f"enabled KMS key {key_id}"])
     assert _key(deployed)["KeyState"] == "Enabled"
 
 
@@ -151,22 +127,10 @@ def test_up_restores_a_deleted_alias_for_the_same_key(deployed, config):
     kms = deployed.kms
     key_id = _key(deployed)["KeyId"]
     kms.delete_alias(AliasName=ALIAS)
-    _repaired(config, deployed, [f"restored alias {ALIAS} for KMS key {key_id}"])
+    assert_repaired(config, deployed, [f"restored alias {ALIAS} for KMS key {key_id}"])
     # The same key, found by its tags: no second key left behind, billed and unmanaged.
     assert _key(deployed)["KeyId"] == key_id
     assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]
-
-
-def test_up_points_the_topic_back_at_the_key(deployed, config):
-    other = deployed.kms.create_key(Description="someone else's")["KeyMetadata"]["Arn"]
-    deployed.sns.set_topic_attributes(
-        TopicArn=TOPIC_ARN, AttributeName="KmsMasterKeyId", AttributeValue=other
-    )
-    _repaired(config, deployed, ["set encryption of topic test-sales-alerts"])
-    assert _topic_key(deployed) == ALIAS_ARN
-
-
-# ------------------------------------------------------------------ ownership
 
 
 @pytest.mark.parametrize(
@@ -191,7 +155,7 @@ def test_up_refuses_a_key_holding_our_alias_that_is_not_ours_and_down_keeps_it(
     theirs = kms.create_key(Description="a team's key", Tags=key_tags)["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=ALIAS, TargetKeyId=theirs)
 
-    with pytest.raises(infra.DeployError, match="refusing to touch prefix 'test-sales'") as no:
+    with pytest.raises(DeployError, match="refusing to touch prefix 'test-sales'") as no:
         infra.up(config, aws, tables=False)
     assert why in str(no.value)
     # Refused before any change: nothing made, their key as it was.
@@ -202,9 +166,6 @@ def test_up_refuses_a_key_holding_our_alias_that_is_not_ours_and_down_keeps_it(
     infra.down(config, aws)
     assert kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"] == theirs
     assert kms.describe_key(KeyId=theirs)["KeyMetadata"]["KeyState"] == "Enabled"
-
-
-# ------------------------------------------------------------------ down, and up again
 
 
 def test_down_schedules_the_key_for_deletion_and_removes_the_alias(deployed, config):

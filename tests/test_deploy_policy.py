@@ -1,9 +1,4 @@
-"""The aws target in a real account: bucket names of its own, the region of its profile,
-the Glue role listing its buckets, and the deploying identity's least-privilege policy.
-
-Expected names and documents are written out literally. Under moto's IAM enforcement,
-``aws_authorization`` (below) makes moto ask for what AWS asks for; see its docstring.
-"""
+"""The deploying identity's policy, and the Glue role's S3 rights, enforced by moto's IAM checks."""
 
 from __future__ import annotations
 
@@ -20,223 +15,18 @@ from botocore.exceptions import ClientError
 from moto.athena.models import QueryResults, athena_backends
 from moto.iam.access_control import IAMRequestBase
 from moto.kms.models import kms_backends
-from moto_fixtures import REGION
+from moto_fixtures import ACCOUNT, REGION, STEM
 from parliament import analyze_policy_string
 from sql_blocks import ddl_names
 from test_deploy_server import CHART_RESULTS, EMPTY_RESULT, OTHER_RESULT
 
 import deploy
-import query
-import run_pipeline
-from pipeline.cli import config_from
-from pipeline.config import PipelineConfig, bucket_name_problem
-from pipeline.errors import UsageError
+from pipeline.config import PipelineConfig
 from pipeline.infra.policies import deployer_policy
 from pipeline.sql import analytic_names
 from pipeline.targets.aws import AwsTarget
 
-ACCOUNT = "123456789012"  # moto's default account
-STEM = "test-sales-123456789012-us-east-1"  # what `deploy.py --prefix test-sales` names
-BUCKETS = [f"{STEM}-athena-results", f"{STEM}-processed", f"{STEM}-raw", f"{STEM}-scripts"]
-
-# ------------------------------------------------------------------ bucket names
-
-
-def test_bucket_names_carry_the_account_and_region():
-    config = PipelineConfig(
-        prefix="acme-sales", target="aws", region="eu-west-1", account_id="111122223333"
-    )
-    assert config.buckets == (
-        "acme-sales-111122223333-eu-west-1-raw",
-        "acme-sales-111122223333-eu-west-1-processed",
-        "acme-sales-111122223333-eu-west-1-scripts",
-        "acme-sales-111122223333-eu-west-1-athena-results",
-    )
-    assert (
-        config.raw_sales_uri == "s3://acme-sales-111122223333-eu-west-1-raw/input/sales_data_csv/"
-    )
-    assert config.athena_results_uri == (
-        "s3://acme-sales-111122223333-eu-west-1-athena-results/results/"
-    )
-    assert config.sql_parameters()["processed_bucket"] == (
-        "acme-sales-111122223333-eu-west-1-processed"
-    )
-    # The other names live inside the account: unchanged.
-    assert (config.role_name, config.crawler_name, config.job_name, config.workgroup) == (
-        "acme-sales-glue-role",
-        "acme-sales-raw-crawler",
-        "acme-sales-etl-job",
-        "acme-sales-workgroup",
-    )
-
-
-def test_without_an_account_the_names_are_as_before():
-    config = PipelineConfig(prefix="acme-sales", target="aws", region="eu-west-1")
-    assert config.raw_bucket == "acme-sales-raw"
-    assert PipelineConfig(prefix="acme-sales", target="local").raw_bucket == "acme-sales-raw"
-
-
-def test_the_longest_name_fits_s3s_63_characters_and_a_longer_prefix_is_refused():
-    # "-111122223333-us-east-1-athena-results" is 38 characters: 25 are left.
-    longest = "p" * 25
-    config = PipelineConfig(
-        prefix=longest, target="aws", region="us-east-1", account_id="111122223333"
-    )
-    assert len(config.results_bucket) == 63
-    with pytest.raises(ValueError, match="at most 25 characters"):
-        PipelineConfig(
-            prefix=longest + "p", target="aws", region="us-east-1", account_id="111122223333"
-        )
-    # A longer region leaves less: ap-southeast-2 is 14 characters, 5 more.
-    with pytest.raises(ValueError, match="at most 20 characters"):
-        PipelineConfig(
-            prefix="p" * 21, target="aws", region="ap-southeast-2", account_id="111122223333"
-        )
-
-
-@pytest.mark.parametrize(
-    ("name", "problem"),
-    [
-        ("ab", "2 characters; S3 allows 3 to 63"),
-        ("a" * 64, "64 characters; S3 allows 3 to 63"),
-        ("-sales-raw", "starting and ending with a letter or digit"),
-        ("Sales-raw", "only lowercase letters, digits and hyphens"),
-        ("sales_raw", "only lowercase letters, digits and hyphens"),
-        ("xn--sales-raw", "S3 reserves names starting with 'xn--'"),
-        ("sthree-sales-raw", "S3 reserves names starting with 'sthree-'"),
-        ("sales-s3alias", "S3 reserves names ending with '-s3alias'"),
-    ],
-)
-def test_bucket_name_rules(name, problem):
-    assert problem in bucket_name_problem(name)
-
-
-def test_valid_bucket_names_pass():
-    assert bucket_name_problem("abc") is None
-    assert bucket_name_problem("sales-pipeline-123456789012-us-east-1-athena-results") is None
-    assert bucket_name_problem("a" * 63) is None
-
-
-@pytest.mark.parametrize("prefix", ["-sales", "café", "sthree-sales"])
-def test_a_prefix_that_makes_an_invalid_bucket_name_is_refused(prefix):
-    with pytest.raises(ValueError, match="prefix"):
-        PipelineConfig(prefix=prefix, target="local")
-
-
-def test_an_account_id_must_be_twelve_digits():
-    with pytest.raises(ValueError, match="12 digits"):
-        PipelineConfig(prefix="p", target="aws", region=REGION, account_id="12345")
-
-
-# ---------------------------------------------------- the account, asked once
-
-
-def test_every_aws_script_names_the_buckets_for_the_callers_account(aws):
-    configs = [
-        deploy.make_config(deploy.parse_args(["status", "--prefix", "test-sales"])),
-        config_from(run_pipeline.parse_args(["--target", "aws", "--prefix", "test-sales"])),
-        config_from(query.parse_args(["--list", "--target", "aws", "--prefix", "test-sales"])),
-    ]
-    for config in configs:
-        assert config.account_id == ACCOUNT
-        assert config.raw_bucket == f"{STEM}-raw"
-        assert config.results_bucket == f"{STEM}-athena-results"
-
-
-def test_the_local_target_asks_no_account(monkeypatch):
-    def no_aws(*args, **kwargs):
-        raise AssertionError("the local target called AWS")
-
-    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
-    config = config_from(run_pipeline.parse_args(["--prefix", "test-sales"]))
-    assert (config.account_id, config.raw_bucket) == (None, "test-sales-raw")
-
-
-def test_a_prefix_too_long_with_the_account_is_a_usage_error(aws):
-    args = deploy.parse_args(["status", "--prefix", "p" * 26])
-    with pytest.raises(UsageError, match="at most 25 characters"):
-        deploy.make_config(args)
-
-
-def test_dry_run_shows_the_account_placeholder_or_the_given_account(monkeypatch, capsys):
-    def no_aws(*args, **kwargs):
-        raise AssertionError("dry run called AWS")
-
-    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
-    argv = ["up", "--dry-run", "--prefix", "plan-test", "--region", "us-east-1"]
-    assert deploy.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "plan for prefix plan-test in us-east-1, account <account-id>" in out
-    assert "== s3-bucket: plan-test-<account-id>-us-east-1-raw" in out
-
-    assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
-    out = capsys.readouterr().out
-    assert "== s3-bucket: plan-test-111122223333-us-east-1-athena-results" in out
-    assert '"Role": "arn:aws:iam::111122223333:role/plan-test-glue-role"' in out
-
-
-def test_account_id_is_only_for_policy_and_dry_runs(capsys):
-    with pytest.raises(SystemExit) as refused:
-        deploy.parse_args(["up", "--account-id", "111122223333"])
-    assert refused.value.code == 2
-    assert "--account-id goes with `policy` or --dry-run" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------ the region
-
-
-@pytest.fixture
-def aws_config_file(tmp_path, monkeypatch):
-    """An AWS config file with a default and a named profile, each with a region."""
-    path = tmp_path / "config"
-    path.write_text(
-        "[default]\nregion = ap-south-1\n\n[profile analytics]\nregion = eu-central-1\n"
-    )
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return path
-
-
-def test_the_profiles_region_is_used_when_no_flag_or_environment_gives_one(
-    aws_config_file, monkeypatch
-):
-    from pipeline import aws
-
-    config = PipelineConfig(prefix="p", target="aws", profile="analytics")
-    assert config.region == "eu-central-1"
-    assert aws.session(config).region_name == "eu-central-1"
-    assert PipelineConfig(prefix="p", target="aws").region == "ap-south-1"  # [default]
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
-    assert PipelineConfig(prefix="p", target="aws", profile="analytics").region == "us-west-2"
-    monkeypatch.setenv("AWS_REGION", "ca-central-1")
-    assert PipelineConfig(prefix="p", target="aws", profile="analytics").region == "ca-central-1"
-    config = PipelineConfig(prefix="p", target="aws", profile="analytics", region="sa-east-1")
-    assert config.region == "sa-east-1"
-
-
-def test_deploy_names_the_profiles_region(aws_config_file, capsys):
-    argv = ["up", "--dry-run", "--prefix", "plan-test", "--profile", "analytics"]
-    assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
-    out = capsys.readouterr().out
-    assert "plan for prefix plan-test in eu-central-1, account 111122223333" in out
-    assert "== s3-bucket: plan-test-111122223333-eu-central-1-raw" in out
-
-
-def test_an_unknown_profile_is_a_usage_error(aws_config_file, capsys, monkeypatch):
-    # When the region must come from the profile, and when STS is to be asked.
-    argv = ["up", "--dry-run", "--prefix", "plan-test", "--profile", "nobody"]
-    assert deploy.main(argv) == 2
-    assert "error: AWS profile 'nobody' is not in the AWS config files" in capsys.readouterr().err
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    assert deploy.main(["status", "--prefix", "plan-test", "--profile", "nobody"]) == 2
-    assert "error: AWS profile 'nobody' is not in the AWS config files" in capsys.readouterr().err
-
-
-# --------------------------------------------- moto asks what AWS asks for
-
+ACCOUNT_BUCKETS = [f"{STEM}-athena-results", f"{STEM}-processed", f"{STEM}-raw", f"{STEM}-scripts"]
 # moto's S3 names some checks unlike IAM; AWS authorizes these calls with these actions.
 _S3_BUCKET_SUBRESOURCES = {
     ("GET", "encryption"): "s3:GetEncryptionConfiguration",
@@ -259,6 +49,11 @@ _GLUE_WORKFLOW_CALLS = {
 _GLUE_TRIGGER_CALLS = {
     "CreateTrigger", "GetTrigger", "UpdateTrigger", "DeleteTrigger", "StartTrigger", "StopTrigger",
 }  # fmt: skip
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+RUN_ID = "run-least-privilege"
 
 
 def _s3_checks(request, resource):
@@ -520,15 +315,6 @@ def _act_as(monkeypatch, key):
     monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
 
 
-ADMIN_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
-
-
-# ------------------------------------------------- the Glue role lists its buckets
-
-
 @pytest.fixture
 def glue_role(deployed, config, request):
     """Objects seeded as the admin; then the Glue role's S3 client, with AWS's checks on."""
@@ -577,9 +363,6 @@ def test_glue_role_still_reads_only_its_prefixes_and_lists_no_other_bucket(glue_
     assert _denied(
         lambda: glue_role.get_object(Bucket="test-sales-athena-results", Key="results/q.csv")
     )
-
-
-# ------------------------------------------------ the deploying identity's policy
 
 
 def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
@@ -743,9 +526,6 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
     ]
 
 
-RUN_ID = "run-least-privilege"
-
-
 def _queue_athena_results():
     """What Athena returns to the run, in its order: the DDL, then each query once."""
     results = [EMPTY_RESULT for _ in ddl_names()]
@@ -780,7 +560,7 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     prefix = ["--prefix", "test-sales"]
 
     assert deploy.main(["up", *prefix]) == 0, capsys.readouterr()
-    assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == BUCKETS
+    assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ACCOUNT_BUCKETS
     assert glue.get_job(JobName="test-sales-etl-job")["Job"]["Role"] == (
         f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
     )
@@ -810,7 +590,7 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     assert deploy.main(["status", *prefix]) == 0
     out = capsys.readouterr().out
     rows = [line.split()[:3] for line in out.splitlines()]
-    assert all(["s3-bucket", bucket, "present"] in rows for bucket in BUCKETS)
+    assert all(["s3-bucket", bucket, "present"] in rows for bucket in ACCOUNT_BUCKETS)
     assert "last crawl=COMPLETED" in out and "SUCCEEDED" in out
 
     key_row = next(line for line in out.splitlines() if line.startswith("kms-key"))
@@ -958,3 +738,35 @@ def test_a_bucket_name_taken_is_said_in_one_line_with_the_fix(aws, capsys, monke
         "answers 403 (another account owns the name, or this identity may not list it); "
         "choose another --prefix"
     )
+
+
+def test_deployer_policy_names_the_new_resources(capsys):
+    argv = ["policy", "--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
+    assert deploy.main(argv) == 0
+    statements = {s["Sid"]: s for s in json.loads(capsys.readouterr().out)["Statement"]}
+    glue = "arn:aws:glue:us-east-1:111122223333"
+    assert statements["GlueWorkflow"]["Resource"] == [f"{glue}:workflow/acme-workflow"]
+    assert "glue:StartWorkflowRun" in statements["GlueWorkflow"]["Action"]
+    assert statements["GlueWorkflowTriggers"]["Resource"] == [
+        f"{glue}:trigger/acme-workflow-start",
+        f"{glue}:trigger/acme-workflow-after-crawl",
+    ]
+    assert "glue:UpdateTrigger" in statements["GlueWorkflowTriggers"]["Action"]
+    assert statements["FailuresRule"]["Resource"] == [
+        "arn:aws:events:us-east-1:111122223333:rule/acme-failures"
+    ]
+    assert statements["AlertsTopic"]["Resource"] == [
+        "arn:aws:sns:us-east-1:111122223333:acme-alerts"
+    ]
+    assert statements["QuarantineAlarm"] == {
+        "Sid": "QuarantineAlarm",
+        "Effect": "Allow",
+        "Action": [
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:TagResource",
+        ],
+        "Resource": ["arn:aws:cloudwatch:us-east-1:111122223333:alarm:acme-quarantine-rate"],
+    }
