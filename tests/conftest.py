@@ -1,8 +1,11 @@
-"""Shared pytest fixtures: one local Spark session for the whole test run, and moto's.
+"""Shared pytest fixtures: one local Spark session and one job-built lake per test
+process, and moto's.
 
 The moto fixtures (``aws``, ``deployed``, ``moto_server``, ...) live in
 ``moto_fixtures.py`` and load once, as a plugin; test modules ask for them by name and
-import only constants (``REGION``, ``PREFIX``) from it.
+import only constants (``REGION``, ``PREFIX``) from it. ``lake_fixtures.py`` holds the
+hand-written input, the lake built from it and ``run_glue_job``, the one helper that
+runs ``glue_etl_job.py`` as a subprocess.
 """
 
 from __future__ import annotations
@@ -32,3 +35,12 @@ def spark():
     session.conf.set("spark.sql.shuffle.partitions", "2")  # tiny test frames
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory):
+    """The hand-written input uploaded, crawled and run through the real job, once per test
+    process (``lake_fixtures.build_lake``). Tests read it and must not modify it."""
+    from lake_fixtures import build_lake
+
+    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake")

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from botocore.stub import Stubber
-from lake_fixtures import CUSTOMERS_NDJSON, SALES_CSV, expected_enriched, raw_frames, shared_lake
+from lake_fixtures import CUSTOMERS_NDJSON, SALES_CSV, expected_enriched, raw_frames
 from moto import mock_aws
 from moto_fixtures import REGION
 
@@ -25,11 +25,6 @@ from pipeline.config import PipelineConfig
 from pipeline.engines import AthenaEngine, LocalEngine, athena_message, make_engine
 from pipeline.errors import QueryError
 from pipeline.sql import analytic_names
-
-
-@pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
-    return shared_lake(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
