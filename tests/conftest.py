@@ -1,8 +1,11 @@
-"""Shared pytest fixtures: one local Spark session for the whole test run, and moto's.
+"""Shared pytest fixtures: one local Spark session and one job-built lake per test
+process, and moto's.
 
 The moto fixtures (``aws``, ``deployed``, ``moto_server``, ...) live in
 ``moto_fixtures.py`` and load once, as a plugin; test modules ask for them by name and
-import only constants (``REGION``, ``PREFIX``) from it.
+import only constants (``REGION``, ``PREFIX``) from it. ``lake_fixtures.py`` holds the
+hand-written input, the lake built from it and ``run_glue_job``, the one helper that
+runs ``glue_etl_job.py`` as a subprocess.
 """
 
 from __future__ import annotations
@@ -32,3 +35,46 @@ def spark():
     session.conf.set("spark.sql.shuffle.partitions", "2")  # tiny test frames
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory):
+    """The hand-written input uploaded, crawled and run through the real job, once per test
+    process (``lake_fixtures.build_lake``). Tests read it and must not modify it."""
+    from lake_fixtures import build_lake
+
+    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake")
+
+
+# Seconds each module took in one full run (`--durations=0`, summed per module; 2 xdist
+# workers on a shared 2-core machine, so only the order matters). With pytest-xdist
+# (`--dist loadfile`, see pyproject.toml) a module runs whole on one worker, and the
+# workers take modules in this order: the heaviest first, so that neither is left with a
+# long one at the end. Modules not listed run after these, in file order.
+MODULE_SECONDS = {
+    "test_deploy_account.py": 286,
+    "test_deploy.py": 250,
+    "test_glue_etl_parallel.py": 250,
+    "test_deploy_review.py": 201,
+    "test_deploy_operations.py": 194,
+    "test_deploy_runtime.py": 181,
+    "test_glue_etl_job.py": 124,
+    "test_spark_cluster.py": 101,
+    "test_class_data_sharing.py": 99,
+    "test_run_pipeline.py": 85,
+    "test_deploy_server.py": 73,
+    "test_job_cloudwatch.py": 63,
+    "test_run_on_own_data.py": 59,
+    "test_deploy_kms.py": 44,
+    "test_glue_etl_e2e.py": 41,
+    "test_charts_readability.py": 41,
+    "test_deploy_iam.py": 25,
+    "test_java.py": 25,
+    "test_engines.py": 24,
+    "test_template.py": 21,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest modules first (MODULE_SECONDS); a stable sort keeps each module's order."""
+    items.sort(key=lambda item: -MODULE_SECONDS.get(item.path.name, 0))

@@ -9,8 +9,10 @@ the job actually writes.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -71,11 +73,32 @@ def write_raw(folder: Path) -> tuple[Path, Path]:
     return sales, customers
 
 
+def run_glue_job(
+    *args: str,
+    cwd: Path = REPO,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``glue_etl_job.py`` as a subprocess (the real CLI, its own JVM); never raises.
+
+    The one place the tests start the job's CLI: ``args`` are its flags; ``env`` adds
+    variables to (or overrides those of) this process's environment. The caller checks
+    ``returncode``, stdout and stderr (text).
+    """
+    return subprocess.run(
+        [sys.executable, str(JOB), *args],
+        cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_job(config: PipelineConfig, run_id: str = "test-run") -> subprocess.CompletedProcess:
     """Run the real ETL job over the lake's raw prefixes into the processed bucket."""
-    cmd = [
-        sys.executable,
-        str(JOB),
+    result = run_glue_job(
         "--sales_path",
         str(config.local_path(config.raw_sales_uri)),
         "--customers_path",
@@ -84,8 +107,7 @@ def run_job(config: PipelineConfig, run_id: str = "test-run") -> subprocess.Comp
         str(config.local_path(config.processed_uri)),
         "--run_id",
         run_id,
-    ]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    )
     if result.returncode != 0:
         raise RuntimeError(
             f"glue_etl_job.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -101,17 +123,3 @@ def build_lake(lake: Path, prefix: str = "test") -> PipelineConfig:
     crawl_local(config)
     run_job(config)
     return config
-
-
-_BUILT: dict[str, PipelineConfig] = {}
-
-
-def shared_lake(tmp_path_factory) -> PipelineConfig:
-    """Build the lake once per test session (the job starts Spark); later calls reuse it.
-
-    Test modules wrap this in their own session-scoped fixture; the memo keeps the job
-    to one run however many modules ask. Tests must not modify this lake.
-    """
-    if "config" not in _BUILT:
-        _BUILT["config"] = build_lake(tmp_path_factory.mktemp("job-lake") / "lake")
-    return _BUILT["config"]

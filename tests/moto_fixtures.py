@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import boto3
 import moto
 import pytest
+import requests
 from botocore.exceptions import ClientError
 from moto import mock_aws, settings
 from moto.athena.responses import AthenaResponse
@@ -378,27 +378,38 @@ def iam_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def moto_server(
-    aws_env: None, tls_requests: None, immediate_glue: None, glue_workflows: WorkflowRuns
-) -> Iterator[str]:
-    """Start moto's server on a free 127.0.0.1 port and yield its endpoint URL."""
+@pytest.fixture(scope="session")
+def _moto_server_endpoint() -> Iterator[str]:
+    """One moto server per test process (each xdist worker has its own), on a port the OS
+    picks on 127.0.0.1; ``moto_server`` empties it before each test."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_server(
+    _moto_server_endpoint: str,
+    aws_env: None,
+    tls_requests: None,
+    immediate_glue: None,
+    glue_workflows: WorkflowRuns,
+) -> str:
+    """moto's server on 127.0.0.1, emptied for this test (every account, region and
+    service reset, as a new server would be); yields its endpoint URL.
+
+    The server runs in a thread of this process, so the test patches above apply to it.
+    """
+    # moto's documented reset endpoint: every backend emptied (transitions are kept).
+    requests.post(f"{_moto_server_endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    return _moto_server_endpoint
 
 
 def serve(port: int = 5000) -> None:

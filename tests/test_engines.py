@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from botocore.stub import Stubber
-from lake_fixtures import CUSTOMERS_NDJSON, SALES_CSV, expected_enriched, raw_frames, shared_lake
+from lake_fixtures import CUSTOMERS_NDJSON, SALES_CSV, expected_enriched, raw_frames
 from moto import mock_aws
 from moto_fixtures import REGION
 
@@ -26,11 +26,6 @@ from pipeline.engines import AthenaEngine, LocalEngine, athena_message
 from pipeline.errors import QueryError
 from pipeline.sql import analytic_names
 from pipeline.targets import make_target
-
-
-@pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
-    return shared_lake(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

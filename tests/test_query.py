@@ -12,18 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_fixtures import REPO, SALES_CSV, shared_lake
+from lake_fixtures import REPO, SALES_CSV
 
 import query
 from pipeline.catalog import crawl_local
 from pipeline.config import PipelineConfig
 from pipeline.engines import QueryResult
 from pipeline.sql import analytic_names
-
-
-@pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
-    return shared_lake(tmp_path_factory)
 
 
 def flags(lake: PipelineConfig) -> list[str]:
