@@ -50,11 +50,16 @@ ENRICHED_PREFIX = "enriched/"
 SUMMARY_PREFIX = "sales_summary/"
 QUARANTINE_PREFIX = "quarantine/"
 RUNS_PREFIX = "_runs/"
+# Records a newer file's version replaced, and the job's state (what it has processed).
+SUPERSEDED_PREFIX = "superseded/"
+STATE_PREFIX = "_state/"
 
 ENRICHED_TABLE = "enriched_sales"
 SUMMARY_TABLE = "sales_summary"
 
 SCRIPT_KEY = "scripts/glue_etl_job.py"
+# The job's package beside it (pipeline.package), for --extra-py-files.
+PACKAGE_KEY = "scripts/sales_etl.zip"
 
 # CloudWatch: the namespace the Glue job publishes its run metrics to (each with the
 # dimension Pipeline=<prefix>); the Glue role may put metrics in no other of its own.
@@ -281,6 +286,10 @@ class PipelineConfig:
     @property
     def script_uri(self) -> str:
         return f"s3://{self.scripts_bucket}/{SCRIPT_KEY}"
+
+    @property
+    def package_uri(self) -> str:
+        return f"s3://{self.scripts_bucket}/{PACKAGE_KEY}"
 
     @property
     def athena_results_uri(self) -> str:

@@ -50,7 +50,7 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
         '"WorkerType": "G.1X"',
         '"BytesScannedCutoffPerQuery": 1073741824',
         '"EnforceWorkGroupConfiguration": true',
-        '"UpdateBehavior": "UPDATE_IN_DATABASE"',
+        '"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"',
     ):
         assert setting in out
     assert deploy.main(["down", "--dry-run", *argv]) == 0

@@ -78,10 +78,8 @@ def test_glue_database_crawler_and_job_are_configured(deployed):
         {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
         {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
     ]
-    assert crawler["SchemaChangePolicy"] == {
-        "UpdateBehavior": "UPDATE_IN_DATABASE",
-        "DeleteBehavior": "DEPRECATE_IN_DATABASE",
-    }
+    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
 
     job = glue.get_job(JobName="test-sales-etl-job")["Job"]
     assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
@@ -96,6 +94,7 @@ def test_glue_database_crawler_and_job_are_configured(deployed):
         "--sales_path": "s3://test-sales-raw/input/sales_data_csv/",
         "--customers_path": "s3://test-sales-raw/input/customer_demographics_json/",
         "--output_path": "s3://test-sales-processed/",
+        "--extra-py-files": "s3://test-sales-scripts/scripts/sales_etl.zip",
         "--job-language": "python",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",

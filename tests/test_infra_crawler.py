@@ -36,12 +36,13 @@ from pipeline import infra
         },
         {
             "SchemaChangePolicy": {
-                "UpdateBehavior": "LOG",
-                "DeleteBehavior": "DELETE_FROM_DATABASE",
-            }
+                "UpdateBehavior": "UPDATE_IN_DATABASE",
+                "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+            },
+            "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
         },
     ],
-    ids=["role", "one-target-for-both", "extra-target", "schema-change-policy"],
+    ids=["role", "one-target-for-both", "extra-target", "recrawl-everything"],
 )
 def test_up_puts_back_a_crawler_changed_by_hand(drift, config, drifted):
     glue = drift.glue
@@ -55,11 +56,8 @@ def test_up_puts_back_a_crawler_changed_by_hand(drift, config, drifted):
     assert crawler["Role"] == ROLE_ARN
     assert crawler["DatabaseName"] == DATABASE
     assert crawler["Targets"]["S3Targets"] == [{"Path": SALES_URI}, {"Path": CUSTOMERS_URI}]
-    assert crawler["SchemaChangePolicy"] == {
-        "UpdateBehavior": "UPDATE_IN_DATABASE",
-        "DeleteBehavior": "DEPRECATE_IN_DATABASE",
-    }
-    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVERYTHING"}
+    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
     assert glue_tags(glue, "crawler", CRAWLER) == MARKS
 
 
@@ -75,11 +73,8 @@ def _crawler_as_up_makes_it(glue, role):
                 {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
             ]
         },
-        SchemaChangePolicy={
-            "UpdateBehavior": "UPDATE_IN_DATABASE",
-            "DeleteBehavior": "DEPRECATE_IN_DATABASE",
-        },
-        RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVERYTHING"},
+        SchemaChangePolicy={"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"},
+        RecrawlPolicy={"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"},
         Tags=MARKS,
     )
 

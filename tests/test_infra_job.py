@@ -24,6 +24,7 @@ DEFAULT_ARGUMENTS = {
     "--sales_path": SALES_URI,
     "--customers_path": CUSTOMERS_URI,
     "--output_path": "s3://test-sales-processed/",
+    "--extra-py-files": "s3://test-sales-scripts/scripts/sales_etl.zip",
     "--job-language": "python",
     "--enable-metrics": "true",
     "--enable-continuous-cloudwatch-log": "true",

@@ -22,6 +22,7 @@ from parliament import analyze_policy_string
 import deploy
 from pipeline import infra
 from pipeline.infra.shared import role_name
+from pipeline.package import job_package_zip
 from pipeline.targets.aws import AwsTarget
 
 EC2_TRUST = {
@@ -124,7 +125,8 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
         "arn:aws:s3:::test-sales-raw/input/customer_demographics_json*",
     ]
     assert statements["ReadJobScript"]["Resource"] == [
-        "arn:aws:s3:::test-sales-scripts/scripts/glue_etl_job.py"
+        "arn:aws:s3:::test-sales-scripts/scripts/glue_etl_job.py",
+        "arn:aws:s3:::test-sales-scripts/scripts/sales_etl.zip",
     ]
     write = statements["WriteProcessedOutput"]
     assert write["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
@@ -132,7 +134,9 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
         "arn:aws:s3:::test-sales-processed/enriched*",
         "arn:aws:s3:::test-sales-processed/sales_summary*",
         "arn:aws:s3:::test-sales-processed/quarantine*",
+        "arn:aws:s3:::test-sales-processed/superseded*",
         "arn:aws:s3:::test-sales-processed/_runs*",
+        "arn:aws:s3:::test-sales-processed/_state*",
     ]
     # Listing is not narrowed by s3:prefix: Glue lists and HeadBuckets the bucket roots.
     assert statements["ListPipelineBuckets"] == {
@@ -285,11 +289,13 @@ def _denied(call) -> bool:
     return False
 
 
-def test_glue_role_reads_raw_input_and_the_script(glue_role_s3):
+def test_glue_role_reads_raw_input_the_script_and_its_package(glue_role_s3):
     body = glue_role_s3.get_object(Bucket="test-sales-raw", Key=SALES_KEY)["Body"].read()
     assert body == b"transaction_id\nT1\n"
     script = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
     assert script["Body"].read() == b"print(1)\n"
+    package = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/sales_etl.zip")
+    assert package["Body"].read() == job_package_zip()  # what up uploaded
 
 
 def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(glue_role_s3):
@@ -297,7 +303,10 @@ def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(glue_
         "enriched/year=2024/month=1/part-0.parquet",
         "sales_summary/year=2024/month=1/part-0.parquet",
         "quarantine/run-1/rows.json",
+        "superseded/run_id=run-1/part-0.parquet",
         "_runs/run-1.json",
+        "_state/manifest.json",
+        "_state/staging/run-1/enriched/year=2024/month=1/part-0.parquet",
     ):
         glue_role_s3.put_object(Bucket="test-sales-processed", Key=key, Body=b"data")
         assert (
@@ -306,7 +315,7 @@ def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(glue_
         )
     # Spark's S3 filesystems may write a folder marker next to the output folder.
     glue_role_s3.put_object(Bucket="test-sales-processed", Key="enriched_$folder$", Body=b"")
-    # Dynamic partition overwrite deletes the partition files it replaces.
+    # A daily run deletes the files it rewrote.
     glue_role_s3.delete_object(
         Bucket="test-sales-processed", Key="enriched/year=2024/month=1/part-0.parquet"
     )
@@ -343,7 +352,10 @@ def test_glue_role_lists_its_three_buckets_and_no_other(glue_role_s3):
     assert [o["Key"] for o in listed["Contents"]] == [SALES_KEY]
     # Without a prefix too: Glue's S3 clients list the bucket roots.
     listed = glue_role_s3.list_objects_v2(Bucket="test-sales-scripts")
-    assert [o["Key"] for o in listed["Contents"]] == ["scripts/glue_etl_job.py"]
+    assert [o["Key"] for o in listed["Contents"]] == [
+        "scripts/glue_etl_job.py",
+        "scripts/sales_etl.zip",
+    ]
     assert glue_role_s3.list_objects_v2(Bucket="test-sales-processed")["KeyCount"] == 0
     # The Athena results bucket is not the job's: no listing there.
     assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-athena-results"))

@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from pipeline import config as cfg
 from pipeline.config import PipelineConfig
-from sales_etl import arguments, context, contracts
+from sales_etl import arguments, context, contracts, state
 
 RUN_ID = "run-42"
 
@@ -157,3 +157,10 @@ def test_every_ddl_location_is_a_folder_the_job_writes() -> None:
         f"s3://bkt/{folder}/" for folder in (contracts.QUARANTINE_DIR, contracts.RUNS_DIR)
     }
     assert set(tables_over) - written == set()
+
+
+def test_the_job_state_and_superseded_folders_are_the_config_prefixes() -> None:
+    """The Glue role may write only the prefixes the config names: the job's must be among them."""
+
+    assert cfg.SUPERSEDED_PREFIX == contracts.SUPERSEDED_DIR + "/"
+    assert cfg.STATE_PREFIX == state.STATE_DIR + "/"

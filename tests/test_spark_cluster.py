@@ -33,6 +33,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.package import job_package_zip
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -245,16 +247,24 @@ def submitted(cluster, tmp_path_factory):
     out = work / "processed"
     events = work / "events"
     events.mkdir()
+    # The script alone in a folder and its package only as --py-files, as on a cluster
+    # whose nodes have no checkout.
+    script = work / "job" / JOB.name
+    script.parent.mkdir()
+    script.write_bytes(JOB.read_bytes())
+    package = work / "job" / "sales_etl.zip"
+    package.write_bytes(job_package_zip())
     cmd = [
         str(cluster.home / "bin" / "spark-submit"),
         "--master", cluster.url,
+        "--py-files", str(package),
         "--deploy-mode", "client",
         "--conf", "spark.executor.memory=1g",
         "--conf", "spark.cores.max=1",
         "--conf", f"spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir={events.as_uri()}",
-        str(JOB),
+        str(script),
         "--sales_path", str(work / "sales.csv"),
         "--customers_path", str(work / "customers.ndjson"),
         "--output_path", str(out),

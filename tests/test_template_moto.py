@@ -196,7 +196,8 @@ def test_role_trusts_glue_and_has_the_least_privilege_policy(stack: Any) -> None
         f"arn:aws:s3:::{STEM}-raw/input/customer_demographics_json*",
     ]
     assert statements["ReadJobScript"]["Resource"] == [
-        f"arn:aws:s3:::{STEM}-scripts/scripts/glue_etl_job.py"
+        f"arn:aws:s3:::{STEM}-scripts/scripts/glue_etl_job.py",
+        f"arn:aws:s3:::{STEM}-scripts/scripts/sales_etl.zip",
     ]
     assert (
         f"arn:aws:glue:{REGION}:{ACCOUNT}:database/sales_analytics_db"

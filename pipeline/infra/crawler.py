@@ -44,11 +44,12 @@ def crawler_spec(config: PipelineConfig, role_arn: str) -> dict[str, Any]:
         "Targets": {
             "S3Targets": [{"Path": config.raw_sales_uri}, {"Path": config.raw_customers_uri}]
         },
-        "SchemaChangePolicy": {
-            "UpdateBehavior": "UPDATE_IN_DATABASE",
-            "DeleteBehavior": "DEPRECATE_IN_DATABASE",
-        },
-        "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
+        # Daily exports land in the folders the first crawl made the tables of: a crawl
+        # reads only folders added since the last one, so its cost does not grow with
+        # history (the job lists its inputs itself and reads only new files). Glue allows
+        # that recrawl policy only with schema changes logged, not applied.
+        "SchemaChangePolicy": {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"},
+        "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"},
     }
 
 

@@ -6,10 +6,9 @@ beside it (``uploads``, which the ``s3-object`` kind uploads) are defined.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from pipeline.config import JOB_SCRIPT, METRICS_NAMESPACE, PipelineConfig
+from pipeline.config import JOB_PACKAGE, JOB_SCRIPT, METRICS_NAMESPACE, PipelineConfig
 from pipeline.infra import role
 from pipeline.infra.cfn import (
     GLUE_SECURITY_CONFIGURATION_SKIP,
@@ -34,6 +33,7 @@ from pipeline.infra.shared import (
     status_row,
     tags,
 )
+from pipeline.package import job_package_zip
 
 KIND = "glue-job"
 NOT_FOUND = ("EntityNotFoundException",)
@@ -47,9 +47,14 @@ DPU_PER_WORKER = {"G.1X": 1, "G.2X": 2, "G.4X": 4, "G.8X": 8}
 JOB_TIMEOUT_MINUTES = 30
 
 
-def uploads(config: PipelineConfig) -> dict[str, Path]:
-    """What is uploaded beside the job before it runs: S3 URI -> local file."""
-    return {config.script_uri: JOB_SCRIPT}
+def uploads(config: PipelineConfig) -> dict[str, tuple[str, bytes]]:
+    """What is uploaded beside the job before it runs: S3 URI -> (what it is, its bytes):
+    the entry script, and its package as a deterministic zip (same code, same bytes, so
+    an unchanged upload is skipped)."""
+    return {
+        config.script_uri: (JOB_SCRIPT.name, JOB_SCRIPT.read_bytes()),
+        config.package_uri: (f"{JOB_PACKAGE.name}/ as a zip", job_package_zip()),
+    }
 
 
 def default_arguments(config: PipelineConfig) -> dict[str, str]:
@@ -58,6 +63,8 @@ def default_arguments(config: PipelineConfig) -> dict[str, str]:
         "--sales_path": config.raw_sales_uri,
         "--customers_path": config.raw_customers_uri,
         "--output_path": config.processed_uri,
+        # The job's code beside its entry script (pipeline.package).
+        "--extra-py-files": config.package_uri,
         "--job-language": "python",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from pipeline.config import (
     ENRICHED_PREFIX,
     METRICS_NAMESPACE,
+    PACKAGE_KEY,
     QUARANTINE_PREFIX,
     RAW_CUSTOMERS_PREFIX,
     RAW_CUSTOMERS_TABLE,
@@ -19,7 +20,9 @@ from pipeline.config import (
     RAW_SALES_TABLE,
     RUNS_PREFIX,
     SCRIPT_KEY,
+    STATE_PREFIX,
     SUMMARY_PREFIX,
+    SUPERSEDED_PREFIX,
     PipelineConfig,
 )
 from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels, logical_id
@@ -43,7 +46,14 @@ NOT_FOUND = ("NoSuchEntity",)
 REF_STYLES = {"AWS::IAM::Role": RefStyle("Ref", "Arn", ROLE_ARN)}
 INLINE_POLICY_NAME = "glue-etl-least-privilege"
 
-PROCESSED_PREFIXES = (ENRICHED_PREFIX, SUMMARY_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)
+PROCESSED_PREFIXES = (
+    ENRICHED_PREFIX,
+    SUMMARY_PREFIX,
+    QUARANTINE_PREFIX,
+    SUPERSEDED_PREFIX,
+    RUNS_PREFIX,
+    STATE_PREFIX,
+)
 RAW_PREFIXES = (RAW_SALES_PREFIX, RAW_CUSTOMERS_PREFIX)
 # The only catalog tables the role touches: the crawler creates and updates these two
 # (one per raw folder, named after it). The job reads and writes S3 paths and makes no
@@ -125,11 +135,11 @@ def glue_role_policy(
                 "Sid": "ReadJobScript",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": [f"{s3}{scripts}/{SCRIPT_KEY}"],
+                "Resource": [f"{s3}{scripts}/{key}" for key in (SCRIPT_KEY, PACKAGE_KEY)],
             },
             {
-                # Dynamic partition overwrite deletes the partitions it replaces and
-                # reads back its staging files; nothing outside the four prefixes.
+                # The job stages its output under _state/, then moves it into place and
+                # deletes the files it rewrote; nothing outside these prefixes.
                 "Sid": "WriteProcessedOutput",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],

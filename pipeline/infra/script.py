@@ -29,26 +29,25 @@ def upload_job_script(config: PipelineConfig, clients: Any, script: Path | None 
     """
     files = job.uploads(config)
     if script is not None:
-        files[config.script_uri] = script
-    uploaded = [_upload(clients, uri, path) for uri, path in files.items()]
+        files[config.script_uri] = (script.name, script.read_bytes())
+    uploaded = [_upload(clients, uri, body) for uri, (_, body) in files.items()]
     return any(uploaded)
 
 
-def _upload(clients: Any, uri: str, path: Path) -> bool:
-    body = path.read_bytes()
+def _upload(clients: Any, uri: str, body: bytes) -> bool:
     bucket, key = split_s3_uri(uri)
     # Single-part SSE-S3 uploads have the MD5 of the body as their ETag.
     head = read_or_none(lambda: clients.s3.head_object(Bucket=bucket, Key=key), NOT_FOUND)
     etag = head["ETag"].strip('"') if head else None
     if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
         return False
-    clients.s3.upload_file(str(path), bucket, key)
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=body)
     return True
 
 
 def plan(ctx: Context) -> list[Resource]:
     files = job.uploads(ctx.config)
-    return [Resource(KIND, uri, {"Source": path.name}) for uri, path in files.items()]
+    return [Resource(KIND, uri, {"Source": name}) for uri, (name, _) in files.items()]
 
 
 def find(ctx: Context) -> list[Found]:
@@ -57,11 +56,9 @@ def find(ctx: Context) -> list[Found]:
 
 def ensure(ctx: Context) -> list[str]:
     changes = []
-    for uri, path in job.uploads(ctx.config).items():
-        if not path.is_file():
-            log.warning("%s not found; the job's script is not uploaded yet", path.name)
-        elif _upload(ctx.clients, uri, path):
-            changes.append(f"uploaded job script to {uri}")
+    for uri, (name, body) in job.uploads(ctx.config).items():
+        if _upload(ctx.clients, uri, body):
+            changes.append(f"uploaded {name} to {uri}")
     return changes
 
 
