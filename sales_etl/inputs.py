@@ -97,12 +97,16 @@ def json_layout(head: bytes) -> str:
 
 
 def plan_inputs(
-    args: JobArgs, spark: SparkSession | None, known: frozenset[InputFile] = frozenset()
+    args: JobArgs,
+    spark: SparkSession | None,
+    known: frozenset[InputFile] = frozenset(),
+    known_arrays: frozenset[InputFile] = frozenset(),
 ) -> InputPlan:
     """Check that both inputs exist, are not empty and look right; list their files.
 
     Files in ``known`` (processed by an earlier run, unchanged since) are listed but not
-    opened: a run that reads nothing new reads no raw bytes.
+    opened: a run that reads nothing new reads no raw bytes. ``known_arrays``: those of
+    them that are customer files in one JSON array, as the earlier run found.
     """
     sales_fs = filesystem_for(args.sales_path, spark)
     sales = _nonempty_files(sales_fs, args.sales_path, "sales")
@@ -114,7 +118,7 @@ def plan_inputs(
     ndjson, arrays = [], []
     for f in customers:
         if f in known:
-            ndjson.append(f)
+            (arrays if f in known_arrays else ndjson).append(f)
             continue
         head = cust_fs.head(f.path, 4096)
         if not head.strip(b" \t\r\n" + UTF8_BOM):

@@ -142,7 +142,8 @@ def run_job(
             ok = all_reconciled(metrics["reconciliation"])
             if ok:
                 read = {"sales": load.sales, "customers": load.customers}
-                manifest = load.manifest.recorded(run_id, read, rebuild=load.full)
+                arrays = frozenset(run.plan.array_files)
+                manifest = load.manifest.recorded(run_id, read, rebuild=load.full, arrays=arrays)
                 publish(run, checked, staged, manifest.to_json())
         for df in (*checked.persisted, staged.reread):
             if df is not None:
@@ -280,8 +281,8 @@ def run_local(args: JobArgs) -> dict[str, Any]:
     local_inputs = is_local(args.sales_path) and is_local(args.customers_path)
     plan, known = None, frozenset[InputFile]()
     if local_inputs:  # fail fast, before the JVM
-        known = processed_files(args, None)
-        plan = plan_inputs(args, None, known)
+        known, arrays = processed_files(args, None)
+        plan = plan_inputs(args, None, known, arrays)
     try:
         from pipeline.java import ensure_java
     except ImportError:  # the file was copied somewhere on its own: trust JAVA_HOME/PATH
@@ -294,23 +295,21 @@ def run_local(args: JobArgs) -> dict[str, Any]:
     spark = build_local_spark(input_bytes=new_bytes)
     try:
         if plan is None:
-            plan = plan_inputs(args, spark, processed_files(args, spark))
+            plan = plan_inputs(args, spark, *processed_files(args, spark))
         return run_job(spark, args, plan, run_id=run_id, started=started)
     finally:
         if created:
             spark.stop()
 
 
-def processed_files(args: JobArgs, spark: SparkSession | None) -> frozenset[InputFile]:
-    """The raw files an earlier run read and recorded (none for a rebuild)."""
+def processed_files(
+    args: JobArgs, spark: SparkSession | None
+) -> tuple[frozenset[InputFile], frozenset[InputFile]]:
+    """The raw files an earlier run read and recorded (none for a rebuild), and those of
+    them that are JSON arrays."""
     if args.full_rebuild or (spark is None and not is_local(args.output_path)):
-        return frozenset()
-    manifest = Manifest.load(filesystem_for(args.output_path, spark), args.output_path)
-    return frozenset(
-        InputFile(path, e["size"], e["mtime_ms"])
-        for entries in manifest.files.values()
-        for path, e in entries.items()
-    )
+        return frozenset(), frozenset()
+    return Manifest.load(filesystem_for(args.output_path, spark), args.output_path).known_files()
 
 
 def quiet_libraries() -> None:

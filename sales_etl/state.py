@@ -117,17 +117,35 @@ class Manifest:
         known = self.files[source]
         return max(((e["mtime_ms"], p) for p, e in known.items()), default=None)
 
-    def recorded(self, run_id: str, read: dict[str, list[InputFile]], *, rebuild: bool) -> Manifest:
-        """This manifest plus the files a run read (a rebuild: only those)."""
+    def recorded(
+        self,
+        run_id: str,
+        read: dict[str, list[InputFile]],
+        *,
+        rebuild: bool,
+        arrays: frozenset[InputFile] = frozenset(),
+    ) -> Manifest:
+        """This manifest plus the files a run read (a rebuild: only those); ``arrays``:
+        the customer files that are one JSON array (a rebuild reads them again as such)."""
         files = {s: ({} if rebuild else dict(self.files[s])) for s in SOURCES}
         for source, listed in read.items():
             for f in listed:
-                files[source][f.path] = {
-                    "size": f.size,
-                    "mtime_ms": f.mtime_ms,
-                    "run_id": run_id,
-                }
+                entry = {"size": f.size, "mtime_ms": f.mtime_ms, "run_id": run_id}
+                if f in arrays:
+                    entry["layout"] = "json_array"
+                files[source][f.path] = entry
         return Manifest(files, run_id)
+
+    def known_files(self) -> tuple[frozenset[InputFile], frozenset[InputFile]]:
+        """Every recorded file as it was read, and those of them that are JSON arrays."""
+        entries = [(p, e) for source in SOURCES for p, e in self.files[source].items()]
+        known = frozenset(InputFile(p, e["size"], e["mtime_ms"]) for p, e in entries)
+        arrays = frozenset(
+            InputFile(p, e["size"], e["mtime_ms"])
+            for p, e in entries
+            if e.get("layout") == "json_array"
+        )
+        return known, arrays
 
     def to_json(self) -> dict[str, Any]:
         return {"version": FORMAT_VERSION, "run_id": self.run_id, "files": self.files}
@@ -159,6 +177,9 @@ class Journal:
         a rewritten file, never see one twice. Each step is skipped when already done."""
         for path in self.deletes:
             fs.delete(path)
+        if self.deletes:
+            # Done: a run finishing this commit must not delete what the moves put back.
+            Journal(self.run_id, [], self.moves, self.manifest).write(fs, root)
         for src, dst in self.moves:
             if fs.exists(src):
                 fs.move(src, dst)
