@@ -324,7 +324,12 @@ def summary_lines(report: RunReport) -> list[str]:
             line
             for source in ("sales", "customers")
             if source in report.inputs
-            for line in _input_lines(source, report.inputs[source], report.raw_files.get(source))
+            for line in _input_lines(
+                source,
+                report.inputs[source],
+                report.raw_files.get(source),
+                _read_this_run(m, source),
+            )
         ],
         "",
         *_load_lines(m),
@@ -367,6 +372,12 @@ def summary_lines(report: RunReport) -> list[str]:
     return lines
 
 
+def _read_this_run(m: dict, source: str) -> list[str] | None:
+    """The names of the files the job read this run (None: no metrics)."""
+    files = m.get("inputs", {}).get(source, {}).get("files")
+    return None if files is None else [f.rsplit("/", 1)[-1] for f in files]
+
+
 def _load_lines(m: dict) -> list[str]:
     """What the job read this run: only new files, all of them, or nothing new."""
     mode = m.get("mode")
@@ -394,9 +405,15 @@ def _first_and_last(items: list[str], most: int = 6) -> str:
     return f"{items[0]}, ... ({len(items) - 2} more), {items[-1]}"
 
 
-def _input_lines(source: str, given: str, read: list[str] | None) -> list[str]:
+def _input_lines(
+    source: str, given: str, raw: list[str] | None, read: list[str] | None
+) -> list[str]:
+    """What was given, the raw files now in the bucket, and those the job read this run."""
     lines = [f"  {source:<34}{given}"]
-    if read is not None:
-        shown = ", ".join(read[:5]) + (f", ... ({len(read) - 5} more)" if len(read) > 5 else "")
-        lines.append(f"    {'files the job read':<32}{len(read):>12,}  {shown}")
+    for label, files in (("raw files", raw), ("read this run", read)):
+        if files is not None:
+            shown = ", ".join(files[:5]) + (
+                f", ... ({len(files) - 5} more)" if len(files) > 5 else ""
+            )
+            lines.append(f"    {label:<32}{len(files):>12,}  {shown}")
     return lines

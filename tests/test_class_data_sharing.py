@@ -95,7 +95,7 @@ def _run(tmp_path: Path, run_id: str) -> dict:
             "--customers_path",
             str(tmp_path / "customers.json"),
             "--output_path",
-            str(tmp_path / "out"),
+            str(tmp_path / f"out-{run_id}"),
             "--run_id",
             run_id,
         ],
@@ -107,7 +107,7 @@ def _run(tmp_path: Path, run_id: str) -> dict:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads((tmp_path / "out" / "_runs" / f"{run_id}.json").read_text())
+    return json.loads((tmp_path / f"out-{run_id}" / "_runs" / f"{run_id}.json").read_text())
 
 
 def test_a_job_run_makes_the_archive_and_a_later_run_uses_it(cache, tmp_path):

@@ -132,7 +132,7 @@ def test_own_files_run_every_stage_but_generate_and_new_files_land_beside_old(tm
     assert len(list(charts.glob("*.png"))) == 6
 
     # A second export with later months, given as a folder: it lands beside the first
-    # file and the next run reads both; the earlier months stay as they were.
+    # file and the next run reads only it; the earlier months stay as they were.
     second = write_sales(tmp_path / "later" / "orders_2024_q2.csv", [(2024, 3), (2024, 4)], 1000, 2)
     result = run_pipeline(
         lake, charts, "own-2",
@@ -143,13 +143,46 @@ def test_own_files_run_every_stage_but_generate_and_new_files_land_beside_old(tm
         "orders_2024_h1.csv",
         "orders_2024_q2.csv",
     ]
-    read_line = next(
-        line
-        for line in result.stdout.splitlines()
-        if "files the job read" in line and "orders_2024_q2.csv" in line
-    )
-    assert read_line.split()[4] == "2" and "orders_2024_h1.csv" in read_line
+    raw_line = next(line for line in result.stdout.splitlines() if "raw files" in line)
+    assert raw_line.split()[2] == "2" and "orders_2024_h1.csv" in raw_line
+    read_line = next(line for line in result.stdout.splitlines() if "read this run" in line)
+    assert read_line.split()[3:] == ["1", "orders_2024_q2.csv"]
     assert lake_by_month(lake) == {**by_month(first), **by_month(second)}
+
+
+def test_daily_exports_dropped_in_one_folder_are_read_once_each(tmp_path):
+    """The daily command: the same run_pipeline.py line each day on one export folder."""
+    lake, charts, exports = tmp_path / "lake", tmp_path / "charts", tmp_path / "exports"
+    customers = tmp_path / "customers" / "customers.ndjson"
+    customers.parent.mkdir()
+    write_customers(customers)
+    argv = ["--sales-path", str(exports), "--customers-path", str(customers.parent)]
+    day1 = write_sales(exports / "orders_2024-05-01.csv", [(2024, 4)], 1, 11)
+    first = run_pipeline(lake, charts, "day-1", *argv)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "full rebuild: no earlier run's state (first run)" in first.stdout
+
+    day2 = write_sales(exports / "orders_2024-05-02.csv", [(2024, 5)], 5000, 12)
+    second = run_pipeline(lake, charts, "day-2", *argv)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "new files only (2 already read, skipped)" in second.stdout  # day 1 + customers
+    read_line = next(line for line in second.stdout.splitlines() if "read this run" in line)
+    assert read_line.split()[3:] == ["1", "orders_2024-05-02.csv"]
+    metrics = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "day-2.json").read_text())
+    assert metrics["rows_read"]["sales"] == len(day2)
+    assert metrics["bytes_read"]["sales"] == (exports / "orders_2024-05-02.csv").stat().st_size
+    assert lake_by_month(lake) == {**by_month(day1), **by_month(day2)}
+
+    third = run_pipeline(lake, charts, "day-2-again", *argv)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "no new input: all 3 raw files were read by earlier runs" in third.stdout
+    assert summary_rows_read(third.stdout) == 0
+    assert lake_by_month(lake) == {**by_month(day1), **by_month(day2)}
+
+
+def summary_rows_read(stdout: str) -> int:
+    line = next(line for line in stdout.splitlines() if line.strip().startswith("sales read"))
+    return int(line.split()[-1].replace(",", ""))
 
 
 def test_a_missing_input_fails_in_one_line_before_anything_changes(tmp_path):
