@@ -54,7 +54,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory):
 MODULE_SECONDS = {
     "test_deploy_account.py": 286,
     "test_deploy.py": 250,
-    "test_glue_etl_parallel.py": 250,
+    "test_glue_etl_parallel.py": 200,
     "test_deploy_review.py": 201,
     "test_deploy_operations.py": 194,
     "test_deploy_runtime.py": 181,

@@ -745,7 +745,7 @@ def test_read_plan_sends_a_file_with_a_repeated_header_to_multiline(repeated_hea
     assert (parallel, multiline) == ([], ["sales.csv"])
 
 
-# --- 4. a dirty 1M-row file from the project's generators ---------------------------------------
+# --- 4. a dirty 100,000-row file from the project's generators ---------------------------------------
 
 GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
 REASONS_GENERATED = (
@@ -759,10 +759,10 @@ REASONS_GENERATED = (
 
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory):
-    work = tmp_path_factory.mktemp("generated_1m")
+    work = tmp_path_factory.mktemp("generated_100k")
     sales, customers = work / "sales.csv", work / "customers.ndjson"
     subprocess.run(
-        [sys.executable, str(GENERATORS[0]), "--rows", "1000000", "--customers", "500",
+        [sys.executable, str(GENERATORS[0]), "--rows", "100000", "--customers", "500",
          "--seed", "7", "--dirty-rate", "0.01", "--no-progress", "--output", str(sales)],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -772,16 +772,16 @@ def generated(spark, tmp_path_factory):
         check=True, capture_output=True,
     )  # fmt: skip
     known = {json.loads(line)["customer_id"] for line in customers.read_text().splitlines()}
-    m = run_in_process(spark, sales, customers, work / "out", "gen", 16 * 1024 * KIB)
+    m = run_in_process(spark, sales, customers, work / "out", "gen", 1024 * KIB)
     with sales.open("rb") as fh:
         lines = sum(1 for _ in fh)
     return {"m": m, "expected": expected_from_raw(sales, known), "rows": lines - 1}
 
 
-def test_generated_million_rows_match_pandas(generated):
+def test_generated_rows_match_pandas(generated):
     m, expected = generated["m"], generated["expected"]
     assert_reconciled(m)
-    assert m["rows_read"]["sales"] == generated["rows"] == 1_000_000
+    assert m["rows_read"]["sales"] == generated["rows"] == 100_000
     assert m["rows_quarantined_by_source"]["sales"] == {
         r: expected[r] for r in REASONS_GENERATED if expected[r]
     }
@@ -796,7 +796,7 @@ def test_read_plan_reads_the_generated_file_in_parallel(generated):
     assert parallel == ["sales.csv"]
     assert multiline == []
     assert tasks > 1
-    # 1M rows (about 60 MB) is far past the size the job interprets: it compiles.
+    # 100,000 rows (about 6 MB) are past the size the job interprets: it compiles.
     assert generated["m"]["read_plan"]["evaluation"] == "generated code"
 
 
