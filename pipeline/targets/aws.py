@@ -10,8 +10,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config as BotoConfig
+
 from pipeline import costs, infra
-from pipeline.aws import with_account
+from pipeline.aws import client, with_account
 from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig, split_s3_uri
 from pipeline.engines import AthenaEngine
 from pipeline.errors import CrawlerError
@@ -156,7 +158,9 @@ class AwsTarget(TargetBase):
             ContentType="text/html; charset=utf-8",
             ServerSideEncryption="AES256",
         )
-        link = s3.generate_presigned_url(
+        # Signature version 4, which every region accepts (v2 links only work in old ones).
+        signer = client(self.config, "s3", config=BotoConfig(signature_version="s3v4"))
+        link = signer.generate_presigned_url(
             "get_object",
             Params={"Bucket": bucket, "Key": key},
             ExpiresIn=REPORT_LINK_SECONDS,
