@@ -6,8 +6,8 @@ no network port are needed. While the page loads, every request, failed load, co
 message, log entry and uncaught exception is recorded; then the page is measured at the
 given width and a full-page PNG screenshot is taken.
 
-``python tests/chromium_page.py PAGE.html OUT.png [WIDTH]`` takes a screenshot by hand
-(the README's is made so).
+``python tests/chromium_page.py PAGE.html OUT.png [WIDTH [HEIGHT]]`` takes a screenshot
+by hand: the whole page, or its first HEIGHT pixels (the README's: 1100 2000).
 """
 
 from __future__ import annotations
@@ -109,8 +109,11 @@ _MEASURE = """JSON.stringify({
 })"""
 
 
-def visit(page: Path, width: int = 1200, height: int = 900, timeout: float = 60) -> PageVisit:
-    """Load ``page`` (a local file) at ``width`` CSS pixels and record what happened."""
+def visit(
+    page: Path, width: int = 1200, height: int = 900, timeout: float = 60, full_page: bool = True
+) -> PageVisit:
+    """Load ``page`` (a local file) at ``width`` CSS pixels and record what happened; the
+    screenshot is the whole page, or with ``full_page=False`` the first ``height`` pixels."""
     browser = find_chromium()
     if browser is None:
         raise FileNotFoundError("no Chromium on PATH")
@@ -144,7 +147,8 @@ def visit(page: Path, width: int = 1200, height: int = 900, timeout: float = 60)
         os.close(to_read)
         os.close(to_write)
         try:
-            return _drive(_Pipe(to_browser, from_browser), page, width, height, timeout)
+            pipe = _Pipe(to_browser, from_browser)
+            return _drive(pipe, page, width, height, timeout, full_page)
         finally:
             proc.kill()
             proc.wait()
@@ -152,7 +156,9 @@ def visit(page: Path, width: int = 1200, height: int = 900, timeout: float = 60)
             os.close(from_browser)
 
 
-def _drive(pipe: _Pipe, page: Path, width: int, height: int, timeout: float) -> PageVisit:
+def _drive(
+    pipe: _Pipe, page: Path, width: int, height: int, timeout: float, full_page: bool
+) -> PageVisit:
     target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
@@ -172,7 +178,7 @@ def _drive(pipe: _Pipe, page: Path, width: int, height: int, timeout: float) -> 
     )
     shot = pipe.call(
         "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True},
+        {"format": "png", "captureBeyondViewport": full_page},
         session=session,
     )
     result = PageVisit(
@@ -205,6 +211,7 @@ def _record(events: list[dict[str, Any]], result: PageVisit) -> None:
 
 if __name__ == "__main__":
     width = int(sys.argv[3]) if len(sys.argv) > 3 else 1200
-    seen = visit(Path(sys.argv[1]), width=width)
+    height = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    seen = visit(Path(sys.argv[1]), width=width, height=height or 900, full_page=not height)
     Path(sys.argv[2]).write_bytes(seen.screenshot)
     print("\n".join(seen.problems()) or f"no problems; {len(seen.requests)} request(s)")
