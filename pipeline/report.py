@@ -286,7 +286,8 @@ def quarantine(m: dict, rows: Any) -> list[dict[str, Any]]:
                         "raw": _raw_text(record),
                     }
                 )
-    by_source = m.get("rows_quarantined_by_source") or {}
+    # Metrics that count by reason only (no split by source) still list each reason.
+    by_source = m.get("rows_quarantined_by_source") or {"": m.get("rows_quarantined") or {}}
     return [
         {
             "source": source,
