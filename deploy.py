@@ -36,6 +36,7 @@ from pipeline.infra.operations import Operations, email_problem, schedule_proble
 from pipeline.infra.policies import deployer_policy
 from pipeline.infra.shared import partition_for_region
 from pipeline.infra.template import render, template
+from pipeline.report import page_lines
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -71,6 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--charts-dir",
         type=Path,
         help=f"run: where the six PNGs go (default {defaults.charts_dir})",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="run: where the run's HTML page goes (default: a report folder beside the charts)",
     )
     parser.add_argument("--run-id", help="run: the job's run id (default: a UTC timestamp)")
     parser.add_argument("--sales-path", help="run: your own sales file or folder (or s3://...)")
@@ -213,12 +219,14 @@ def _command(args: argparse.Namespace) -> int:
             max_quarantine_rate=args.max_quarantine_rate,
             workflow=args.workflow,
             full_rebuild=args.full_rebuild,
+            report_dir=args.report_dir,
         )
         if args.charts_dir:
             options.charts_dir = args.charts_dir
         if args.run_id:
             options.run_id = args.run_id
-        print("\n".join(summary_lines(run(config, options))))
+        report = run(config, options)
+        print("\n".join([*summary_lines(report), "", *page_lines(report.page)]))
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the whole pipeline in one command: generate -> upload -> crawl -> ETL -> tables -> queries -> charts.
+"""Run the whole pipeline in one command: generate -> upload -> crawl -> ETL -> tables -> queries -> charts -> report.
 
 python run_pipeline.py                                  # local target, default data
 python run_pipeline.py --rows 100000 --dirty-rate 0.02
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.errors import EXIT_QUALITY
+from pipeline.report import page_lines
 from pipeline.runner import RunOptions, run, summary_lines
 
 
@@ -58,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--charts-dir", type=Path, default=defaults.charts_dir, help="where the six PNGs go"
     )
     parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="where the run's HTML page goes: index.html and <run_id>.html "
+        "(default: a report folder beside --charts-dir)",
+    )
+    parser.add_argument(
         "--max-quarantine-rate",
         type=float,
         default=defaults.max_quarantine_rate,
@@ -85,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from(args)
         options = RunOptions(
             rows=args.rows, customers=args.customers, seed=args.seed,
-            dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,
+            dirty_rate=args.dirty_rate, charts_dir=args.charts_dir, report_dir=args.report_dir,
             sales_path=args.sales_path, customers_path=args.customers_path,
             max_quarantine_rate=args.max_quarantine_rate, full_rebuild=args.full_rebuild,
         )  # fmt: skip
         if args.run_id:
             options.run_id = args.run_id
         report = run(config, options)
-        print("\n".join(summary_lines(report)))
+        print("\n".join([*summary_lines(report), "", *page_lines(report.page)]))
         if report.quality and not report.quality.ok:
             sys.stderr.write(f"error: data quality:{report.quality.line()[1:]}\n")
             return EXIT_QUALITY

@@ -21,8 +21,11 @@ def session(config: PipelineConfig) -> boto3.Session:
     return boto3.Session(profile_name=config.profile, region_name=config.region)
 
 
-def client(config: PipelineConfig, service: str, **kwargs: Any) -> Any:
-    """Return a boto3 client for ``service``, honouring ``config.endpoint_url``."""
+def client(config: PipelineConfig, service: str, /, **kwargs: Any) -> Any:
+    """Return a boto3 client for ``service``, honouring ``config.endpoint_url``.
+
+    ``kwargs`` go to boto3 (``config=`` is then botocore's Config, not the pipeline's).
+    """
     if config.endpoint_url:
         kwargs.setdefault("endpoint_url", config.endpoint_url)
     return session(config).client(service, **kwargs)

@@ -71,6 +71,8 @@ METRICS_DIMENSION = "Pipeline"
 # read may be quarantined.
 DEFAULT_MAX_QUARANTINE_RATE = 0.05
 ATHENA_RESULTS_PREFIX = "results/"
+# Each run's HTML report, in the results bucket beside the Athena results (kept: no expiry).
+REPORTS_PREFIX = "reports/"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -294,6 +296,10 @@ class PipelineConfig:
     @property
     def athena_results_uri(self) -> str:
         return f"s3://{self.results_bucket}/{ATHENA_RESULTS_PREFIX}"
+
+    @property
+    def reports_uri(self) -> str:
+        return f"s3://{self.results_bucket}/{REPORTS_PREFIX}"
 
     def local_path(self, uri: str) -> Path:
         """Return the lake folder path that mirrors ``s3://bucket/key``."""

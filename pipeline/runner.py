@@ -1,6 +1,6 @@
 """Every stage of the pipeline, in order, for either target.
 
-generate -> upload -> crawl -> etl -> tables -> queries -> charts. Each stage is
+generate -> upload -> crawl -> etl -> tables -> queries -> charts -> report. Each stage is
 timed and logged; the first failure stops the run with the stage's name and one
 reason (:class:`StageFailed`). The summary's figures are the job's own metrics file
 plus what is read back from storage and the query engine.
@@ -29,6 +29,7 @@ from pipeline.config import (
 )
 from pipeline.datagen import SalesSpec, generate_customers, write_customers_ndjson, write_sales_csv
 from pipeline.errors import EXIT_FAILED, EXIT_USAGE, StageFailed, UsageError, one_line
+from pipeline.report import RunPage, write_run_page
 from pipeline.sql import analytic_names
 from pipeline.targets import CrawlResult, JobRun, Target, make_target
 
@@ -42,6 +43,9 @@ class RunOptions:
     seed: int = 42
     dirty_rate: float = 0.0
     charts_dir: Path = REPO_ROOT / "screenshots"
+    # Where the run's HTML page goes (index.html and <run_id>.html); None: a `report`
+    # folder beside charts_dir.
+    report_dir: Path | None = None
     # The data-quality check: the largest share of rows read that may be quarantined.
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE
     # Your own raw inputs (each a file, a folder, or an s3:// URI on the aws target);
@@ -132,6 +136,7 @@ class RunReport:
     inputs: dict[str, str] = field(default_factory=dict)  # source -> what was given
     raw_files: dict[str, list[str]] = field(default_factory=dict)  # source -> files read
     costs: list[str] = field(default_factory=list)  # the target's cost lines (none locally)
+    page: RunPage | None = None  # the run's HTML report
 
 
 @contextmanager
@@ -242,7 +247,8 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     """Run every stage in order on the config's target; raises StageFailed on the first failure.
 
     The stages and their names are the same on both targets: generate (skipped for your
-    own files), upload, crawl, etl, tables, queries, charts. With ``options.workflow``
+    own files), upload, crawl, etl, tables, queries, charts, report (the run's HTML page,
+    ``pipeline.report``). With ``options.workflow``
     (aws only) one stage, workflow, crawls and runs the job in place of crawl and etl.
     """
     try:
@@ -305,6 +311,9 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         [q["bytes_read"] or 0 for q in report.queries],
         report.raw_bytes + report.parquet_bytes,
     )
+    with stage(report, "report"):
+        report_dir = options.report_dir or Path(options.charts_dir).parent / "report"
+        report.page = write_run_page(report, engine, target, config, report_dir)
     return report
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig, split_s3_uri
@@ -142,6 +144,22 @@ class S3Storage:
 def read_metrics(storage: Storage, config: PipelineConfig, run_id: str) -> dict[str, Any]:
     """The job's metrics file for ``run_id`` (``_runs/<run_id>.json``), parsed."""
     return json.loads(storage.get_bytes(f"{config.runs_uri}{run_id}.json"))
+
+
+def read_quarantine(storage: Storage, config: PipelineConfig, run_id: str) -> pa.Table:
+    """Every row the job quarantined in run ``run_id``, one table (none: no rows, no columns).
+
+    The one place that knows the quarantine's layout (``quarantine/run_id=<run_id>/``,
+    Parquet): each file is read on its own, so no partition column is inferred from the
+    folder name.
+    """
+    prefix = f"{config.quarantine_uri}run_id={run_id}/"
+    tables = [
+        pq.read_table(pa.BufferReader(storage.get_bytes(obj.uri)))
+        for obj in storage.list(prefix)
+        if obj.uri.endswith(".parquet")
+    ]
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
 
 
 def _hidden(name: str) -> bool:

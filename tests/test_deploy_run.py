@@ -200,7 +200,7 @@ def test_run_workflow_follows_each_node_then_queries_and_charts(
     # One workflow stage in place of crawl and etl; the run is named by the job run.
     stages = out.split("Stage durations\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in stages] == [
-        "generate", "upload", "workflow", "tables", "queries", "charts",
+        "generate", "upload", "workflow", "tables", "queries", "charts", "report",
     ]  # fmt: skip
     assert f"Run {job_run_id} on target 'aws'" in out
     assert "quarantined 10 of 240 rows read = 4.17% (threshold 5.00%): OK" in out

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -220,10 +221,11 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     # The same stages, by the same names, as a local run.
     stages = run.stdout.split("Stage durations\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in stages] == [
-        "generate", "upload", "crawl", "etl", "tables", "queries", "charts",
+        "generate", "upload", "crawl", "etl", "tables", "queries", "charts", "report",
     ]  # fmt: skip
     # moto reports ExecutionTime=123 s: 2 G.1X workers x 1 DPU x 123 s = 0.0683 DPU-hours.
     assert "Glue job: 2 x G.1X for 123s = 0.0683 DPU-hours" in run.stdout
+    _check_report_in_the_results_bucket(run.stdout, tmp_path, s3)
 
     status = _deploy(endpoint, tmp_path, "status")
     assert status.returncode == 0, status.stderr
@@ -234,6 +236,27 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     assert down.returncode == 0, down.stderr
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
     assert glue.list_jobs()["JobNames"] == []
+
+
+def _check_report_in_the_results_bucket(stdout: str, cwd: Path, s3) -> None:
+    """The run's page, written beside the charts, is in the results bucket, encrypted,
+    with a presigned link that serves it, signed for 15 minutes; its local path is the
+    last line printed."""
+    page = cwd / "report" / "index.html"
+    lines = stdout.strip().splitlines()
+    assert lines[-1] == f"Report: {page}"
+    key = f"reports/{RUN_ID}.html"
+    assert f"Report in S3: s3://{BUCKET}-athena-results/{key}" in lines
+    [link] = [line.split(": ", 1)[1] for line in lines if line.startswith("Report link")]
+    assert "Report link (valid 15 minutes): " in stdout
+    head = s3.head_object(Bucket=f"{BUCKET}-athena-results", Key=key)
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ContentType"] == "text/html; charset=utf-8"
+    assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["900"]
+    served = requests.get(link, timeout=10)
+    assert served.status_code == 200
+    assert served.content == page.read_bytes()
+    assert "Estimated cost" in served.text  # the aws run's cost lines are on the page
 
 
 def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(

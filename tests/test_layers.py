@@ -7,7 +7,7 @@ module may import its own layer or a lower one, never a higher one:
 0. ``config``, ``errors``, ``java``, ``datagen``, ``costs``;
 1. ``storage``, ``sql``, ``engines``, ``catalog``, ``charts``, ``aws``, ``infra/*``;
 2. ``targets/*``: the only place that branches on the target;
-3. ``runner``;
+3. ``runner``, ``report`` (the run's page, which the runner writes last);
 4. ``cli``: the scripts' helper, imported by scripts only;
 5. the top-level scripts.
 
@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline.storage", "pipeline.sql", "pipeline.engines", "pipeline.catalog",
      "pipeline.charts", "pipeline.aws", "pipeline.infra"),
     ("pipeline.targets",),
-    ("pipeline.runner",),
+    ("pipeline.runner", "pipeline.report"),
     ("pipeline.cli",),
 )  # fmt: skip
 SCRIPTS_LAYER = len(LAYERS)

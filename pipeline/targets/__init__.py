@@ -17,7 +17,10 @@ nothing outside this package asks which target it is:
 - ``engine()``: the query engine (DuckDB over the lake, or Athena);
 - ``check_processed_data()``: refuse, with NoDataError, when there is visibly nothing
   to chart;
-- ``cost_lines(...)``: what a run cost at list prices, as summary lines (none locally).
+- ``cost_lines(...)``: what a run cost at list prices, as summary lines (none locally);
+- ``publish_report(html, name)``: keep the run's HTML page where its readers are (on
+  aws, in the results bucket, with a presigned link valid for a short time); locally
+  the page on disk is all there is (None).
 
 ``resolve_config(config)`` completes a CLI's config as its target needs (on aws, the
 account from STS, which names the buckets).
@@ -64,6 +67,7 @@ class Target(Protocol):
         scanned: Sequence[int],
         stored_bytes: int,
     ) -> list[str]: ...
+    def publish_report(self, html: bytes, name: str) -> tuple[str, str, int] | None: ...
 
 
 _TARGETS: dict[str, type[LocalTarget] | type[AwsTarget]] = {

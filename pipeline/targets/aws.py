@@ -10,9 +10,11 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config as BotoConfig
+
 from pipeline import costs, infra
-from pipeline.aws import with_account
-from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig
+from pipeline.aws import client, with_account
+from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig, split_s3_uri
 from pipeline.engines import AthenaEngine
 from pipeline.errors import CrawlerError
 from pipeline.infra.shared import retry_iam_propagation
@@ -143,6 +145,32 @@ class AwsTarget(TargetBase):
             stored_bytes=stored_bytes,
         )
 
+    def publish_report(self, html: bytes, name: str) -> tuple[str, str, int]:
+        """Put the page in the results bucket, encrypted as every object there (SSE-S3)
+        and private as the bucket is; return its URI, a presigned GET link and how many
+        seconds the link is valid."""
+        bucket, key = split_s3_uri(self.config.reports_uri + name)
+        s3 = self.clients.s3
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=html,
+            ContentType="text/html; charset=utf-8",
+            ServerSideEncryption="AES256",
+        )
+        # Signature version 4, which every region accepts (v2 links only work in old ones).
+        signer = client(self.config, "s3", config=BotoConfig(signature_version="s3v4"))
+        link = signer.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": bucket, "Key": key},
+            ExpiresIn=REPORT_LINK_SECONDS,
+        )
+        return f"s3://{bucket}/{key}", link, REPORT_LINK_SECONDS
+
+
+# How long the report's presigned link works: long enough to open it after the run,
+# short enough that a link pasted somewhere stops working soon.
+REPORT_LINK_SECONDS = 15 * 60
 
 # The job's own tables, which a crawl of the raw folders does not make.
 _JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE})

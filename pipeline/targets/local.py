@@ -101,3 +101,7 @@ class LocalTarget(TargetBase):
     ) -> list[str]:
         """None: a local run is billed nothing."""
         return []
+
+    def publish_report(self, html: bytes, name: str) -> None:
+        """Nothing to publish: the page written on disk is the report."""
+        return None
