@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class RunContext:
     """What every step of one run needs: Spark, the arguments and inputs, where it writes."""
 
-    spark: SparkSession
+    spark: SparkSession | None  # None only for a run with nothing new to read
     args: JobArgs
     plan: InputPlan
     run_id: str
@@ -50,7 +50,7 @@ class RunContext:
     @classmethod
     def start(
         cls,
-        spark: SparkSession,
+        spark: SparkSession | None,
         args: JobArgs,
         plan: InputPlan,
         *,

@@ -19,11 +19,11 @@ from pyspark.sql import SparkSession
 from sales_etl.contracts import DEFAULT_JOB_NAME
 from sales_etl.session import JOB_SQL_CONF, apply_job_conf, launched_by_spark_submit
 from sales_etl.tuning import (
+    C1_INPUT_BYTES,
     C1_ONLY,
     CDS_SETTLED_SECONDS,
     CDS_STALE_SECONDS,
     LOCAL_JVM_OPTIONS,
-    SMALL_INPUT_BYTES,
 )
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ def build_local_spark(
 
 def local_jvm_options(input_bytes: int | None) -> list[str]:
     """JVM options for a local driver whose run reads ``input_bytes`` (None: unknown)."""
-    small = input_bytes is not None and input_bytes <= SMALL_INPUT_BYTES
-    return [*LOCAL_JVM_OPTIONS, *([C1_ONLY] if small else [])]
+    short = input_bytes is not None and input_bytes <= C1_INPUT_BYTES
+    return [*LOCAL_JVM_OPTIONS, *([C1_ONLY] if short else [])]
 
 
 # A local JVM starts faster from an archive of the classes Spark loaded the last time

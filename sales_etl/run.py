@@ -124,11 +124,9 @@ def run_job(
     """
     run = RunContext.start(spark, args, plan, run_id=run_id, started=started)
     with RunLock(run.out.root):
-        recover(run.out_fs, run.out.root)
-        load = plan_load(plan, Manifest.load(run.out_fs, run.out.root), args.full_rebuild)
+        load = _settled_load(run)
         if load.mode == NO_NEW_INPUT:
-            log.info("no new input: every raw file was read by an earlier run")
-            return finish_run(run, no_input_metrics(run, load.skipped), failed=None)
+            return _nothing_new(run, load)
         run = run.reading(plan.only(load.sales, load.customers))
         with expression_evaluation(spark, run.plan) as evaluation:
             checked = read_and_classify(run, load)
@@ -151,6 +149,29 @@ def run_job(
         return finish_run(
             run, metrics, failed=None if ok else "rows do not reconcile after staging"
         )
+
+
+def nothing_new_without_spark(
+    args: JobArgs, plan: InputPlan, *, run_id: str, started: datetime
+) -> dict[str, Any] | None:
+    """The run of a local lake that has read every raw file, without starting Spark: its
+    metrics, or None when there is something to read after all (then ``run_job``)."""
+    run = RunContext.start(None, args, plan, run_id=run_id, started=started)
+    with RunLock(run.out.root):
+        load = _settled_load(run)
+        return _nothing_new(run, load) if load.mode == NO_NEW_INPUT else None
+
+
+def _settled_load(run: RunContext) -> Load:
+    """Under the lock: finish or undo an interrupted run's commit, then plan this load."""
+    recover(run.out_fs, run.out.root)
+    manifest = Manifest.load(run.out_fs, run.out.root)
+    return plan_load(run.plan, manifest, run.args.full_rebuild)
+
+
+def _nothing_new(run: RunContext, load: Load) -> dict[str, Any]:
+    log.info("no new input: every raw file was read by an earlier run")
+    return finish_run(run, no_input_metrics(run, load.skipped), failed=None)
 
 
 def read_and_classify(run: RunContext, load: Load) -> Checked:
@@ -283,6 +304,13 @@ def run_local(args: JobArgs) -> dict[str, Any]:
     if local_inputs:  # fail fast, before the JVM
         known, arrays = processed_files(args, None)
         plan = plan_inputs(args, None, known, arrays)
+    new = plan.only_new(known) if plan is not None else None
+    if new is not None and not (new.sales_files or new.customer_files):
+        # Every listed file was read before: unless the state says otherwise under the
+        # lock (a file changed or went away), there is nothing to start Spark for.
+        done = nothing_new_without_spark(args, plan, run_id=run_id, started=started)
+        if done is not None:
+            return done
     try:
         from pipeline.java import ensure_java
     except ImportError:  # the file was copied somewhere on its own: trust JAVA_HOME/PATH
@@ -291,8 +319,7 @@ def run_local(args: JobArgs) -> dict[str, Any]:
         ensure_java()
     created = SparkSession.getActiveSession() is None
     # What the run will read, when known before the JVM starts: the files not read before.
-    new_bytes = plan.only_new(known).input_bytes if plan is not None else None
-    spark = build_local_spark(input_bytes=new_bytes)
+    spark = build_local_spark(input_bytes=new.input_bytes if new is not None else None)
     try:
         if plan is None:
             plan = plan_inputs(args, spark, *processed_files(args, spark))

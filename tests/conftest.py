@@ -52,7 +52,9 @@ def lake(tmp_path_factory: pytest.TempPathFactory):
 # workers take modules in this order: the heaviest first, so that neither is left with a
 # long one at the end. Modules not listed run after these, in file order.
 MODULE_SECONDS = {
-    "test_daily_loads.py": 228,
+    "test_daily_loads_equivalence.py": 100,
+    "test_daily_loads.py": 80,
+    "test_daily_loads_crash.py": 50,
     "test_glue_etl_parallel.py": 96,
     "test_run_on_own_data.py": 67,
     "test_deploy_policy.py": 63,

@@ -545,9 +545,9 @@ def test_a_small_run_gets_a_jvm_that_compiles_with_c1_only(spark):
 
 @pytest.mark.parametrize(
     ("input_bytes", "c1_only"),
-    [(None, False), (0, True), (4 * 1024 * 1024, True), (4 * 1024 * 1024 + 1, False)],
+    [(None, False), (0, True), (64 * 1024 * 1024, True), (64 * 1024 * 1024 + 1, False)],
 )
-def test_the_jvm_compiles_with_c1_only_up_to_4_mib(input_bytes, c1_only):
+def test_the_jvm_compiles_with_c1_only_up_to_64_mib(input_bytes, c1_only):
     options = local_session.local_jvm_options(input_bytes)
     assert options[:2] == ["-Duser.timezone=UTC", "-XX:+UseParallelGC"]
     assert ("-XX:TieredStopAtLevel=1" in options) is c1_only
