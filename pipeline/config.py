@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sales_etl import published
+
 DEFAULT_PREFIX = "sales-pipeline"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_LAKE = "lake"
@@ -63,8 +65,9 @@ PACKAGE_KEY = "scripts/sales_etl.zip"
 
 # CloudWatch: the namespace the Glue job publishes its run metrics to (each with the
 # dimension Pipeline=<prefix>); the Glue role may put metrics in no other of its own.
-METRICS_NAMESPACE = "SalesPipeline"
-METRICS_DIMENSION = "Pipeline"
+# The job names them (sales_etl/published.py); the alarm reads the same names.
+METRICS_NAMESPACE = published.NAMESPACE
+METRICS_DIMENSION = published.PIPELINE_DIMENSION
 
 # The data-quality check's default, on both targets (run_pipeline.py's and deploy.py's
 # --max-quarantine-rate, and the CloudWatch alarm's threshold): at most 5% of the rows

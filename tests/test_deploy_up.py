@@ -100,6 +100,7 @@ def test_glue_database_crawler_and_job_are_configured(deployed):
         "--enable-continuous-cloudwatch-log": "true",
         "--metrics_namespace": "SalesPipeline",
         "--pipeline_prefix": "test-sales",
+        "--aws_region": "us-east-1",
     }
 
 
