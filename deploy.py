@@ -8,7 +8,8 @@ python deploy.py run                   # upload data + script, crawl, run the jo
 python deploy.py run --workflow        # the same, the crawl and job run by the Glue workflow
 python deploy.py status                # each resource, the last crawl, job and workflow run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
-python deploy.py policy > deployer.json  # the IAM policy a person needs for up/run/status/down
+python deploy.py policy               # how the deployer's IAM policy splits into managed policies
+python deploy.py policy --part 1 > deployer-1.json  # one part, a managed policy's document
 python deploy.py template > stack.yaml   # the same stack as a CloudFormation template
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
 
@@ -29,11 +30,18 @@ import json
 import sys
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
+from pipeline.errors import DeployError, UsageError, one_line
 from pipeline.infra.operations import Operations, email_problem, schedule_problem
-from pipeline.infra.policies import deployer_policy
+from pipeline.infra.policies import (
+    MANAGED_POLICY_MAX_CHARS,
+    deployer_policy_name,
+    deployer_policy_parts,
+)
 from pipeline.infra.shared import partition_for_region
 from pipeline.infra.template import render, template
 from pipeline.runner import RunOptions, run, summary_lines
@@ -53,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done; call nothing"
+    )
+    parser.add_argument(
+        "--part",
+        type=int,
+        help="policy: print this part of the deployer policy (1, 2, ...), each a managed "
+        "policy's document; without it, the parts and the commands that attach them",
     )
     parser.add_argument("--yes", action="store_true", help="confirm `down` (it deletes data)")
     parser.add_argument(
@@ -107,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
+    if args.part is not None and args.command != "policy":
+        parser.error("--part goes with `policy`")
     if args.account_id and not (args.dry_run or args.command == "policy"):
         # The other commands act on the credentials' own account: STS says which.
         parser.error("--account-id goes with `policy` or --dry-run")
@@ -134,6 +150,28 @@ def operations(args: argparse.Namespace) -> Operations:
     )
 
 
+def policy_guide(config: PipelineConfig, count: int) -> list[str]:
+    """What `deploy.py policy` prints without --part: the parts and how to attach them."""
+    flags = f"--prefix {config.prefix} --region {config.region} --account-id {config.account_id}"
+    name = deployer_policy_name(config, "$part")
+    partition = partition_for_region(config.region)
+    arn = f"arn:{partition}:iam::{config.account_id}:policy/{name}"
+    return [
+        f"The deploying identity's policy for prefix {config.prefix} comes in {count} parts, "
+        f"each a customer managed policy (IAM allows {MANAGED_POLICY_MAX_CHARS:,} characters "
+        "per managed policy, 2,048 inline on a user). Create and attach each part:",
+        "",
+        f"for part in {' '.join(str(i) for i in range(1, count + 1))}; do",
+        f"  python deploy.py policy {flags} --part $part > {name}.json",
+        f"  aws iam create-policy --policy-name {name} --policy-document file://{name}.json",
+        f"  aws iam attach-user-policy --user-name YOUR-USER --policy-arn {arn}",
+        "done",
+        "",
+        "For a role, attach each with: aws iam attach-role-policy --role-name YOUR-ROLE "
+        "--policy-arn ...",
+    ]
+
+
 def make_config(args: argparse.Namespace) -> PipelineConfig:
     """Build the aws config from flags; unset flags fall back to env and defaults.
 
@@ -144,7 +182,15 @@ def make_config(args: argparse.Namespace) -> PipelineConfig:
         return config_from(args, target="aws", account_id=args.account_id)
     if args.dry_run:
         return config_from(args, target="aws", account_id=ACCOUNT_PLACEHOLDER)
-    return config_from(args, target="aws")
+    if args.command != "policy":
+        return config_from(args, target="aws")
+    try:
+        return config_from(args, target="aws")
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(
+            f"could not ask STS for the account the policy is for ({one_line(exc)}); "
+            "pass --account-id 123456789012 to print it without calling AWS"
+        ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,9 +206,16 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     config = make_config(args)
     if args.command == "policy":
-        # JSON only on stdout, so `deploy.py policy > deployer.json` gives the document.
-        policy = deployer_policy(config, config.account_id, partition_for_region(config.region))
-        print(json.dumps(policy, indent=2))
+        parts = deployer_policy_parts(
+            config, config.account_id, partition_for_region(config.region)
+        )
+        if args.part is None:
+            print("\n".join(policy_guide(config, len(parts))))
+        elif 1 <= args.part <= len(parts):
+            # JSON only on stdout, so `deploy.py policy --part 1 > f.json` gives the document.
+            print(json.dumps(parts[args.part - 1], indent=2))
+        else:
+            raise UsageError(f"--part {args.part}: the deployer policy has parts 1 to {len(parts)}")
         return 0
     if args.dry_run:
         if args.command == "up":
