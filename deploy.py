@@ -19,8 +19,8 @@ asked of STS (GetCallerIdentity) once; `up --dry-run`, `down --dry-run` and `pol
 take --account-id instead, and then call nothing.
 
 `up` and `run` exit 1 without changing anything when one of the deployment's names is
-taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, or the
-shared Glue database owned by another prefix); `down` never deletes such a resource.
+taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, as tags or,
+on the Glue database, as parameters); `down` never deletes such a resource.
 """
 
 from __future__ import annotations

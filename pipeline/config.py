@@ -24,6 +24,9 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_LAKE = "lake"
 TARGETS = ("local", "aws")
 
+# The Glue database of the default prefix; any other prefix's is DATABASE_<prefix>, its
+# hyphens as underscores (Athena names take no hyphen unquoted), so two prefixes in one
+# account and region never share one.
 DATABASE = "sales_analytics_db"
 
 # What a plan shows where the account id goes when no AWS call was made to learn it.
@@ -203,7 +206,7 @@ class PipelineConfig:
     # Glue, IAM and Athena names
     @property
     def database(self) -> str:
-        return DATABASE
+        return database_name(self.prefix)
 
     @property
     def crawler_name(self) -> str:
@@ -311,6 +314,15 @@ class PipelineConfig:
             "processed_bucket": self.processed_bucket,
             "results_bucket": self.results_bucket,
         }
+
+
+def database_name(prefix: str) -> str:
+    """The Glue database of ``prefix``: DATABASE for the default prefix, else
+    ``DATABASE_<prefix>`` with hyphens as underscores (one name per prefix: prefixes
+    hold no underscore, and every other prefix's name is longer than DATABASE)."""
+    if prefix == DEFAULT_PREFIX:
+        return DATABASE
+    return f"{DATABASE}_{prefix.replace('-', '_')}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -35,7 +35,7 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
         "plan-test-111122223333-us-east-1-scripts",
         "plan-test-111122223333-us-east-1-athena-results",
         "plan-test-glue-role",
-        "sales_analytics_db",
+        "sales_analytics_db_plan_test",
         "plan-test-raw-crawler",
         "plan-test-etl-job",
         "plan-test-workgroup",

@@ -428,9 +428,9 @@ def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
     glue = "arn:aws:glue:us-east-1:111122223333"
     assert statements["GlueDatabaseAndTables"]["Resource"] == [
         f"{glue}:catalog",
-        f"{glue}:database/sales_analytics_db",
-        f"{glue}:table/sales_analytics_db/*",
-        f"{glue}:userDefinedFunction/sales_analytics_db/*",
+        f"{glue}:database/sales_analytics_db_acme",
+        f"{glue}:table/sales_analytics_db_acme/*",
+        f"{glue}:userDefinedFunction/sales_analytics_db_acme/*",
     ]
     assert "glue:CreateTable" in statements["GlueDatabaseAndTables"]["Action"]  # the DDL
     assert statements["GlueCrawler"]["Resource"] == [f"{glue}:crawler/acme-raw-crawler"]
