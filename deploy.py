@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Provision, run, inspect and tear down the pipeline on AWS (or moto / LocalStack).
 
-python deploy.py up --dry-run          # print every resource and setting; no AWS call
+python deploy.py up --dry-run          # the resources up manages (--verbose: every setting); no AWS call
 python deploy.py up                    # create or repair (idempotent)
 python deploy.py up --schedule "cron(0 6 * * ? *)" --alert-email you@example.com
 python deploy.py run                   # upload data + script, crawl, run the job, query
@@ -69,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "policy's document; without it, the parts and the commands that attach them",
     )
     parser.add_argument("--yes", action="store_true", help="confirm `down` (it deletes data)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="up --dry-run: after the table of resources, every setting of each",
+    )
     parser.add_argument(
         "--rows", type=int, default=defaults.rows, help="run: sales rows (default %(default)s)"
     )
@@ -219,11 +224,13 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         if args.command == "up":
+            resources = infra.plan(config, ops=operations(args))
             print(
                 f"plan for prefix {config.prefix} in {config.region}, account "
-                f"{config.account_id} (nothing was called):"
+                f"{config.account_id} (nothing was called): {len(resources)} resources, each "
+                "created if missing, else its drifted settings put back"
             )
-            print(infra.format_plan(infra.plan(config, ops=operations(args))))
+            print(infra.format_plan(resources, verbose=args.verbose))
         elif args.command == "down":
             print("down would delete:")
             print("\n".join(f"  {line}" for line in infra.down_plan(config)))

@@ -53,9 +53,15 @@ def plan(
     return [resource for kind in KINDS for resource in kind.plan(ctx)]
 
 
-def format_plan(resources: Iterable[Resource]) -> str:
-    """Return the plan as readable text: one header per resource, settings as JSON."""
-    lines = []
+def format_plan(resources: Iterable[Resource], verbose: bool = False) -> str:
+    """Return the plan as readable text: a table of the resources (kind, name), one line
+    each, so it fits a screen; with ``verbose``, then each resource's settings as JSON."""
+    resources = list(resources)
+    width = max((len(r.kind) for r in resources), default=0)
+    lines = [f"{'resource':<{width}}  name", *(f"{r.kind:<{width}}  {r.name}" for r in resources)]
+    if not verbose:
+        lines.append("(every setting of each: add --verbose)")
+        return "\n".join(lines)
     for r in resources:
         lines.append(f"== {r.kind}: {r.name}")
         lines.append(json.dumps(r.settings, indent=2, sort_keys=True, default=str))
