@@ -75,3 +75,12 @@ def test_a_key_is_young_for_five_minutes_and_a_minute_of_skew():
     assert key.is_young({"CreationDate": now - timedelta(seconds=359)}, now)
     assert not key.is_young({"CreationDate": now - timedelta(seconds=361)}, now)
     assert not key.is_young({}, now)
+
+
+def test_status_right_after_up_waits_for_the_key_rotation_to_be_readable(deployed, config):
+    inject(deployed.kms, "GetKeyRotationStatus", DENIED)
+    waits: list[float] = []
+    rows = infra.status(config, deployed, sleep=waits.append)
+    [row] = [r for r in rows if r["kind"] == "kms-key"]
+    assert (row["state"], waits) == ("Enabled", [2.0])
+    assert "rotation=on" in row["detail"]

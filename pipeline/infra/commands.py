@@ -113,10 +113,18 @@ def up(
     return changes
 
 
-def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[str, Any]]:
-    """Return one row per resource (kind, name, state, detail) plus the last crawl and job run."""
+def status(
+    config: PipelineConfig,
+    clients: Clients | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """Return one row per resource (kind, name, state, detail) plus the last crawl and job run.
+
+    ``sleep`` is how a read of a KMS key minutes old waits for its tags to authorize.
+    """
     clients = clients or Clients.for_config(config)
-    ctx = Context(config, clients, Account.of(clients))
+    ctx = Context(config, clients, Account.of(clients), sleep=sleep)
     return [row for kind in KINDS for row in kind.status(ctx)]
 
 

@@ -378,7 +378,8 @@ def status(ctx: Context) -> list[dict[str, Any]]:
     state = meta.get("KeyState", "?")
     detail = f"id={meta['KeyId']}"
     if state in USABLE_KEY_STATES:
-        rotation = kms.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled")
+        read = partial(kms.get_key_rotation_status, KeyId=meta["KeyId"])
+        rotation = on_key(ctx, meta, read, "GetKeyRotationStatus").get("KeyRotationEnabled")
         detail += f" rotation={'on' if rotation else 'off'}"
     if meta.get("DeletionDate"):
         detail += f" deletion on {meta['DeletionDate']}"
