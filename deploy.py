@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Provision, run, inspect and tear down the pipeline on AWS (or moto / LocalStack).
 
-python deploy.py up --dry-run          # print every resource and setting; no AWS call
+python deploy.py up --dry-run          # the resources up manages (--verbose: every setting); no AWS call
 python deploy.py up                    # create or repair (idempotent)
 python deploy.py up --schedule "cron(0 6 * * ? *)" --alert-email you@example.com
 python deploy.py run                   # upload data + script, crawl, run the job, query
 python deploy.py run --workflow        # the same, the crawl and job run by the Glue workflow
 python deploy.py status                # each resource, the last crawl, job and workflow run
 python deploy.py down --yes            # delete only what `up` made, buckets emptied first
-python deploy.py policy > deployer.json  # the IAM policy a person needs for up/run/status/down
+python deploy.py policy               # how the deployer's IAM policy splits into managed policies
+python deploy.py policy --part 1 > deployer-1.json  # one part, a managed policy's document
 python deploy.py template > stack.yaml   # the same stack as a CloudFormation template
 python deploy.py up --endpoint-url http://127.0.0.1:5000   # against moto server
 
@@ -18,8 +19,8 @@ asked of STS (GetCallerIdentity) once; `up --dry-run`, `down --dry-run` and `pol
 take --account-id instead, and then call nothing.
 
 `up` and `run` exit 1 without changing anything when one of the deployment's names is
-taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, or the
-shared Glue database owned by another prefix); `down` never deletes such a resource.
+taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, as tags or,
+on the Glue database, as parameters); `down` never deletes such a resource.
 """
 
 from __future__ import annotations
@@ -29,11 +30,18 @@ import json
 import sys
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
+from pipeline.errors import DeployError, UsageError, one_line
 from pipeline.infra.operations import Operations, email_problem, schedule_problem
-from pipeline.infra.policies import deployer_policy
+from pipeline.infra.policies import (
+    MANAGED_POLICY_MAX_CHARS,
+    deployer_policy_name,
+    deployer_policy_parts,
+)
 from pipeline.infra.shared import partition_for_region
 from pipeline.infra.template import render, template
 from pipeline.report import page_lines
@@ -55,7 +63,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done; call nothing"
     )
+    parser.add_argument(
+        "--part",
+        type=int,
+        help="policy: print this part of the deployer policy (1, 2, ...), each a managed "
+        "policy's document; without it, the parts and the commands that attach them",
+    )
     parser.add_argument("--yes", action="store_true", help="confirm `down` (it deletes data)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="up --dry-run: after the table of resources, every setting of each",
+    )
     parser.add_argument(
         "--rows", type=int, default=defaults.rows, help="run: sales rows (default %(default)s)"
     )
@@ -113,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
+    if args.part is not None and args.command != "policy":
+        parser.error("--part goes with `policy`")
     if args.account_id and not (args.dry_run or args.command == "policy"):
         # The other commands act on the credentials' own account: STS says which.
         parser.error("--account-id goes with `policy` or --dry-run")
@@ -140,6 +161,28 @@ def operations(args: argparse.Namespace) -> Operations:
     )
 
 
+def policy_guide(config: PipelineConfig, count: int) -> list[str]:
+    """What `deploy.py policy` prints without --part: the parts and how to attach them."""
+    flags = f"--prefix {config.prefix} --region {config.region} --account-id {config.account_id}"
+    name = deployer_policy_name(config, "$part")
+    partition = partition_for_region(config.region)
+    arn = f"arn:{partition}:iam::{config.account_id}:policy/{name}"
+    return [
+        f"The deploying identity's policy for prefix {config.prefix} comes in {count} parts, "
+        f"each a customer managed policy (IAM allows {MANAGED_POLICY_MAX_CHARS:,} characters "
+        "per managed policy, 2,048 inline on a user). Create and attach each part:",
+        "",
+        f"for part in {' '.join(str(i) for i in range(1, count + 1))}; do",
+        f"  python deploy.py policy {flags} --part $part > {name}.json",
+        f"  aws iam create-policy --policy-name {name} --policy-document file://{name}.json",
+        f"  aws iam attach-user-policy --user-name YOUR-USER --policy-arn {arn}",
+        "done",
+        "",
+        "For a role, attach each with: aws iam attach-role-policy --role-name YOUR-ROLE "
+        "--policy-arn ...",
+    ]
+
+
 def make_config(args: argparse.Namespace) -> PipelineConfig:
     """Build the aws config from flags; unset flags fall back to env and defaults.
 
@@ -150,7 +193,15 @@ def make_config(args: argparse.Namespace) -> PipelineConfig:
         return config_from(args, target="aws", account_id=args.account_id)
     if args.dry_run:
         return config_from(args, target="aws", account_id=ACCOUNT_PLACEHOLDER)
-    return config_from(args, target="aws")
+    if args.command != "policy":
+        return config_from(args, target="aws")
+    try:
+        return config_from(args, target="aws")
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(
+            f"could not ask STS for the account the policy is for ({one_line(exc)}); "
+            "pass --account-id 123456789012 to print it without calling AWS"
+        ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,17 +217,26 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     config = make_config(args)
     if args.command == "policy":
-        # JSON only on stdout, so `deploy.py policy > deployer.json` gives the document.
-        policy = deployer_policy(config, config.account_id, partition_for_region(config.region))
-        print(json.dumps(policy, indent=2))
+        parts = deployer_policy_parts(
+            config, config.account_id, partition_for_region(config.region)
+        )
+        if args.part is None:
+            print("\n".join(policy_guide(config, len(parts))))
+        elif 1 <= args.part <= len(parts):
+            # JSON only on stdout, so `deploy.py policy --part 1 > f.json` gives the document.
+            print(json.dumps(parts[args.part - 1], indent=2))
+        else:
+            raise UsageError(f"--part {args.part}: the deployer policy has parts 1 to {len(parts)}")
         return 0
     if args.dry_run:
         if args.command == "up":
+            resources = infra.plan(config, ops=operations(args))
             print(
                 f"plan for prefix {config.prefix} in {config.region}, account "
-                f"{config.account_id} (nothing was called):"
+                f"{config.account_id} (nothing was called): {len(resources)} resources, each "
+                "created if missing, else its drifted settings put back"
             )
-            print(infra.format_plan(infra.plan(config, ops=operations(args))))
+            print(infra.format_plan(resources, verbose=args.verbose))
         elif args.command == "down":
             print("down would delete:")
             print("\n".join(f"  {line}" for line in infra.down_plan(config)))

@@ -14,7 +14,8 @@ The job's code is the ``sales_etl`` package beside this file: Glue gets it as a 
 ``--extra-py-files``, ``spark-submit`` with ``--py-files``. This file holds only what is
 Glue's (``GlueContext``, ``Job``, Glue's logger) and the exit codes: 0 done, 2 an input
 or argument that cannot be used (nothing written), 1 the job failed. The last line it
-prints is always one readable sentence.
+prints is always one readable sentence. On success the script returns normally rather
+than raising ``SystemExit(0)``, which some Glue versions record as a failed run.
 """
 
 from __future__ import annotations
@@ -114,5 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def entry(argv: Sequence[str] | None = None) -> None:
+    """The script's entry: return normally on success, exit with the code on failure.
+
+    Glue runs the script in its own Python process and has marked a run whose script
+    raised ``SystemExit(0)`` as FAILED, so only a failure exits.
+    """
+    code = main(argv)
+    if code:
+        sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

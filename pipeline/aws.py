@@ -25,10 +25,40 @@ def client(config: PipelineConfig, service: str, /, **kwargs: Any) -> Any:
     """Return a boto3 client for ``service``, honouring ``config.endpoint_url``.
 
     ``kwargs`` go to boto3 (``config=`` is then botocore's Config, not the pipeline's).
+    An S3 client's errors name the bucket and key they were about (see
+    :func:`name_s3_errors`).
     """
     if config.endpoint_url:
         kwargs.setdefault("endpoint_url", config.endpoint_url)
-    return session(config).client(service, **kwargs)
+    made = session(config).client(service, **kwargs)
+    if service == "s3":
+        name_s3_errors(made)
+    return made
+
+
+def name_s3_errors(s3: Any) -> None:
+    """Make the S3 client's errors say which bucket or object they were about.
+
+    S3 answers a HeadObject it refuses with a bare ``403 Forbidden`` (no body), so the
+    error alone does not tell which of a run's objects was refused. The call's Bucket
+    and Key are remembered when it is made and appended to the error's message
+    (``... Forbidden (s3://bucket/key)``) before botocore raises it.
+    """
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["s3_about"] = (params.get("Bucket"), params.get("Key"))
+
+    def name(parsed: Any, context: dict[str, Any], **_: Any) -> None:
+        error = parsed.get("Error") if isinstance(parsed, dict) else None
+        bucket, key = context.get("s3_about", (None, None))
+        if not error or not bucket:
+            return
+        about = f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
+        if about not in str(error.get("Message", "")):
+            error["Message"] = f"{error.get('Message') or error.get('Code', '')} ({about})"
+
+    s3.meta.events.register("provide-client-params.s3.*", remember)
+    s3.meta.events.register("after-call.s3.*", name)
 
 
 def caller_account(config: PipelineConfig) -> str:

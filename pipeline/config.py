@@ -17,11 +17,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sales_etl import published
+
 DEFAULT_PREFIX = "sales-pipeline"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_LAKE = "lake"
 TARGETS = ("local", "aws")
 
+# The Glue database of the default prefix; any other prefix's is DATABASE_<prefix>, its
+# hyphens as underscores (Athena names take no hyphen unquoted), so two prefixes in one
+# account and region never share one.
 DATABASE = "sales_analytics_db"
 
 # What a plan shows where the account id goes when no AWS call was made to learn it.
@@ -63,8 +68,9 @@ PACKAGE_KEY = "scripts/sales_etl.zip"
 
 # CloudWatch: the namespace the Glue job publishes its run metrics to (each with the
 # dimension Pipeline=<prefix>); the Glue role may put metrics in no other of its own.
-METRICS_NAMESPACE = "SalesPipeline"
-METRICS_DIMENSION = "Pipeline"
+# The job names them (sales_etl/published.py); the alarm reads the same names.
+METRICS_NAMESPACE = published.NAMESPACE
+METRICS_DIMENSION = published.PIPELINE_DIMENSION
 
 # The data-quality check's default, on both targets (run_pipeline.py's and deploy.py's
 # --max-quarantine-rate, and the CloudWatch alarm's threshold): at most 5% of the rows
@@ -202,7 +208,7 @@ class PipelineConfig:
     # Glue, IAM and Athena names
     @property
     def database(self) -> str:
-        return DATABASE
+        return database_name(self.prefix)
 
     @property
     def crawler_name(self) -> str:
@@ -314,6 +320,15 @@ class PipelineConfig:
             "processed_bucket": self.processed_bucket,
             "results_bucket": self.results_bucket,
         }
+
+
+def database_name(prefix: str) -> str:
+    """The Glue database of ``prefix``: DATABASE for the default prefix, else
+    ``DATABASE_<prefix>`` with hyphens as underscores (one name per prefix: prefixes
+    hold no underscore, and every other prefix's name is longer than DATABASE)."""
+    if prefix == DEFAULT_PREFIX:
+        return DATABASE
+    return f"{DATABASE}_{prefix.replace('-', '_')}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -27,8 +28,14 @@ OPTIONAL_ARGS = (
     "JOB_NAME",
     "metrics_namespace",
     "pipeline_prefix",
+    "aws_region",
     "full_rebuild",
 )
+
+# Where the region comes from when the job definition does not pass --aws_region, in
+# this order. botocore itself reads only AWS_DEFAULT_REGION (and the config files), so
+# the job never leaves it to botocore.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class JobArgs:
     # Publish the run's figures to CloudWatch in this namespace, dimension Pipeline=<prefix>.
     metrics_namespace: str | None = None
     pipeline_prefix: str | None = None
+    # The region of every AWS client the job makes: --aws_region, else the environment's.
+    aws_region: str | None = None
     # Rebuild every output from all raw files instead of reading only what is new.
     full_rebuild: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -85,6 +94,12 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
         raise FatalInputError(
             f"bad arguments: --metrics_namespace and --pipeline_prefix go together; {_usage()}"
         )
+    region = job_region(resolved.get("aws_region"))
+    if resolved.get("metrics_namespace") and region is None:
+        raise FatalInputError(
+            "bad arguments: publishing metrics needs a region: pass --aws_region "
+            f"(or set {' or '.join(REGION_VARIABLES)}); {_usage()}"
+        )
     return JobArgs(
         sales_path=resolved["sales_path"],
         customers_path=resolved["customers_path"],
@@ -95,9 +110,18 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
         job_run_id=resolved.get("JOB_RUN_ID"),
         metrics_namespace=resolved.get("metrics_namespace"),
         pipeline_prefix=resolved.get("pipeline_prefix"),
+        aws_region=region,
         full_rebuild=_flag(resolved.get("full_rebuild"), "full_rebuild"),
         raw=dict(resolved),
     )
+
+
+def job_region(given: str | None) -> str | None:
+    """The job's AWS region: ``given`` (``--aws_region``), else the first of
+    :data:`REGION_VARIABLES` set, else None."""
+    if given:
+        return given
+    return next((os.environ[v] for v in REGION_VARIABLES if os.environ.get(v)), None)
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -118,7 +142,7 @@ def _usage() -> str:
     return (
         "usage: glue_etl_job.py --sales_path P --customers_path P --output_path P "
         "[--quarantine_path P] [--run_id ID] [--JOB_NAME NAME] "
-        "[--metrics_namespace NS --pipeline_prefix PREFIX] [--full_rebuild true]"
+        "[--metrics_namespace NS --pipeline_prefix PREFIX [--aws_region R]] [--full_rebuild true]"
     )
 
 

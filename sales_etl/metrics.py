@@ -10,6 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from sales_etl import published
 from sales_etl.context import Checked, RunContext, iso, utc_now
 from sales_etl.contracts import CUSTOMER_REASONS, REASONS, SALES_REASONS, JobFailedError
 from sales_etl.inputs import InputPlan
@@ -169,8 +170,6 @@ def _customer_format(plan: InputPlan) -> str:
     return "json_array" if plan.array_files else "ndjson"
 
 
-METRICS_DIMENSION = "Pipeline"
-
 _PUT_METRIC_BATCH = 20
 
 
@@ -184,7 +183,7 @@ def cloudwatch_metric_data(
     metrics: dict[str, Any], prefix: str, timestamp: datetime
 ) -> list[dict[str, Any]]:
     """Return the run's figures as CloudWatch ``MetricData`` (PutMetricData's shape)."""
-    pipeline = {"Name": METRICS_DIMENSION, "Value": prefix}
+    pipeline = {"Name": published.PIPELINE_DIMENSION, "Value": prefix}
 
     def datum(name: str, value: float, unit: str = "Count", **dims: str) -> dict[str, Any]:
         dimensions = [pipeline] + [{"Name": k, "Value": v} for k, v in dims.items()]
@@ -196,29 +195,38 @@ def cloudwatch_metric_data(
             "Unit": unit,
         }
 
+    p = published
     data = [
-        datum("SalesRowsRead", metrics["rows_read"]["sales"]),
-        datum("CustomerRowsRead", metrics["rows_read"]["customers"]),
-        datum("RowsWritten", metrics["rows_written"]["enriched"]),
-        datum("RowsQuarantined", metrics["quarantined_total"]),
-        datum("ExactDuplicatesDropped", metrics["duplicates_dropped"]),
-        datum("UnknownCustomers", metrics["unknown_customers"]),
-        datum("QuarantineRate", quarantine_rate(metrics), unit="None"),
+        datum(p.SALES_ROWS_READ, metrics["rows_read"]["sales"]),
+        datum(p.CUSTOMER_ROWS_READ, metrics["rows_read"]["customers"]),
+        datum(p.ROWS_WRITTEN, metrics["rows_written"]["enriched"]),
+        datum(p.ROWS_QUARANTINED, metrics["quarantined_total"]),
+        datum(p.EXACT_DUPLICATES_DROPPED, metrics["duplicates_dropped"]),
+        datum(p.UNKNOWN_CUSTOMERS, metrics["unknown_customers"]),
+        datum(p.QUARANTINE_RATE, quarantine_rate(metrics), unit="None"),
     ]
     for source, reasons in sorted(metrics["rows_quarantined_by_source"].items()):
         for reason, count in sorted(reasons.items()):
-            data.append(datum("RowsQuarantined", count, Source=source, Reason=reason))
+            dims = {p.SOURCE_DIMENSION: source, p.REASON_DIMENSION: reason}
+            data.append(datum(p.ROWS_QUARANTINED, count, **dims))
     return data
 
 
 def publish_metrics(
-    metrics: dict[str, Any], namespace: str, prefix: str, client: Any = None
+    metrics: dict[str, Any],
+    namespace: str,
+    prefix: str,
+    region: str | None = None,
+    client: Any = None,
 ) -> int:
-    """Put the run's figures to CloudWatch; return how many data points were sent."""
+    """Put the run's figures to CloudWatch; return how many data points were sent.
+
+    Without ``client``, one is made for ``region`` (the job's own, never botocore's guess).
+    """
     if client is None:
         import boto3  # on Glue and in the project's environment; only needed here
 
-        client = boto3.client("cloudwatch")
+        client = boto3.client("cloudwatch", region_name=region)
     data = cloudwatch_metric_data(metrics, prefix, utc_now())
     for i in range(0, len(data), _PUT_METRIC_BATCH):
         client.put_metric_data(Namespace=namespace, MetricData=data[i : i + _PUT_METRIC_BATCH])
@@ -237,7 +245,7 @@ def finish_run(run: RunContext, metrics: dict[str, Any], failed: str | None) -> 
     namespace, prefix = run.args.metrics_namespace, run.args.pipeline_prefix
     if namespace and prefix:
         try:
-            sent = publish_metrics(metrics, namespace, prefix)
+            sent = publish_metrics(metrics, namespace, prefix, run.args.aws_region)
             metrics["cloudwatch"] = {"namespace": namespace, "pipeline": prefix, "data": sent}
             log.info("published %d metric data to CloudWatch namespace %s", sent, namespace)
         except Exception as exc:  # botocore's errors, missing credentials, no network

@@ -512,7 +512,7 @@ def look_alikes(aws) -> None:
     )
 
 
-DATABASE = "sales_analytics_db"
+DATABASE = "sales_analytics_db_test_sales"  # the test prefix's
 MARKS = {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
 SALES_URI = "s3://test-sales-raw/input/sales_data_csv/"
 CUSTOMERS_URI = "s3://test-sales-raw/input/customer_demographics_json/"

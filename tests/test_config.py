@@ -15,7 +15,7 @@ def test_every_bucket_name_derives_from_the_prefix():
     )
     assert config.raw_sales_uri == "s3://acme-sales-raw/input/sales_data_csv/"
     assert config.enriched_uri == "s3://acme-sales-processed/enriched/"
-    assert config.database == "sales_analytics_db"
+    assert config.database == "sales_analytics_db_acme_sales"
 
 
 def test_local_path_mirrors_s3_layout():

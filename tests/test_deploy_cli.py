@@ -28,14 +28,26 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
     argv = ["--prefix", "plan-test", "--region", "us-east-1", "--account-id", "111122223333"]
     assert deploy.main(["up", "--dry-run", *argv]) == 0
+    table = capsys.readouterr().out.splitlines()
+    # One screen: a line saying what up does, the table, a line pointing at --verbose.
+    assert table[0].startswith("plan for prefix plan-test in us-east-1, account 111122223333")
+    assert table[1].split() == ["resource", "name"]
+    assert table[-1] == "(every setting of each: add --verbose)"
+    assert len(table) <= 30 and not any("{" in line for line in table)
+    rows = [line.split() for line in table[2:-1]]
+    assert ["glue-database", "sales_analytics_db_plan_test"] in rows
+    assert ["s3-bucket", "plan-test-111122223333-us-east-1-raw"] in rows
+    assert len(rows) == int(table[0].split("called): ")[1].split()[0])  # "19 resources"
+    assert deploy.main(["up", "--dry-run", "--verbose", *argv]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[: len(table) - 1] == table[:-1]  # the same table first
     for name in (
         "plan-test-111122223333-us-east-1-raw",
         "plan-test-111122223333-us-east-1-processed",
         "plan-test-111122223333-us-east-1-scripts",
         "plan-test-111122223333-us-east-1-athena-results",
         "plan-test-glue-role",
-        "sales_analytics_db",
+        "sales_analytics_db_plan_test",
         "plan-test-raw-crawler",
         "plan-test-etl-job",
         "plan-test-workgroup",
@@ -98,11 +110,11 @@ def test_dry_run_shows_the_account_placeholder_or_the_given_account(monkeypatch,
     assert deploy.main(argv) == 0
     out = capsys.readouterr().out
     assert "plan for prefix plan-test in us-east-1, account <account-id>" in out
-    assert "== s3-bucket: plan-test-<account-id>-us-east-1-raw" in out
+    assert "s3-bucket         plan-test-<account-id>-us-east-1-raw" in out
 
-    assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
+    assert deploy.main([*argv, "--verbose", "--account-id", "111122223333"]) == 0
     out = capsys.readouterr().out
-    assert "== s3-bucket: plan-test-111122223333-us-east-1-athena-results" in out
+    assert "s3-bucket         plan-test-111122223333-us-east-1-athena-results" in out
     assert '"Role": "arn:aws:iam::111122223333:role/plan-test-glue-role"' in out
 
 
@@ -150,7 +162,7 @@ def test_deploy_names_the_profiles_region(aws_config_file, capsys):
     assert deploy.main([*argv, "--account-id", "111122223333"]) == 0
     out = capsys.readouterr().out
     assert "plan for prefix plan-test in eu-central-1, account 111122223333" in out
-    assert "== s3-bucket: plan-test-111122223333-eu-central-1-raw" in out
+    assert "s3-bucket         plan-test-111122223333-eu-central-1-raw" in out
 
 
 def test_an_unknown_profile_is_a_usage_error(aws_config_file, capsys, monkeypatch):
@@ -170,7 +182,8 @@ def test_dry_run_shows_every_new_resource_and_setting_and_calls_nothing(monkeypa
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
     argv = ["--prefix", "plan-test", "--region", "us-east-1", "--account-id", "111122223333"]
     flags = ["--schedule", DAILY, "--alert-email", "oncall@example.com"]
-    assert deploy.main(["up", "--dry-run", *argv, *flags, "--max-quarantine-rate", "0.1"]) == 0
+    more = [*flags, "--max-quarantine-rate", "0.1", "--verbose"]
+    assert deploy.main(["up", "--dry-run", *argv, *more]) == 0
     out = capsys.readouterr().out
     for header in (
         "== glue-workflow: plan-test-workflow",

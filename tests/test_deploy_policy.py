@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
@@ -288,11 +290,32 @@ def aws_authorization(monkeypatch):
     monkeypatch.setattr(IAMRequestBase, "check_action_permitted", check_action_permitted)
 
 
-def _user(iam, name, policy):
-    """An IAM user holding only ``policy``; returns its access key."""
+def _user(iam, name, parts):
+    """An IAM user holding only ``parts``, each a managed policy attached to it (as
+    `deploy.py policy` says to attach them); returns its access key."""
     iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+    for number, part in enumerate(parts, 1):
+        arn = iam.create_policy(PolicyName=f"{name}-{number}", PolicyDocument=json.dumps(part))
+        iam.attach_user_policy(UserName=name, PolicyArn=arn["Policy"]["Arn"])
     return iam.create_access_key(UserName=name)["AccessKey"]
+
+
+def _printed_parts(capsys, *argv):
+    """Every part `deploy.py policy --part N` prints, N = 1, 2, ... until it refuses N."""
+    parts = []
+    while deploy.main(["policy", *argv, "--part", str(len(parts) + 1)]) == 0:
+        parts.append(json.loads(capsys.readouterr().out))
+    assert f"the deployer policy has parts 1 to {len(parts)}" in capsys.readouterr().err
+    return parts
+
+
+def _statements(parts):
+    return [s for part in parts for s in part["Statement"]]
+
+
+def _iam_size(text: str) -> int:
+    """A policy's size as IAM counts it: every character but whitespace."""
+    return len(re.sub(r"\s", "", text))
 
 
 def _clients(key, *services):
@@ -366,9 +389,8 @@ def test_glue_role_still_reads_only_its_prefixes_and_lists_no_other_bucket(glue_
 
 
 def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
-    argv = ["policy", "--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
-    assert deploy.main(argv) == 0
-    policy = json.loads(capsys.readouterr().out)
+    argv = ["--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
+    policy = {"Statement": _statements(_printed_parts(capsys, *argv))}
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["PipelineBuckets"]["Resource"] == [
         "arn:aws:s3:::acme-111122223333-us-east-1-raw",
@@ -406,9 +428,9 @@ def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
     glue = "arn:aws:glue:us-east-1:111122223333"
     assert statements["GlueDatabaseAndTables"]["Resource"] == [
         f"{glue}:catalog",
-        f"{glue}:database/sales_analytics_db",
-        f"{glue}:table/sales_analytics_db/*",
-        f"{glue}:userDefinedFunction/sales_analytics_db/*",
+        f"{glue}:database/sales_analytics_db_acme",
+        f"{glue}:table/sales_analytics_db_acme/*",
+        f"{glue}:userDefinedFunction/sales_analytics_db_acme/*",
     ]
     assert "glue:CreateTable" in statements["GlueDatabaseAndTables"]["Action"]  # the DDL
     assert statements["GlueCrawler"]["Resource"] == [f"{glue}:crawler/acme-raw-crawler"]
@@ -481,13 +503,72 @@ def test_deploy_policy_prints_the_deployer_policy_for_the_prefix(capsys):
 
 
 def test_deploy_policy_asks_sts_for_the_account_when_none_is_given(aws, capsys):
-    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
-    policy = json.loads(capsys.readouterr().out)
-    assert policy == deployer_policy(
-        PipelineConfig(prefix="test-sales", target="aws", region=REGION, account_id=ACCOUNT),
-        ACCOUNT,
+    statements = _statements(_printed_parts(capsys, "--prefix", "test-sales"))
+    assert (
+        statements
+        == deployer_policy(
+            PipelineConfig(prefix="test-sales", target="aws", region=REGION, account_id=ACCOUNT),
+            ACCOUNT,
+        )["Statement"]
     )
-    assert policy["Statement"][0]["Resource"][0] == f"arn:aws:s3:::{STEM}-raw"
+    assert statements[0]["Resource"][0] == f"arn:aws:s3:::{STEM}-raw"
+
+
+def test_without_sts_the_policy_says_account_id_works_offline(aws_env, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    assert deploy.main(["policy", "--endpoint-url", closed, "--part", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("error: could not ask STS for the account the policy is for (")
+    assert "Could not connect to the endpoint URL" in line
+    assert line.endswith("pass --account-id 123456789012 to print it without calling AWS")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "region"),
+    [("sales-pipeline", "us-east-1"), ("a" * 20, "ap-southeast-2"), ("b" * 25, "us-east-1")],
+    ids=["default", "longest-in-a-long-region", "longest"],
+)
+def test_every_part_fits_a_managed_policy_and_the_parts_are_the_whole_policy(
+    capsys, prefix, region
+):
+    account = "111122223333"
+    argv = ["--prefix", prefix, "--region", region, "--account-id", account]
+    texts = []
+    number = 1
+    while deploy.main(["policy", *argv, "--part", str(number)]) == 0:
+        texts.append(capsys.readouterr().out)
+        number += 1
+    capsys.readouterr()
+    # IAM's quota on a customer managed policy, whitespace not counted; at most 10
+    # managed policies attach to a user or role by default.
+    assert [_iam_size(t) <= 6144 for t in texts] == [True] * len(texts)
+    assert 2 <= len(texts) <= 10
+    # Every statement once, in order: the parts grant what the whole policy grants.
+    config = PipelineConfig(prefix=prefix, target="aws", region=region, account_id=account)
+    whole = deployer_policy(config, account)
+    assert _iam_size(json.dumps(whole)) > 6144  # why it comes in parts
+    assert _statements(json.loads(t) for t in texts) == whole["Statement"]
+    assert {json.loads(t)["Version"] for t in texts} == {"2012-10-17"}
+    sids = [s["Sid"] for s in whole["Statement"]]
+    assert len(sids) == len(set(sids))
+
+    # Without --part: how many parts, and the commands that create and attach them.
+    assert deploy.main(["policy", *argv]) == 0
+    out = capsys.readouterr().out
+    name = f"{prefix}-deployer-$part"
+    assert f"for part in {' '.join(str(i) for i in range(1, len(texts) + 1))}; do" in out
+    assert f"--part $part > {name}.json" in out
+    assert f"aws iam create-policy --policy-name {name} --policy-document file://{name}.json" in out
+    assert (
+        f"aws iam attach-user-policy --user-name YOUR-USER --policy-arn "
+        f"arn:aws:iam::{account}:policy/{name}" in out
+    )
+    assert "aws iam attach-role-policy" in out
 
 
 def _findings(policy: dict, community: bool) -> list:
@@ -541,10 +622,9 @@ def deployer(aws, capsys, monkeypatch, tmp_path, request):
     Every client made afterwards holds the deployer's credentials; returns the admin's
     S3, IAM and Glue clients for putting what moto cannot make and reading back.
     """
-    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
-    policy = json.loads(capsys.readouterr().out)
-    key = _user(aws.iam, "deployer", policy)
-    admin = _clients(_user(aws.iam, "admin", ADMIN_POLICY), "s3", "iam", "glue")
+    parts = _printed_parts(capsys, "--prefix", "test-sales")
+    key = _user(aws.iam, "deployer", parts)
+    admin = _clients(_user(aws.iam, "admin", [ADMIN_POLICY]), "s3", "iam", "glue")
     monkeypatch.setenv("PIPELINE_LAKE", str(tmp_path / "lake"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     _act_as(monkeypatch, key)
@@ -558,6 +638,17 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
 ):
     s3, iam, glue = deployer
     prefix = ["--prefix", "test-sales"]
+    # What this test grants: the managed policies attached to the user, which together
+    # are the whole deployer policy.
+    attached = iam.list_attached_user_policies(UserName="deployer")["AttachedPolicies"]
+    granted = []
+    for policy in sorted(attached, key=lambda a: a["PolicyName"]):
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)
+        granted += _statements([document["PolicyVersion"]["Document"]])
+    assert iam.list_user_policies(UserName="deployer")["PolicyNames"] == []
+    config = PipelineConfig(prefix="test-sales", target="aws", region=REGION, account_id=ACCOUNT)
+    assert granted == deployer_policy(config, ACCOUNT)["Statement"]
 
     assert deploy.main(["up", *prefix]) == 0, capsys.readouterr()
     assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ACCOUNT_BUCKETS
@@ -640,8 +731,12 @@ def test_a_user_with_only_the_deployer_policy_runs_the_workflow_with_alerts(
     assert glue.list_workflows()["Workflows"] == []
 
 
-def _without(policy, sid=None, action=None, resource=None):
-    """``policy`` less one statement, or one action, or with one statement's resource swapped."""
+def _without(parts, sid=None, action=None, resource=None):
+    """``parts`` less one statement, or one action, or with one statement's resource swapped."""
+    return [_part_without(part, sid, action, resource) for part in parts]
+
+
+def _part_without(policy, sid, action, resource):
     statements = []
     for s in policy["Statement"]:
         if s["Sid"] == sid and action is None and resource is None:
@@ -703,9 +798,8 @@ def test_up_fails_when_the_policy_lacks_one_right(
 ):
     # Controls: the checks above are live, for an action moto does not ask for itself,
     # an S3 action moto names otherwise, and a Glue resource moto does not compare.
-    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
-    policy = _without(json.loads(capsys.readouterr().out), **change)
-    _act_as(monkeypatch, _user(aws.iam, "deployer", policy))
+    parts = _without(_printed_parts(capsys, "--prefix", "test-sales"), **change)
+    _act_as(monkeypatch, _user(aws.iam, "deployer", parts))
     request.getfixturevalue("aws_authorization")
     request.getfixturevalue("iam_enforced")
 
@@ -717,9 +811,8 @@ def test_up_fails_when_the_policy_lacks_one_right(
 
 def test_a_bucket_name_taken_is_said_in_one_line_with_the_fix(aws, capsys, monkeypatch, request):
     # HeadBucket answers 403, as for another account's bucket: here a Deny does it.
-    assert deploy.main(["policy", "--prefix", "test-sales"]) == 0
-    policy = json.loads(capsys.readouterr().out)
-    policy["Statement"].append(
+    parts = _printed_parts(capsys, "--prefix", "test-sales")
+    parts[-1]["Statement"].append(
         {
             "Sid": "SomeoneElses",
             "Effect": "Deny",
@@ -727,7 +820,7 @@ def test_a_bucket_name_taken_is_said_in_one_line_with_the_fix(aws, capsys, monke
             "Resource": [f"arn:aws:s3:::{STEM}-raw"],
         }
     )
-    _act_as(monkeypatch, _user(aws.iam, "deployer", policy))
+    _act_as(monkeypatch, _user(aws.iam, "deployer", parts))
     request.getfixturevalue("aws_authorization")
     request.getfixturevalue("iam_enforced")
 
@@ -741,9 +834,8 @@ def test_a_bucket_name_taken_is_said_in_one_line_with_the_fix(aws, capsys, monke
 
 
 def test_deployer_policy_names_the_new_resources(capsys):
-    argv = ["policy", "--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
-    assert deploy.main(argv) == 0
-    statements = {s["Sid"]: s for s in json.loads(capsys.readouterr().out)["Statement"]}
+    argv = ["--prefix", "acme", "--region", "us-east-1", "--account-id", "111122223333"]
+    statements = {s["Sid"]: s for s in _statements(_printed_parts(capsys, *argv))}
     glue = "arn:aws:glue:us-east-1:111122223333"
     assert statements["GlueWorkflow"]["Resource"] == [f"{glue}:workflow/acme-workflow"]
     assert "glue:StartWorkflowRun" in statements["GlueWorkflow"]["Action"]

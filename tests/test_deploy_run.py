@@ -283,11 +283,13 @@ def _job_node(state: str, **extra) -> dict:
         ),
         (
             {"Status": "STOPPED", "Graph": {"Nodes": []}},
-            "workflow run wr_1 STOPPED: no error message",
+            "workflow run wr_1 STOPPED: no error message (no node ran); logs: the run's "
+            f"history in the Glue console, Workflows, {WORKFLOW}",
         ),
         (
             {"Status": "ERROR", "ErrorMessage": "Concurrent runs exceeded", "Graph": {}},
-            "workflow run wr_1 ERROR: Concurrent runs exceeded",
+            "workflow run wr_1 ERROR: Concurrent runs exceeded (no node ran); logs: the run's "
+            f"history in the Glue console, Workflows, {WORKFLOW}",
         ),
         (
             {

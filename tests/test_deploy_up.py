@@ -68,12 +68,12 @@ GOVERNED_IDS = ["admins-and-no-defaults", "admins-and-no-table-default", "other-
 
 def test_glue_database_crawler_and_job_are_configured(deployed):
     glue = deployed.glue
-    db = glue.get_database(Name="sales_analytics_db")["Database"]
+    db = glue.get_database(Name="sales_analytics_db_test_sales")["Database"]
     assert db["Parameters"] == {"pipeline-prefix": "test-sales", "managed-by": "deploy.py"}
 
     crawler = glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
     assert crawler["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
-    assert crawler["DatabaseName"] == "sales_analytics_db"
+    assert crawler["DatabaseName"] == "sales_analytics_db_test_sales"
     assert crawler["Targets"]["S3Targets"] == [
         {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
         {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
@@ -100,6 +100,7 @@ def test_glue_database_crawler_and_job_are_configured(deployed):
         "--enable-continuous-cloudwatch-log": "true",
         "--metrics_namespace": "SalesPipeline",
         "--pipeline_prefix": "test-sales",
+        "--aws_region": "us-east-1",
     }
 
 

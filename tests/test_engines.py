@@ -489,7 +489,10 @@ def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> Non
     assert result.rows == 2 and result.files_read is None
     assert result.bytes_read == 0  # moto's DataScannedInBytes
     # The DDL went out rendered: database, then both projected tables.
-    assert any(q.startswith("create database if not exists sales_analytics_db") for q in sent)
+    assert any(
+        q.split()[:6] == "create database if not exists sales_analytics_db_athena".split()
+        for q in sent
+    )
     ddl = [q for q in sent if "create external table" in q]
     assert len(ddl) == 2 and all("s3://athena-processed/" in q for q in ddl)
     assert all("year=${year}/month=${month}" in q for q in ddl)
@@ -557,7 +560,7 @@ def test_unknown_table_lists_the_catalogs_tables_not_duckdbs(raw_engine: LocalEn
     message = _error(raw_engine, "select *\nfrom   no_such_table")
     # The DDL's two tables (empty: no job ran) and the crawler's two raw tables.
     assert message == (
-        'line 2, column 8: there is no table "no_such_table"; tables in sales_analytics_db: '
+        'line 2, column 8: there is no table "no_such_table"; tables in sales_analytics_db_raw: '
         "customer_demographics_json, enriched_sales, sales_data_csv, sales_summary"
     )
     assert _error(raw_engine, "select * from nodb.enriched_sales").startswith(

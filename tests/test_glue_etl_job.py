@@ -882,7 +882,7 @@ def test_glue_branch_wires_context_job_and_logger_in_order(spark, fake_awsglue, 
         "--customers_path", str(customers),
         "--output_path", str(out),
     ]  # fmt: skip
-    assert job.main(argv) == 0
+    assert job.entry(argv) is None  # success returns; it does not raise SystemExit(0)
     names = [c[0] for c in fake_awsglue]
     assert names[:5] == ["getResolvedOptions", "GlueContext", "get_logger", "Job", "Job.init"]
     assert fake_awsglue[4] == ("Job.init", "sales-etl", "jr_abc")
@@ -902,7 +902,9 @@ def test_glue_branch_failure_does_not_commit(spark, fake_awsglue, inputs, capsys
         "glue_etl_job.py", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_x",
         "--sales_path", str(sales), "--customers_path", str(customers), "--output_path", str(out),
     ]  # fmt: skip
-    assert job.main(argv) == 2
+    with pytest.raises(SystemExit) as exited:
+        job.entry(argv)
+    assert exited.value.code == 2
     assert "Job.commit" not in [c[0] for c in fake_awsglue]
     assert (
         capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: sales input not found")

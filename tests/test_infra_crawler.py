@@ -65,7 +65,7 @@ def _crawler_as_up_makes_it(glue, role):
     glue.create_crawler(
         Name="test-sales-raw-crawler",
         Role=role,
-        DatabaseName="sales_analytics_db",
+        DatabaseName="sales_analytics_db_test_sales",
         Description="Catalogs the raw sales CSV and customers NDJSON",
         Targets={
             "S3Targets": [

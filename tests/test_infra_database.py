@@ -1,4 +1,4 @@
-"""The shared Glue database: its drift and its ownership by one prefix (against moto)."""
+"""The Glue database: its drift and its ownership by one prefix (against moto)."""
 
 from __future__ import annotations
 
@@ -6,51 +6,50 @@ import pytest
 from moto_fixtures import DATABASE, MARKS, assert_repaired, run_on_aws
 
 from pipeline import infra
-from pipeline.config import PipelineConfig
 from pipeline.errors import DeployError, StageFailed
 
 OTHER_DB_PARAMETERS = {"pipeline-prefix": "other-sales", "managed-by": "deploy.py"}
 
 
-def test_up_refuses_a_database_that_another_prefix_deployed(aws, config):
-    other = PipelineConfig(prefix="other-sales", target="aws", region="us-east-1")
-    infra.up(other, aws, tables=False)
+def test_up_refuses_a_database_with_our_name_marked_for_another_prefix(aws, config):
+    # Two prefixes never share a name (tests/test_two_prefixes.py): this one was made by
+    # hand with our name and another prefix's marks.
+    aws.glue.create_database(DatabaseInput={"Name": DATABASE, "Parameters": OTHER_DB_PARAMETERS})
 
     with pytest.raises(DeployError) as refused:
         infra.up(config, aws, tables=False)
 
     message = str(refused.value)
     assert (
-        "glue-database sales_analytics_db (its pipeline-prefix parameter says it belongs to prefix 'other-sales')"
-        in message
+        f"glue-database {DATABASE} (its pipeline-prefix parameter says it belongs to prefix "
+        "'other-sales')" in message
     )
-    assert "run `deploy.py down --prefix other-sales`" in message
-    db = aws.glue.get_database(Name="sales_analytics_db")["Database"]
-    assert db["Parameters"] == OTHER_DB_PARAMETERS
-    assert sorted(b["Name"] for b in aws.s3.list_buckets()["Buckets"]) == [
-        "other-sales-athena-results",
-        "other-sales-processed",
-        "other-sales-raw",
-        "other-sales-scripts",
-    ]
+    assert message.endswith("To go on, choose another --prefix (every name derives from it).")
+    assert aws.glue.get_database(Name=DATABASE)["Database"]["Parameters"] == OTHER_DB_PARAMETERS
+    assert aws.s3.list_buckets()["Buckets"] == []  # refused before any change
 
 
 @pytest.mark.parametrize("parameters", [{"pipeline-prefix": "other"}, {"team": "finance"}])
 def test_down_keeps_a_database_that_up_did_not_make(aws, config, parameters):
-    aws.glue.create_database(DatabaseInput={"Name": "sales_analytics_db", "Parameters": parameters})
+    aws.glue.create_database(
+        DatabaseInput={"Name": "sales_analytics_db_test_sales", "Parameters": parameters}
+    )
     with pytest.raises(DeployError):
         infra.up(config, aws, tables=False)
     infra.down(config, aws)
-    assert aws.glue.get_database(Name="sales_analytics_db")["Database"]["Parameters"] == parameters
+    assert (
+        aws.glue.get_database(Name="sales_analytics_db_test_sales")["Database"]["Parameters"]
+        == parameters
+    )
 
 
 def test_run_stops_before_uploading_when_the_database_belongs_to_another_prefix(
     deployed, config, tmp_path
 ):
-    # As if other-sales had re-created the shared database after ours was deployed.
+    # As if someone had re-marked our database for other-sales after it was deployed.
     deployed.glue.update_database(
-        Name="sales_analytics_db",
-        DatabaseInput={"Name": "sales_analytics_db", "Parameters": OTHER_DB_PARAMETERS},
+        Name="sales_analytics_db_test_sales",
+        DatabaseInput={"Name": "sales_analytics_db_test_sales", "Parameters": OTHER_DB_PARAMETERS},
     )
     sales, customers = tmp_path / "s.csv", tmp_path / "c.json"
     sales.write_text("transaction_id\nT1\n")
@@ -75,7 +74,7 @@ def test_up_puts_back_the_database_description_changed_by_hand(drift, config):
     )
     assert glue.get_database(Name=DATABASE)["Database"]["Description"] == "scratch space"
 
-    assert_repaired(config, drift, ["updated database sales_analytics_db"])
+    assert_repaired(config, drift, ["updated database sales_analytics_db_test_sales"])
 
     db = glue.get_database(Name=DATABASE)["Database"]
     assert db["Description"] == (
@@ -95,7 +94,8 @@ def test_up_does_not_re_mark_a_database_that_lost_a_mark_it_refuses_and_changes_
     with pytest.raises(DeployError) as refused:
         infra.up(config, drift, tables=False)
 
-    assert "glue-database sales_analytics_db (its managed-by parameter is not deploy.py)" in str(
-        refused.value
+    assert (
+        "glue-database sales_analytics_db_test_sales (its managed-by parameter is not deploy.py)"
+        in str(refused.value)
     )
     assert glue.get_database(Name=DATABASE)["Database"]["Parameters"] == half_marked

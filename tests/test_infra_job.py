@@ -30,6 +30,7 @@ DEFAULT_ARGUMENTS = {
     "--enable-continuous-cloudwatch-log": "true",
     "--metrics_namespace": "SalesPipeline",
     "--pipeline_prefix": "test-sales",
+    "--aws_region": "us-east-1",
 }
 
 
@@ -48,6 +49,7 @@ def test_the_glue_job_is_told_where_to_publish_its_metrics(deployed):
     arguments = deployed.glue.get_job(JobName=JOB)["Job"]["DefaultArguments"]
     assert arguments["--metrics_namespace"] == "SalesPipeline"
     assert arguments["--pipeline_prefix"] == "test-sales"
+    assert arguments["--aws_region"] == "us-east-1"  # the job's own, for its CloudWatch client
 
 
 def _job_update(job: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -149,12 +149,12 @@ def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
             "arn:aws:s3:::test-sales-scripts",
         ],
     }
-    # The crawler's two raw tables only: not every table of the shared database.
+    # The crawler's two raw tables only: not every table of the database.
     assert statements["CrawlerRawTables"]["Resource"] == [
         f"arn:aws:glue:us-east-1:{ACCOUNT}:catalog",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/sales_data_csv",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db/customer_demographics_json",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db_test_sales",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/sales_data_csv",
+        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/customer_demographics_json",
     ]
     assert statements["CrawlerRawTables"]["Action"] == [
         "glue:GetDatabase",
@@ -434,7 +434,7 @@ def _drifted_crawler(aws, config):
     aws.glue.create_crawler(
         Name="test-sales-raw-crawler",
         Role=ROLE_ARN,
-        DatabaseName="sales_analytics_db",
+        DatabaseName="sales_analytics_db_test_sales",
         Description="edited by hand",
         Targets={"S3Targets": [{"Path": "s3://test-sales-raw/input/sales_data_csv/"}]},
         Tags=MARKS,

@@ -12,7 +12,7 @@ from pipeline.errors import DeployError, StageFailed
 def _athena_table(glue, name, location, template):
     """Create a table in the catalog as Athena's DDL would (moto runs no SQL)."""
     glue.create_table(
-        DatabaseName="sales_analytics_db",
+        DatabaseName="sales_analytics_db_test_sales",
         TableInput={
             "Name": name,
             "TableType": "EXTERNAL_TABLE",
@@ -71,8 +71,8 @@ def test_up_and_run_fail_when_a_table_reads_another_prefix_bucket(
         infra.up(config, deployed, tables=True)
     message = str(from_up.value)
     assert expected_problem in message
-    assert "DROP TABLE sales_analytics_db.enriched_sales:" in message
-    assert "DROP TABLE sales_analytics_db.sales_summary" not in message
+    assert "DROP TABLE sales_analytics_db_test_sales.enriched_sales:" in message
+    assert "DROP TABLE sales_analytics_db_test_sales.sales_summary" not in message
 
     sales, customers = tmp_path / "s.csv", tmp_path / "c.json"
     sales.write_text("transaction_id\nT1\n")

@@ -19,6 +19,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pipeline.config import PipelineConfig
+from pipeline.infra import plan
+from pipeline.infra.job import default_arguments
 from sales_etl import arguments, contracts
 from sales_etl import metrics as job_metrics
 
@@ -83,14 +86,64 @@ def test_rate_is_zero_when_nothing_was_read():
     assert job_metrics.quarantine_rate(empty) == 0.0
 
 
+JOB_ARGV = ["job", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
+
+
 def test_namespace_without_prefix_is_a_bad_argument():
-    argv = ["job", "--sales_path", "s", "--customers_path", "c", "--output_path", "o"]
+    argv = JOB_ARGV
     with pytest.raises(contracts.FatalInputError, match="go together"):
         arguments.parse_args([*argv, "--metrics_namespace", NAMESPACE])
-    args = arguments.parse_args(
-        [*argv, "--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX]
-    )
+    given = ["--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX]
+    args = arguments.parse_args([*argv, *given, "--aws_region", "us-east-1"])
     assert (args.metrics_namespace, args.pipeline_prefix) == (NAMESPACE, PREFIX)
+
+
+@pytest.fixture
+def no_region(monkeypatch):
+    """Neither region variable set, and no AWS config file botocore could read one from."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+
+
+def test_the_region_is_the_argument_else_aws_region_else_aws_default_region(no_region, monkeypatch):
+    publish = [*JOB_ARGV, "--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX]
+    # Nowhere to publish: refused before anything is written, in one line.
+    with pytest.raises(contracts.FatalInputError, match="needs a region: pass --aws_region"):
+        arguments.parse_args(publish)
+    assert arguments.parse_args(JOB_ARGV).aws_region is None  # not publishing: not needed
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert arguments.parse_args(publish).aws_region == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # what Glue's container may set alone
+    assert arguments.parse_args(publish).aws_region == "eu-central-1"
+    given = arguments.parse_args([*publish, "--aws_region", "ap-southeast-2"])
+    assert given.aws_region == "ap-southeast-2"
+
+
+def test_publishing_uses_the_job_region_when_the_environment_names_none(aws_env, no_region):
+    with mock_aws():
+        assert job_metrics.publish_metrics(METRICS, NAMESPACE, PREFIX, "eu-west-1") == 10
+        there = boto3.client("cloudwatch", region_name="eu-west-1")
+        elsewhere = boto3.client("cloudwatch", region_name="us-east-1")
+        pipeline = [{"Name": "Pipeline", "Value": PREFIX}]
+        assert _stat(there, "QuarantineRate", pipeline) == pytest.approx(0.04)
+        assert elsewhere.list_metrics(Namespace=NAMESPACE)["Metrics"] == []
+
+
+def test_the_alarm_watches_a_metric_the_job_publishes():
+    """The job's arguments as the job definition passes them, parsed by the job; its
+    metric data; and the alarm of the same deployment's plan: namespace, metric name and
+    dimensions must be among what the job sends."""
+    config = PipelineConfig(prefix=PREFIX, target="aws", region="eu-west-1", account_id="1" * 12)
+    default_args = default_arguments(config)
+    argv = ["job"] + [x for pair in default_args.items() for x in pair]
+    args = arguments.parse_args(argv)
+    assert args.aws_region == "eu-west-1"
+    data = job_metrics.cloudwatch_metric_data(METRICS, args.pipeline_prefix, WHEN)
+    [alarm] = [r for r in plan(config) if r.kind == "cloudwatch-alarm"]
+    assert alarm.settings["Namespace"] == args.metrics_namespace
+    sent = {(d["MetricName"], json.dumps(d["Dimensions"])) for d in data}
+    assert (alarm.settings["MetricName"], json.dumps(alarm.settings["Dimensions"])) in sent
 
 
 def _stat(cw, name: str, dims: list[dict], stat: str = "Maximum") -> float | None:
@@ -151,7 +204,7 @@ def inputs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(inputs: Path, endpoint: str) -> subprocess.CompletedProcess:
+def _run(inputs: Path, endpoint: str, *region: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "1"}
     return subprocess.run(
         [
@@ -169,6 +222,7 @@ def _run(inputs: Path, endpoint: str) -> subprocess.CompletedProcess:
             NAMESPACE,
             "--pipeline_prefix",
             PREFIX,
+            *region,
         ],
         cwd=REPO,
         env=env,
@@ -179,8 +233,9 @@ def _run(inputs: Path, endpoint: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_job_run_publishes_its_figures(inputs, moto_server):
-    done = _run(inputs, moto_server)
+def test_a_job_run_publishes_its_figures(inputs, moto_server, no_region):
+    # The region only as the job definition passes it: none in the environment.
+    done = _run(inputs, moto_server, "--aws_region", "us-east-1")
     assert done.returncode == 0, done.stderr
     cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
     pipeline = [{"Name": "Pipeline", "Value": PREFIX}]

@@ -116,7 +116,7 @@ def test_unknown_table_lists_the_tables_there_are(tmp_path: Path) -> None:
     # The DDL's tables and the crawled one; no DuckDB internals ("duckdb_tables").
     assert result.stderr == (
         'error: line 1, column 22: there is no table "sales_data"; tables in '
-        "sales_analytics_db: enriched_sales, sales_data_csv, sales_summary\n"
+        "sales_analytics_db_cli: enriched_sales, sales_data_csv, sales_summary\n"
     )
 
 

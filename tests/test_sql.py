@@ -155,7 +155,7 @@ def test_enriched_ddl_columns_follow_the_data_contract() -> None:
 def test_render_fills_only_the_given_placeholders() -> None:
     sql = "select '${processed_bucket}/${year}' from ${database}.t where x = '${unknown}'"
     assert render(sql, PARAMS) == (
-        "select 'demo-processed/${year}' from sales_analytics_db.t where x = '${unknown}'"
+        "select 'demo-processed/${year}' from sales_analytics_db_demo.t where x = '${unknown}'"
     )
 
 

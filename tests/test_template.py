@@ -86,7 +86,7 @@ def test_no_sentinel_and_no_fixed_partition_survive() -> None:
 # ------------------------------------------------- resolving the template
 #
 # A small evaluator of what the template uses (Ref, Fn::Sub, Fn::GetAtt, Fn::If,
-# Fn::Equals, Fn::Not, AWS::NoValue), written here from CloudFormation's documentation
+# Fn::Equals, Fn::Not, Fn::Join, Fn::Split, AWS::NoValue), written here from CloudFormation's documentation
 # of what each returns, independently of pipeline/infra/template.py.
 
 NO_VALUE = object()
@@ -201,6 +201,12 @@ class Stack:
                 return str(a) == str(b)
             if key == "Fn::Not":
                 return not self.eval(arg[0])
+            if key == "Fn::Join":  # a delimiter and a list of values
+                delimiter, values = arg
+                return delimiter.join(str(v) for v in self.eval(values))
+            if key == "Fn::Split":  # a delimiter and a string
+                delimiter, text = arg
+                return str(self.eval(text)).split(delimiter)
             assert not key.startswith("Fn::"), f"{key} is not in the evaluator"
         out = {k: self.eval(v) for k, v in node.items()}
         return {k: v for k, v in out.items() if v is not NO_VALUE}

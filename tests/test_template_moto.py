@@ -85,7 +85,13 @@ def moto_subset(tpl: dict[str, Any]) -> dict[str, Any]:
             node = res["Properties"]
             for key in NAME_PROPERTY[res["Type"]]:
                 node = node[key]
-            names[logical] = node["Fn::Sub"] if isinstance(node, dict) else node
+            names[logical] = node
+
+    def text(name: Any) -> str | None:
+        """A name as Fn::Sub text, or None when it is another intrinsic (Fn::If, ...)."""
+        if isinstance(name, str):
+            return name
+        return name["Fn::Sub"] if set(name) == {"Fn::Sub"} else None
 
     def replace(node: Any) -> Any:
         if isinstance(node, list):
@@ -93,13 +99,22 @@ def moto_subset(tpl: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(node, dict):
             return node
         if set(node) == {"Ref"} and node["Ref"] in names:
-            return {"Fn::Sub": names[node["Ref"]]}
+            name = names[node["Ref"]]
+            return {"Fn::Sub": text(name)} if text(name) is not None else name
         if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
-            return {
-                "Fn::Sub": re.sub(
-                    r"\$\{([A-Za-z0-9]+)\}", lambda m: names.get(m[1], m[0]), node["Fn::Sub"]
-                )
-            }
+            # A name CloudFormation computes otherwise goes in as a variable of Fn::Sub.
+            variables = {}
+
+            def inline(m: re.Match[str]) -> str:
+                if m[1] not in names:
+                    return m[0]
+                if text(names[m[1]]) is not None:
+                    return text(names[m[1]])
+                variables[m[1]] = names[m[1]]
+                return m[0]
+
+            body = re.sub(r"\$\{([A-Za-z0-9]+)\}", inline, node["Fn::Sub"])
+            return {"Fn::Sub": [body, variables] if variables else body}
         assert set(node) != {"Fn::GetAtt"} or node["Fn::GetAtt"][0] not in names, node
         return {k: replace(v) for k, v in node.items()}
 
@@ -200,7 +215,7 @@ def test_role_trusts_glue_and_has_the_least_privilege_policy(stack: Any) -> None
         f"arn:aws:s3:::{STEM}-scripts/scripts/sales_etl.zip",
     ]
     assert (
-        f"arn:aws:glue:{REGION}:{ACCOUNT}:database/sales_analytics_db"
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:database/sales_analytics_db_acme"
         in statements["CrawlerRawTables"]["Resource"]
     )
     assert iam.list_attached_role_policies(RoleName="acme-glue-role")["AttachedPolicies"] == []

@@ -20,6 +20,7 @@ from pipeline.infra.shared import (
     tags,
 )
 from pipeline.infra.topic import topic_arn
+from sales_etl import published
 
 KIND = "cloudwatch-alarm"
 REF_STYLES = {"AWS::CloudWatch::Alarm": RefStyle("Ref", "Arn", ALARM_ARN)}
@@ -39,7 +40,7 @@ def quarantine_alarm_spec(
             "(a share, 0 to 1)"
         ),
         "Namespace": METRICS_NAMESPACE,
-        "MetricName": "QuarantineRate",
+        "MetricName": published.QUARANTINE_RATE,
         "Dimensions": [{"Name": METRICS_DIMENSION, "Value": config.prefix}],
         "Statistic": "Maximum",
         "Period": ALARM_PERIOD_SECONDS,

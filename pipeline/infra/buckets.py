@@ -13,12 +13,15 @@ from pipeline.errors import DeployError
 from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels, checkov_skips, logical_id
 from pipeline.infra.ownership import NAME_TAKEN, by_tags, not_ours_error
 from pipeline.infra.shared import (
+    Backoff,
     Context,
     Found,
     Resource,
+    check_batch,
     contains,
     error_code,
     read_or_none,
+    retry_on_codes,
     status_row,
     tag_list,
     tag_map,
@@ -160,14 +163,8 @@ def _ensure_one(ctx: Context, found: Found) -> list[str]:
                     "create it; it is left alone. Choose another --prefix"
                 ) from create_exc
             raise
-        # Tag at once: the tags are what tell a later `up` and `down` that it is ours.
-        # A crash between these two calls leaves an untagged bucket that the next `up`
-        # refuses to adopt (docs/aws.md, "Ownership").
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list(tags(config))})
+        _tag_new_bucket(ctx, bucket)
         changes.append(f"created bucket {bucket}")
-        s3.get_waiter("bucket_exists").wait(
-            Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
     elif not found.ours:  # up refused foreign names already; never adopt
         raise not_ours_error(config, [found])
 
@@ -220,6 +217,47 @@ def _ensure_one(ctx: Context, found: Found) -> list[str]:
     return changes
 
 
+# A bucket just created may answer NoSuchBucket for a while (S3 is eventually
+# consistent for bucket operations): its tagging is retried, 1 s doubling to 8 s, for
+# at most a minute of waiting.
+NEW_BUCKET_BACKOFF = Backoff(first=1.0, cap=8.0, budget=60.0)
+
+
+def _tag_new_bucket(ctx: Context, bucket: str) -> None:
+    """Tag a bucket just created, once S3 knows it; else delete it again and stop.
+
+    The tags are what tell a later ``up`` and ``down`` that the bucket is ours: an
+    untagged one would be refused by every later ``up`` (docs/aws.md, "Ownership"). So a
+    bucket that cannot be tagged is not left behind: it is empty (made seconds ago), and
+    deleting it lets the next ``up`` start afresh.
+    """
+    s3, config = ctx.clients.s3, ctx.config
+    s3.get_waiter("bucket_exists").wait(Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    try:
+        retry_on_codes(
+            lambda: s3.put_bucket_tagging(
+                Bucket=bucket, Tagging={"TagSet": tag_list(tags(config))}
+            ),
+            NOT_FOUND,
+            f"tagging new bucket {bucket}",
+            NEW_BUCKET_BACKOFF,
+            ctx.sleep,
+        )
+    except ClientError as exc:
+        try:
+            s3.delete_bucket(Bucket=bucket)
+            left = "it was deleted again, so the next `up` creates it afresh"
+        except ClientError as delete_exc:
+            left = (
+                f"deleting it failed too ({error_code(delete_exc)}): delete the empty bucket "
+                "yourself, then run `up` again"
+            )
+        raise DeployError(
+            f"bucket {bucket} was created but could not be tagged ({error_code(exc)}: "
+            f"{exc.response.get('Error', {}).get('Message', '')}); {left}"
+        ) from exc
+
+
 def empty_bucket(s3: Any, bucket: str) -> int:
     """Delete every object version, delete marker and unfinished upload; return the count."""
     removed = 0
@@ -229,12 +267,19 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
         for i in range(0, len(batch), 1000):
-            resp = s3.delete_objects(
-                Bucket=bucket, Delete={"Objects": batch[i : i + 1000], "Quiet": True}
+            chunk = batch[i : i + 1000]
+            resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            check_batch(
+                "DeleteObjects",
+                f"bucket {bucket}",
+                resp.get("Errors", []),
+                len(chunk),
+                lambda e: (
+                    f"s3://{bucket}/{e.get('Key')} version {e.get('VersionId')}: "
+                    f"{e.get('Code')} {e.get('Message')}"
+                ),
             )
-            if resp.get("Errors"):
-                raise DeployError(f"could not empty {bucket}: {resp['Errors'][:3]}")
-            removed += len(batch[i : i + 1000])
+            removed += len(chunk)
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for upload in page.get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -48,6 +48,9 @@ class CfnResource:
     properties: dict[str, Any]
     name_property: str | None  # the property holding the resource's own name
     metadata: dict[str, Any] | None = None
+    # What the template writes for the resource's own name when CloudFormation must
+    # compute it from the parameters in a way Fn::Sub cannot (None: the name as planned).
+    name_value: Any = None
 
     @property
     def name(self) -> str | None:

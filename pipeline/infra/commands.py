@@ -53,9 +53,15 @@ def plan(
     return [resource for kind in KINDS for resource in kind.plan(ctx)]
 
 
-def format_plan(resources: Iterable[Resource]) -> str:
-    """Return the plan as readable text: one header per resource, settings as JSON."""
-    lines = []
+def format_plan(resources: Iterable[Resource], verbose: bool = False) -> str:
+    """Return the plan as readable text: a table of the resources (kind, name), one line
+    each, so it fits a screen; with ``verbose``, then each resource's settings as JSON."""
+    resources = list(resources)
+    width = max((len(r.kind) for r in resources), default=0)
+    lines = [f"{'resource':<{width}}  name", *(f"{r.kind:<{width}}  {r.name}" for r in resources)]
+    if not verbose:
+        lines.append("(every setting of each: add --verbose)")
+        return "\n".join(lines)
     for r in resources:
         lines.append(f"== {r.kind}: {r.name}")
         lines.append(json.dumps(r.settings, indent=2, sort_keys=True, default=str))
@@ -107,10 +113,18 @@ def up(
     return changes
 
 
-def status(config: PipelineConfig, clients: Clients | None = None) -> list[dict[str, Any]]:
-    """Return one row per resource (kind, name, state, detail) plus the last crawl and job run."""
+def status(
+    config: PipelineConfig,
+    clients: Clients | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """Return one row per resource (kind, name, state, detail) plus the last crawl and job run.
+
+    ``sleep`` is how a read of a KMS key minutes old waits for its tags to authorize.
+    """
     clients = clients or Clients.for_config(config)
-    ctx = Context(config, clients, Account.of(clients))
+    ctx = Context(config, clients, Account.of(clients), sleep=sleep)
     return [row for kind in KINDS for row in kind.status(ctx)]
 
 

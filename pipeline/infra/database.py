@@ -1,11 +1,12 @@
-"""The Glue database: the crawler's raw tables and Athena's curated ones. Its name is
-fixed (shared by every prefix), so its parameters, not tags, say whose it is."""
+"""The Glue database: the crawler's raw tables and Athena's curated ones. Its name derives
+from the prefix (``pipeline.config.database_name``); Glue databases take no tags, so its
+parameters say whose it is."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config import PipelineConfig
+from pipeline.config import DATABASE, PipelineConfig
 from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels
 from pipeline.infra.ownership import not_ours_error
 from pipeline.infra.shared import (
@@ -99,9 +100,33 @@ def status(ctx: Context) -> list[dict[str, Any]]:
     return [status_row(KIND, name, "present", f"tables={tables}")]
 
 
+# database_name in CloudFormation: DATABASE for the default prefix, else DATABASE_ and
+# the prefix with its hyphens as underscores (Fn::Split and Fn::Join; Fn::Sub cannot).
+TEMPLATE_NAME = {
+    "Fn::If": [
+        "IsDefaultPrefix",
+        DATABASE,
+        {
+            "Fn::Join": [
+                "",
+                [f"{DATABASE}_", {"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "Prefix"}]}]}],
+            ]
+        },
+    ]
+}
+
+
 def template(r: Resource, s: Sentinels) -> list[CfnResource]:
     props = {"CatalogId": s.account, "DatabaseInput": r.settings}
-    return [CfnResource("GlueDatabase", "AWS::Glue::Database", props, "DatabaseInput.Name")]
+    return [
+        CfnResource(
+            "GlueDatabase",
+            "AWS::Glue::Database",
+            props,
+            "DatabaseInput.Name",
+            name_value=TEMPLATE_NAME,
+        )
+    ]
 
 
 # The database: up creates and repairs it, down deletes it (which needs the right on

@@ -222,8 +222,11 @@ def wait_for_workflow_run(
             if failure:
                 raise WorkflowRunFailed(failure)
         if status in ("STOPPED", "STOPPING", "ERROR"):
+            states = ", ".join(f"{n}={s}" for n, s in seen.items()) or "no node ran"
             raise WorkflowRunFailed(
-                f"workflow run {run_id} {status}: {run.get('ErrorMessage') or 'no error message'}"
+                f"workflow run {run_id} {status}: {run.get('ErrorMessage') or 'no error message'} "
+                f"({states}); logs: the run's history in the Glue console, Workflows, "
+                f"{config.workflow_name}"
             )
         if status == "COMPLETED":
             job_run = job_run_of(run, config.job_name)

@@ -72,6 +72,9 @@ def default_arguments(config: PipelineConfig) -> dict[str, str]:
         # to this namespace, each with the dimension Pipeline=<prefix>.
         "--metrics_namespace": METRICS_NAMESPACE,
         "--pipeline_prefix": config.prefix,
+        # The job's own region for its CloudWatch client: Glue's container may set
+        # AWS_REGION only, which botocore does not read.
+        "--aws_region": config.region,
     }
 
 

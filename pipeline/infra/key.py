@@ -5,7 +5,10 @@ the shortest waiting period KMS allows."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -18,17 +21,21 @@ from pipeline.infra.shared import (
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
     PREFIX_KEY,
+    Backoff,
     Context,
     Found,
     Resource,
     contains,
     error_code,
     read_or_none,
+    retry_on_codes,
     status_row,
     tag_list,
     tag_map,
     tags,
 )
+
+T = TypeVar("T")
 
 KIND = "kms-key"
 NOT_FOUND = ("NotFoundException",)
@@ -47,10 +54,39 @@ GONE_KEY_STATES = ("PendingDeletion", "PendingReplicaDeletion")
 # deploy.py policy lets its holder read the tags of a key tagged ours only.
 DENIED = ("AccessDeniedException", "AccessDenied")
 
+# KMS: "a tag or alias change can take up to five minutes to affect authorization" (AWS
+# KMS developer guide, "ABAC for AWS KMS"). deploy.py policy grants the calls on a key
+# by its tags, so for the first minutes of a key's life those calls may be denied:
+# they are retried on AccessDenied, 2 s doubling to 30 s, at most 5 minutes of waiting
+# (each wait logged). A key counts as that young for TAG_PROPAGATION_SECONDS after its
+# CreationDate, plus a minute for the clocks' skew; an older key is refused at once.
+TAG_PROPAGATION_SECONDS = 300
+CLOCK_SKEW_SECONDS = 60
+TAG_PROPAGATION = Backoff(first=2.0, cap=30.0, budget=TAG_PROPAGATION_SECONDS)
+
 # What EventBridge and CloudWatch need of the key to publish to the encrypted topic:
 # Amazon SNS developer guide, "Enable compatibility between event sources from AWS
 # services and encrypted topics" (sns-key-management.html).
 ALERTS_KEY_PUBLISHER_ACTIONS = ["kms:GenerateDataKey*", "kms:Decrypt"]
+
+
+def is_young(meta: dict[str, Any], now: datetime | None = None) -> bool:
+    """True while a key's tags may not yet authorize calls on it (see TAG_PROPAGATION)."""
+    created = meta.get("CreationDate")
+    if not isinstance(created, datetime):
+        return False
+    now = now or datetime.now(UTC)
+    age = (now - created).total_seconds()
+    return age < TAG_PROPAGATION_SECONDS + CLOCK_SKEW_SECONDS
+
+
+def on_key(ctx: Context, meta: dict[str, Any], call: Callable[[], T], what: str) -> T:
+    """``call()`` on the key ``meta`` describes; retried on AccessDenied while the key is
+    young enough for its tags not to authorize yet (see TAG_PROPAGATION)."""
+    if not is_young(meta):
+        return call()
+    label = f"{what} on KMS key {meta['KeyId']} (its tags can take minutes to authorize)"
+    return retry_on_codes(call, DENIED, label, TAG_PROPAGATION, ctx.sleep)
 
 
 def alias_arn(ctx: Context) -> str:
@@ -169,7 +205,7 @@ def find(ctx: Context) -> list[Found]:
     if meta is None:
         return [Found(KIND, name, exists=False)]
     try:
-        found_tags = key_tags(kms, meta["KeyId"])
+        found_tags = on_key(ctx, meta, lambda: key_tags(kms, meta["KeyId"]), "ListResourceTags")
     except ClientError as exc:
         if error_code(exc) not in DENIED:
             raise
@@ -182,9 +218,15 @@ def find(ctx: Context) -> list[Found]:
 
 
 def _create_key(ctx: Context, kms: Any) -> dict[str, Any]:
-    """CreateKey (tagged in the same call) and EnableKeyRotation; the new key's metadata."""
+    """CreateKey (tagged in the same call) and EnableKeyRotation; the new key's metadata.
+
+    CreateKey leaves BypassPolicyLockoutSafetyCheck off (AWS advises against setting it):
+    the key policy's first statement gives the account's root ``kms:*``, so IAM policies
+    (``deploy.py policy``) can always manage the key and the check has nothing to refuse.
+    """
     meta = kms.create_key(**alerts_key_spec(ctx))["KeyMetadata"]
-    kms.enable_key_rotation(KeyId=meta["KeyId"])
+    key_id = meta["KeyId"]
+    on_key(ctx, meta, lambda: kms.enable_key_rotation(KeyId=key_id), "EnableKeyRotation")
     return meta
 
 
@@ -221,7 +263,8 @@ def ensure(ctx: Context) -> list[str]:
         kept = _find_our_key(config, kms) if topic_there else None
         if kept is None:
             meta = _create_key(ctx, kms)
-            kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+            create = partial(kms.create_alias, AliasName=alias, TargetKeyId=meta["KeyId"])
+            on_key(ctx, meta, create, "CreateAlias")
             return [f"created KMS key {meta['KeyId']} (alias {alias}, rotation on)"]
         kms.create_alias(AliasName=alias, TargetKeyId=kept["KeyId"])
         changes = [f"restored alias {alias} for KMS key {kept['KeyId']}"]
@@ -229,7 +272,8 @@ def ensure(ctx: Context) -> list[str]:
     elif meta.get("KeyState") not in USABLE_KEY_STATES:
         old = meta
         meta = _create_key(ctx, kms)
-        kms.update_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+        update = partial(kms.update_alias, AliasName=alias, TargetKeyId=meta["KeyId"])
+        on_key(ctx, meta, update, "UpdateAlias")
         return [
             f"created KMS key {meta['KeyId']} (rotation on) and moved alias {alias} to it "
             f"from key {old['KeyId']}, which is {old.get('KeyState')}"
@@ -244,25 +288,52 @@ def ensure(ctx: Context) -> list[str]:
             f"delete the alias {alias} (and schedule that key's deletion) and run "
             "`deploy.py up` again for a new key"
         )
+    return changes + _repair_key(ctx, kms, meta, want)
+
+
+def _repair_key(ctx: Context, kms: Any, meta: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Put back a key of ours that drifted: enabled, description, policy, rotation. Each
+    call goes through :func:`on_key`: the key may be minutes old (an ``up`` again)."""
+    key_id, changes = meta["KeyId"], []
+
+    def call(what: str, fn: Callable[[], T]) -> T:
+        return on_key(ctx, meta, fn, what)
+
     if meta.get("KeyState") == "Disabled":
-        kms.enable_key(KeyId=key_id)
+        call("EnableKey", lambda: kms.enable_key(KeyId=key_id))
         changes.append(f"enabled KMS key {key_id}")
     if meta.get("Description") != want["Description"]:
-        kms.update_key_description(KeyId=key_id, Description=want["Description"])
+        description = want["Description"]
+        call(
+            "UpdateKeyDescription",
+            lambda: kms.update_key_description(KeyId=key_id, Description=description),
+        )
         changes.append(f"set description of KMS key {key_id}")
-    policy = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    policy = call("GetKeyPolicy", lambda: kms.get_key_policy(KeyId=key_id, PolicyName="default"))[
+        "Policy"
+    ]
     if json.loads(policy or "{}") != json.loads(want["Policy"]):
-        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=want["Policy"])
+        wanted = want["Policy"]
+        call(
+            "PutKeyPolicy",
+            lambda: kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=wanted),
+        )
         changes.append(f"set key policy of KMS key {key_id}")
-    if not kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled"):
-        kms.enable_key_rotation(KeyId=key_id)
+    rotation = call("GetKeyRotationStatus", lambda: kms.get_key_rotation_status(KeyId=key_id))
+    if not rotation.get("KeyRotationEnabled"):
+        call("EnableKeyRotation", lambda: kms.enable_key_rotation(KeyId=key_id))
         changes.append(f"enabled rotation of KMS key {key_id}")
     return changes
 
 
-def _schedule_key_deletion(kms: Any, key_id: str, note: str = "") -> str:
-    """ScheduleKeyDeletion with KMS's shortest waiting period; the line for ``down``'s list."""
-    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=KEY_DELETION_WINDOW_DAYS)
+def _schedule_key_deletion(ctx: Context, kms: Any, meta: dict[str, Any], note: str = "") -> str:
+    """ScheduleKeyDeletion with KMS's shortest waiting period; the line for ``down``'s list.
+    A ``down`` minutes after ``up`` may be denied it while the key's tags propagate."""
+    key_id = meta["KeyId"]
+    schedule = partial(
+        kms.schedule_key_deletion, KeyId=key_id, PendingWindowInDays=KEY_DELETION_WINDOW_DAYS
+    )
+    on_key(ctx, meta, schedule, "ScheduleKeyDeletion")
     more = f"; {note}" if note else ""
     return f"KMS key {key_id} (scheduled for deletion in {KEY_DELETION_WINDOW_DAYS} days{more})"
 
@@ -277,7 +348,7 @@ def delete(ctx: Context) -> list[str]:
         meta = alias_key(kms, alias)
         if meta is not None:
             if meta.get("KeyState") not in GONE_KEY_STATES:
-                deleted.append(_schedule_key_deletion(kms, meta["KeyId"]))
+                deleted.append(_schedule_key_deletion(ctx, kms, meta))
             kms.delete_alias(AliasName=alias)
             deleted.append(f"alias {alias}")
     elif not key.exists:
@@ -286,7 +357,7 @@ def delete(ctx: Context) -> list[str]:
         for meta in tagged_keys(ctx.config, kms):
             if meta.get("KeyState") not in GONE_KEY_STATES:
                 note = f"found by its tags, {alias} was missing"
-                deleted.append(_schedule_key_deletion(kms, meta["KeyId"], note))
+                deleted.append(_schedule_key_deletion(ctx, kms, meta, note))
     return deleted
 
 
@@ -307,7 +378,8 @@ def status(ctx: Context) -> list[dict[str, Any]]:
     state = meta.get("KeyState", "?")
     detail = f"id={meta['KeyId']}"
     if state in USABLE_KEY_STATES:
-        rotation = kms.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled")
+        read = partial(kms.get_key_rotation_status, KeyId=meta["KeyId"])
+        rotation = on_key(ctx, meta, read, "GetKeyRotationStatus").get("KeyRotationEnabled")
         detail += f" rotation={'on' if rotation else 'off'}"
     if meta.get("DeletionDate"):
         detail += f" deletion on {meta['DeletionDate']}"

@@ -44,24 +44,7 @@ def not_ours_error(config: PipelineConfig, foreign: list[Found]) -> DeployError:
             "this identity may not list it); choose another --prefix"
         )
     listed = "; ".join(f"{f.kind} {f.name} ({f.why_not_ours})" for f in foreign)
-    hints = []
-    if any(f.kind != "glue-database" for f in foreign):
-        hints.append(
-            "choose another --prefix (every name except the Glue database derives from it)"
-        )
-    for f in foreign:
-        if f.kind != "glue-database":
-            continue
-        remedy = (
-            f"run `deploy.py down --prefix {f.owner}` if that deployment is no longer needed"
-            if f.owner
-            else "drop it yourself if it is no longer needed"
-        )
-        hints.append(
-            f"the database name {config.database} is fixed and shared by every prefix, so one "
-            f"account and region holds one deployment at a time: {remedy}, or deploy to "
-            "another region or account"
-        )
+    hints = ["choose another --prefix (every name derives from it)"]
     if any(f.kind == "s3-bucket" and f.why_not_ours == "it has no tags" for f in foreign):
         hints.append(
             "if an untagged bucket is an empty one that an interrupted `up` created just before "

@@ -2,10 +2,14 @@
 ``up``, ``run``, ``status`` and ``down`` for one prefix, collected from each kind of
 resource (``deployer_statements``, registry order). The bucket, role, topic and key
 policies are their kinds' (buckets.py, role.py, topic.py, key.py).
+
+The whole is larger than one managed policy may be, so ``deploy.py policy --part N``
+prints it in parts (``deployer_policy_parts``), each a managed policy of its own.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline.config import PipelineConfig
@@ -37,7 +41,7 @@ def deployer_policy(
     ctx = Context(config, None, Account(account_id, partition))
     statements = [s for kind in KINDS for s in kind.deployer_statements(ctx)]
     return {
-        "Version": "2012-10-17",
+        "Version": POLICY_VERSION,
         "Statement": [
             *statements,
             {
@@ -50,3 +54,42 @@ def deployer_policy(
             },
         ],
     }
+
+
+# IAM's quota on a customer managed policy's document, counted without whitespace
+# (IAM User Guide, "IAM and AWS STS quotas"). An inline user policy may hold only 2,048,
+# an inline role policy 10,240: managed policies are what fits every identity.
+MANAGED_POLICY_MAX_CHARS = 6144
+POLICY_VERSION = "2012-10-17"
+
+
+def policy_size(document: dict[str, Any]) -> int:
+    """A policy document's size as IAM counts it against its quotas: whitespace not counted."""
+    return len("".join(json.dumps(document).split()))
+
+
+def deployer_policy_parts(
+    config: PipelineConfig, account_id: str, partition: str = "aws"
+) -> list[dict[str, Any]]:
+    """:func:`deployer_policy` cut into documents that each fit a managed policy.
+
+    Statements stay whole and in order; a part is closed when the next statement would
+    take it over :data:`MANAGED_POLICY_MAX_CHARS`. Together the parts grant exactly what
+    the whole grants (IAM unions the policies attached to an identity).
+    """
+    parts: list[list[dict[str, Any]]] = [[]]
+    for statement in deployer_policy(config, account_id, partition)["Statement"]:
+        grown = {"Version": POLICY_VERSION, "Statement": [*parts[-1], statement]}
+        if parts[-1] and policy_size(grown) > MANAGED_POLICY_MAX_CHARS:
+            parts.append([])
+        parts[-1].append(statement)
+    for part in parts:
+        document = {"Version": POLICY_VERSION, "Statement": part}
+        if policy_size(document) > MANAGED_POLICY_MAX_CHARS:  # one statement alone
+            raise ValueError(f"statement {part[0].get('Sid')} exceeds a managed policy")
+    return [{"Version": POLICY_VERSION, "Statement": part} for part in parts]
+
+
+def deployer_policy_name(config: PipelineConfig, part: int | str) -> str:
+    """The managed policy's name ``deploy.py policy`` gives part ``part`` (1-based)."""
+    return f"{config.prefix}-deployer-{part}"

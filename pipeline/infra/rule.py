@@ -13,6 +13,7 @@ from pipeline.infra.shared import (
     Context,
     Found,
     Resource,
+    check_batch,
     read_or_none,
     status_row,
     tag_list,
@@ -107,10 +108,27 @@ def ensure(ctx: Context) -> list[str]:
     if current != wanted:
         extra = [t["Id"] for t in current if t["Id"] != ALERTS_TARGET_ID]
         if extra:
-            events.remove_targets(Rule=name, Ids=extra)
-        events.put_targets(Rule=name, Targets=wanted)
+            answer = events.remove_targets(Rule=name, Ids=extra)
+            check_targets("RemoveTargets", name, answer, len(extra))
+        answer = events.put_targets(Rule=name, Targets=wanted)
+        check_targets("PutTargets", name, answer, len(wanted))
         changes.append(f"set the target of rule {name} to topic {config.alerts_topic_name}")
     return changes
+
+
+def check_targets(call: str, rule: str, answer: dict[str, Any], sent: int) -> None:
+    """PutTargets and RemoveTargets answer 200 with FailedEntryCount > 0 when a target
+    failed: a rule without its target alerts no one, so that stops ``up``/``down``."""
+    failed = answer.get("FailedEntries", [])
+    if answer.get("FailedEntryCount", 0) and not failed:
+        failed = [{"ErrorCode": "FailedEntryCount"}] * answer["FailedEntryCount"]
+    check_batch(
+        call,
+        f"rule {rule}",
+        failed,
+        sent,
+        lambda e: f"target {e.get('TargetId')}: {e.get('ErrorCode')} {e.get('ErrorMessage', '')}",
+    )
 
 
 def delete(ctx: Context) -> list[str]:
@@ -120,7 +138,8 @@ def delete(ctx: Context) -> list[str]:
     events, rule = ctx.client("events"), ctx.config.failures_rule_name
     ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])]
     if ids:
-        events.remove_targets(Rule=rule, Ids=ids)
+        answer = events.remove_targets(Rule=rule, Ids=ids)
+        check_targets("RemoveTargets", rule, answer, len(ids))
     events.delete_rule(Name=rule)
     return [f"rule {rule} (and its {len(ids)} target(s))"]
 

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from pipeline import aws
 from pipeline.config import PipelineConfig
+from pipeline.errors import DeployError
 from pipeline.infra.operations import Operations
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,26 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def check_batch(
+    call: str,
+    about: str,
+    failed: list[dict[str, Any]],
+    total: int,
+    describe: Callable[[dict[str, Any]], str],
+) -> None:
+    """Raise one line when a batch call answered success but failed some entries.
+
+    PutTargets, RemoveTargets and DeleteObjects answer 200 and list what failed in the
+    body (``FailedEntries``, ``Errors``): unchecked, an alert target or an object would
+    silently not be there (or still be there).
+    """
+    if failed:
+        raise DeployError(
+            f"{call} on {about} failed for {len(failed)} of {total} entries; first: "
+            f"{describe(failed[0])}"
+        )
+
+
 def read_or_none(call: Callable[[], T], not_found: tuple[str, ...]) -> T | None:
     """``call()``'s answer, or None when AWS answers one of the ``not_found`` codes. Any
     other error (AccessDenied, say) is raised: a resource one may not read is not missing."""
@@ -229,6 +250,57 @@ def glue_tags(ctx: Context, resource: str) -> dict[str, str]:
     """The tags of a Glue crawler, job, workflow or trigger (``resource``: ``job/<name>``)."""
     arn = ctx.arn(GLUE_ARN, resource)
     return ctx.clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between retries: ``first`` seconds, doubling up to ``cap``, never more than
+    ``budget`` seconds in all."""
+
+    first: float
+    cap: float
+    budget: float
+
+    def delays(self) -> list[float]:
+        delays, delay, total = [], self.first, 0.0
+        while total + delay <= self.budget:
+            delays.append(delay)
+            total += delay
+            delay = min(delay * 2, self.cap)
+        return delays
+
+
+def retry_on_codes(
+    call: Callable[[], T],
+    codes: tuple[str, ...],
+    what: str,
+    backoff: Backoff,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``call``; while it fails with one of ``codes``, wait (logged) and call again.
+
+    For AWS's eventual consistency: a resource just made that a call cannot see or use
+    yet. When ``backoff``'s budget is spent the last error is raised; any other at once.
+    """
+    delays = backoff.delays()
+    for attempt, delay in enumerate([*delays, None], 1):
+        try:
+            return call()
+        except ClientError as exc:
+            if delay is None or error_code(exc) not in codes:
+                raise
+            log.info(
+                "%s: %s, waiting %.0fs and trying again (attempt %d of %d, at most %.0fs "
+                "of waiting in all)",
+                what,
+                error_code(exc),
+                delay,
+                attempt,
+                len(delays) + 1,
+                sum(delays),
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 # IAM propagation: a role made seconds ago may not be usable by Glue yet. Bounded:

@@ -78,6 +78,7 @@ PREFIX_MAX_LENGTH = MAX_BUCKET_NAME - len("-athena-results") - 1 - 12 - 1 - LONG
 PREFIX_PATTERN = "^[a-z0-9][a-z0-9-]*$"
 
 CONDITIONS = {
+    "IsDefaultPrefix": {"Fn::Equals": [{"Ref": "Prefix"}, DEFAULT_PREFIX]},
     "HasSchedule": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Schedule"}, ""]}]},
     "HasAlertEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]},
 }
@@ -217,6 +218,12 @@ def _resources(s: Sentinels, *, schedule: bool, email: bool) -> dict[str, dict[s
         if c.metadata:
             entry["Metadata"] = c.metadata
         entry["Properties"] = _sorted(rewriter.walk(c.properties, own))
+        if c.name_value is not None and c.name_property:
+            *path, last = c.name_property.split(".")
+            node = entry["Properties"]
+            for key in path:
+                node = node[key]
+            node[last] = c.name_value
         out[c.logical_id] = entry
     return out
 
