@@ -4,6 +4,8 @@
 python deploy.py up --dry-run          # the resources up manages (--verbose: every setting); no AWS call
 python deploy.py up                    # create or repair (idempotent)
 python deploy.py up --schedule "cron(0 6 * * ? *)" --alert-email you@example.com
+python deploy.py up --on-arrival       # a run starts when new raw inputs land (not a clock)
+python deploy.py up --schedule none --no-alert-email   # back to on demand, no subscription
 python deploy.py run                   # upload data + script, crawl, run the job, query
 python deploy.py run --workflow        # the same, the crawl and job run by the Glue workflow
 python deploy.py status                # each resource, the last crawl, job and workflow run
@@ -36,7 +38,13 @@ from pipeline import infra
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.config import ACCOUNT_PLACEHOLDER, PipelineConfig
 from pipeline.errors import DeployError, UsageError, one_line
-from pipeline.infra.operations import Operations, email_problem, schedule_problem
+from pipeline.infra.operations import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_WINDOW,
+    Operations,
+    email_problem,
+    schedule_problem,
+)
 from pipeline.infra.policies import (
     MANAGED_POLICY_MAX_CHARS,
     deployer_policy_name,
@@ -114,10 +122,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--schedule",
         help='up: run the workflow on a schedule, a Glue cron expression such as "cron(0 6 * * ? *)" '
-        "(UTC); without it the workflow runs on demand only",
+        '(UTC), or "none" for on demand only; without it (and without --on-arrival) up keeps '
+        "what starts the workflow now (on demand for a new one)",
     )
     parser.add_argument(
-        "--alert-email", help="up: subscribe this address to the failure and quality alerts"
+        "--on-arrival",
+        action="store_true",
+        help="up: start the workflow when raw inputs land in the raw bucket (S3 to EventBridge "
+        "to a Glue event trigger); not with --schedule",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"up --on-arrival: start a run once this many files have landed "
+        f"(1-100, default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--batch-window",
+        type=int,
+        help=f"up --on-arrival: or this many seconds after the first one "
+        f"(1-900, default {DEFAULT_BATCH_WINDOW})",
+    )
+    parser.add_argument(
+        "--alert-email",
+        help="up: subscribe this address to the failure and quality alerts (up keeps the "
+        "addresses already subscribed)",
+    )
+    parser.add_argument(
+        "--no-alert-email",
+        action="store_true",
+        help="up: remove the email subscriptions of the alerts topic",
     )
     parser.add_argument(
         "--max-quarantine-rate",
@@ -141,6 +175,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(problem)
     if args.alert_email is not None and (problem := email_problem(args.alert_email)):
         parser.error(f"--alert-email: {problem}")
+    if args.alert_email is not None and args.no_alert_email:
+        parser.error("--alert-email and --no-alert-email contradict each other: give one")
     if not 0.0 <= args.max_quarantine_rate <= 1.0:
         parser.error("--max-quarantine-rate must be between 0 and 1")
     if args.workflow and args.full_rebuild:
@@ -153,10 +189,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def operations(args: argparse.Namespace) -> Operations:
-    """up's choices for the workflow's schedule, the alert email and the alarm's threshold."""
+    """up's choices for what starts the workflow, the alert email and the alarm's threshold."""
     return Operations(
         schedule=args.schedule,
+        on_arrival=args.on_arrival,
+        batch_size=args.batch_size,
+        batch_window=args.batch_window,
         alert_email=args.alert_email,
+        no_alert_email=args.no_alert_email,
         max_quarantine_rate=args.max_quarantine_rate,
     )
 
@@ -211,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "up" and (problems := operations(args).problems()):
+        # One line, exit 2: --on-arrival with --schedule, batching without --on-arrival, ...
+        raise UsageError("; ".join(problems))
     if args.command == "template":
         # Only the template on stdout; the same for every account (names are parameters).
         print(render(template(), args.format), end="")

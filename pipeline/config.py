@@ -258,6 +258,21 @@ class PipelineConfig:
     def quarantine_alarm_name(self) -> str:
         return f"{self.prefix}-quarantine-rate"
 
+    @property
+    def alerts_dead_letter_queue_name(self) -> str:
+        """The SQS queue that keeps what the failures rule could not deliver to the topic."""
+        return f"{self.prefix}-alerts-dlq"
+
+    @property
+    def arrivals_rule_name(self) -> str:
+        """The rule that tells the workflow a raw input landed (``up --on-arrival``)."""
+        return f"{self.prefix}-arrivals"
+
+    @property
+    def events_role_name(self) -> str:
+        """The role the arrivals rule notifies the workflow as (``glue:NotifyEvent``)."""
+        return f"{self.prefix}-events-role"
+
     # URIs (the same on both targets; the local lake maps them to folders)
     @property
     def raw_uri(self) -> str:

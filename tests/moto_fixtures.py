@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from moto.glue.responses import GlueResponse
 from moto.glue.utils import Action, Predicate
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.moto_api import state_manager
+from moto.s3.responses import S3Response
 
 from pipeline import infra
 from pipeline.config import PipelineConfig
@@ -142,9 +144,12 @@ def immediate_glue() -> Iterator[None]:
 #   through moto's StartJobRun; then the job run's end, and the run COMPLETED (as on AWS,
 #   also when a node failed). The graph's nodes carry CrawlerDetails.Crawls and
 #   JobDetails.JobRuns as GetWorkflowRun answers them.
-# - UpdateTrigger applies TriggerUpdate's Description, Schedule, Actions and Predicate.
+# - UpdateTrigger applies TriggerUpdate's Description, Schedule, Actions, Predicate and
+#   EventBatchingCondition.
 # - TestEventPattern answers with moto's own event-pattern matcher, the one moto's
 #   PutEvents uses to pick a rule's targets.
+# - GetBucketNotificationConfiguration answers the EventBridgeConfiguration moto stores
+#   (PutBucketNotificationConfiguration keeps it; moto's answer leaves it out).
 
 
 class WorkflowRuns:
@@ -311,6 +316,8 @@ def _install_workflow_stand_ins(runs: WorkflowRuns, setattr_: Any) -> None:
             trigger.actions = [Action(a) for a in update["Actions"]]
         if "Predicate" in update:
             trigger.predicate = Predicate(update["Predicate"])
+        if "EventBatchingCondition" in update:
+            trigger.event_batching_condition = update["EventBatchingCondition"]
         return ActionResult({"Trigger": trigger.as_dict()})
 
     def test_event_pattern(self: EventsHandler) -> tuple[str, dict[str, Any]]:
@@ -319,6 +326,28 @@ def _install_workflow_stand_ins(runs: WorkflowRuns, setattr_: Any) -> None:
         matched = pattern.matches_event(json.loads(self._get_param("Event")))
         return json.dumps({"Result": matched}), self.response_headers
 
+    original_get_notification = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: S3Response) -> Any:
+        answer = original_get_notification(self)
+        found = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if found is None or found.event_bridge is None:
+            return answer
+        status, headers, body = answer
+        text = body.decode() if isinstance(body, bytes) else body
+        closing = "</NotificationConfiguration>"
+        if closing not in text:  # moto answered an empty configuration element
+            text = re.sub(
+                r"<NotificationConfiguration([^>]*)/>",
+                r"<NotificationConfiguration\1>" + closing,
+                text,
+            )
+        text = text.replace(
+            closing, "<EventBridgeConfiguration></EventBridgeConfiguration>" + closing
+        )
+        return status, headers, text
+
+    setattr_(S3Response, "get_bucket_notification", get_bucket_notification)
     setattr_(GlueBackend, "start_workflow_run", start_workflow_run)
     setattr_(GlueResponse, "get_workflow_run", get_workflow_run)
     setattr_(GlueResponse, "update_trigger", update_trigger)
@@ -350,7 +379,9 @@ def config() -> PipelineConfig:
 
 
 def _clients() -> SimpleNamespace:
-    names = ("s3", "iam", "sts", "glue", "athena", "logs", "events", "sns", "cloudwatch", "kms")
+    names = (
+        "s3", "iam", "sts", "glue", "athena", "logs", "events", "sns", "cloudwatch", "kms", "sqs",
+    )  # fmt: skip
     return SimpleNamespace(**{n: boto3.client(n, region_name=REGION) for n in names})
 
 
@@ -359,7 +390,7 @@ def aws(
     aws_env: None, tls_requests: None, immediate_glue: None, glue_workflows: WorkflowRuns
 ) -> Iterator[SimpleNamespace]:
     """Open ``mock_aws`` and yield boto3 clients (s3, iam, sts, glue, athena, logs, events,
-    sns, cloudwatch)."""
+    sns, cloudwatch, kms, sqs)."""
     with mock_aws():
         yield _clients()
 

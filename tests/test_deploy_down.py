@@ -61,9 +61,10 @@ def test_down_without_yes_deletes_nothing(deployed, capsys):
 def test_down_removes_what_up_made_in_order(deployed, config):
     key_id = deployed.kms.describe_key(KeyId="alias/test-sales-alerts")["KeyMetadata"]["KeyId"]
     deleted = infra.down(config, deployed)
-    assert deleted[:9] == [
+    assert deleted[:10] == [
         f"alarm {ALARM}",
         f"rule {RULE} (and its 1 target(s))",
+        "queue test-sales-alerts-dlq (and the undelivered alerts in it)",
         "topic test-sales-alerts (and its subscriptions)",
         f"KMS key {key_id} (scheduled for deletion in 7 days)",
         "alias alias/test-sales-alerts",
@@ -76,6 +77,7 @@ def test_down_removes_what_up_made_in_order(deployed, config):
     assert deployed.glue.get_triggers()["Triggers"] == []
     assert deployed.events.list_rules()["Rules"] == []
     assert deployed.sns.list_topics()["Topics"] == []
+    assert deployed.sqs.list_queues().get("QueueUrls", []) == []
     assert deployed.cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 

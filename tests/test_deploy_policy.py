@@ -35,6 +35,8 @@ _S3_BUCKET_SUBRESOURCES = {
     ("PUT", "encryption"): "s3:PutEncryptionConfiguration",
     ("GET", "publicAccessBlock"): "s3:GetBucketPublicAccessBlock",
     ("PUT", "publicAccessBlock"): "s3:PutBucketPublicAccessBlock",
+    ("GET", "notification"): "s3:GetBucketNotification",
+    ("PUT", "notification"): "s3:PutBucketNotification",
 }
 _GLUE_CRAWLER_CALLS = {
     "GetCrawler", "UpdateCrawler", "DeleteCrawler", "StartCrawler",
@@ -167,6 +169,20 @@ def _events_checks(request, call, body):
     checks = [(f"events:{call}", f"{base}:rule/{rule}")]
     if call == "PutRule" and body.get("Tags"):
         checks.append(("events:TagResource", f"{base}:rule/{rule}"))
+    if call == "PutTargets":  # a target's role is passed to EventBridge
+        checks += [("iam:PassRole", t["RoleArn"]) for t in body["Targets"] if t.get("RoleArn")]
+    return checks
+
+
+def _sqs_checks(request, call, body):
+    """SQS: the queue the call names (by name or URL); CreateQueue with tags tags it."""
+    base = f"arn:aws:sqs:{request._region}:{request.account_id}"
+    name = body.get("QueueName") or (body.get("QueueUrl") or "").rsplit("/", 1)[-1]
+    if not name:
+        return [(f"sqs:{call}", "*")]
+    checks = [(f"sqs:{call}", f"{base}:{name}")]
+    if call == "CreateQueue" and body.get("tags"):
+        checks.append(("sqs:TagQueue", f"{base}:{name}"))
     return checks
 
 
@@ -242,6 +258,8 @@ def _aws_checks(request, resource):
         return _cloudwatch_checks(request, call, json.loads(request._body or b"{}"))
     if service == "kms":
         return _kms_checks(request, call, json.loads(request._body or b"{}"))
+    if service == "sqs":
+        return _sqs_checks(request, call, json.loads(request._body or b"{}"))
     if service == "s3":
         return _s3_checks(request, resource)
     if service == "iam":
@@ -259,7 +277,7 @@ def aws_authorization(monkeypatch):
 
     moto checks every Glue and Athena call, and an IAM call on a role that does not exist
     yet, against the resource ``*``, so a policy that names its resources is denied
-    everything there (EventBridge, SNS, CloudWatch and KMS too, and it names CloudWatch's
+    everything there (EventBridge, SNS, SQS, CloudWatch and KMS too, and it names CloudWatch's
     actions monitoring:*); it names some S3 checks unlike IAM (HeadBucket is s3:ListBucket on
     AWS; the encryption and public access block calls; DeleteObjects is checked per key,
     as s3:DeleteObjectVersion for a version); and it does not ask for iam:PassRole when
@@ -587,7 +605,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
     # passes it to Glue, repairs a drifted trust policy or attached policy, puts the
     # buckets' policies and public access blocks; down deletes the role; up creates the
     # alerts topic with its policy and repairs that policy (SetTopicAttributes); up
-    # creates the alerts key with its key policy and repairs that policy (PutKeyPolicy).
+    # creates the alerts key with its key policy and repairs that policy (PutKeyPolicy);
+    # up creates the dead-letter queue with its policy and repairs it (SetQueueAttributes).
     [finding] = _findings(policy, community=True)
     assert finding.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
     assert sorted(finding.location["actions"]) == [
@@ -604,6 +623,8 @@ def test_parliament_finds_nothing_in_the_deployer_policy_but_its_permission_mana
         "s3:putbucketpublicaccessblock",
         "sns:createtopic",
         "sns:settopicattributes",
+        "sqs:createqueue",
+        "sqs:setqueueattributes",
     ]
 
 
@@ -731,6 +752,25 @@ def test_a_user_with_only_the_deployer_policy_runs_the_workflow_with_alerts(
     assert glue.list_workflows()["Workflows"] == []
 
 
+def test_a_user_with_only_the_deployer_policy_deploys_on_arrival_and_removes_it(
+    deployer, glue_workflows, capsys
+):
+    """The on-arrival resources (bucket notifications, the arrivals rule passing the
+    events role, the role itself, the event trigger) with the policy's rights alone."""
+    prefix = ["--prefix", "test-sales"]
+    assert deploy.main(["up", *prefix, "--on-arrival", "--batch-size", "4"]) == 0, (
+        capsys.readouterr()
+    )
+    assert deploy.main(["up", *prefix]) == 0
+    assert "up: everything already in place" in capsys.readouterr().out
+    assert deploy.main(["status", *prefix]) == 0
+    shown = capsys.readouterr().out
+    assert "test-sales-arrivals" in shown and "eventbridge=on" in shown
+    assert deploy.main(["up", *prefix, "--schedule", "none"]) == 0, capsys.readouterr()
+    assert deploy.main(["up", *prefix, "--on-arrival"]) == 0, capsys.readouterr()
+    assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()
+
+
 def _without(parts, sid=None, action=None, resource=None):
     """``parts`` less one statement, or one action, or with one statement's resource swapped."""
     return [_part_without(part, sid, action, resource) for part in parts]
@@ -769,7 +809,7 @@ def _part_without(policy, sid, action, resource):
             },
             "not authorized to perform: glue:GetTrigger",
         ),
-        ({"sid": "FailuresRule"}, "not authorized to perform: events:DescribeRule"),
+        ({"sid": "EventRules"}, "not authorized to perform: events:DescribeRule"),
         (
             {"sid": "AlertsTopic", "action": "sns:TagResource"},
             "not authorized to perform: sns:TagResource",
@@ -844,9 +884,19 @@ def test_deployer_policy_names_the_new_resources(capsys):
         f"{glue}:trigger/acme-workflow-after-crawl",
     ]
     assert "glue:UpdateTrigger" in statements["GlueWorkflowTriggers"]["Action"]
-    assert statements["FailuresRule"]["Resource"] == [
-        "arn:aws:events:us-east-1:111122223333:rule/acme-failures"
+    assert statements["EventRules"]["Resource"] == [
+        "arn:aws:events:us-east-1:111122223333:rule/acme-failures",
+        "arn:aws:events:us-east-1:111122223333:rule/acme-arrivals",
     ]
+    assert statements["AlertsDeadLetterQueue"]["Resource"] == [
+        "arn:aws:sqs:us-east-1:111122223333:acme-alerts-dlq"
+    ]
+    assert statements["EventsRole"]["Resource"] == [
+        "arn:aws:iam::111122223333:role/acme-events-role"
+    ]
+    assert statements["PassEventsRoleToEventBridge"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "events.amazonaws.com"}
+    }
     assert statements["AlertsTopic"]["Resource"] == [
         "arn:aws:sns:us-east-1:111122223333:acme-alerts"
     ]

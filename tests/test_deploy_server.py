@@ -297,7 +297,12 @@ def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
         "ACTIVATED",
     )
     assert events.list_targets_by_rule(Rule=f"{PREFIX}-failures")["Targets"] == [
-        {"Id": "alerts-topic", "Arn": topic}
+        {
+            "Id": "alerts-topic",
+            "Arn": topic,
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+            "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{account}:{PREFIX}-alerts-dlq"},
+        }
     ]
     attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{account}:alias/{PREFIX}-alerts"

@@ -28,10 +28,11 @@ def test_status_shows_each_resource_and_the_last_crawl_and_job_run(deployed, con
         "glue-trigger",
         "kms-key",
         "sns-topic",
+        "sqs-queue",
         "events-rule",
         "cloudwatch-alarm",
     }
-    assert rows[("s3-bucket", "test-sales-raw")]["detail"] == "versioning=Enabled"
+    assert rows[("s3-bucket", "test-sales-raw")]["detail"] == "versioning=Enabled eventbridge=off"
     assert rows[("glue-crawler", "test-sales-raw-crawler")]["state"] == "READY"
     assert "last crawl=COMPLETED" in rows[("glue-crawler", "test-sales-raw-crawler")]["detail"]
     assert f"last run={run_id} SUCCEEDED" in rows[("glue-job", "test-sales-etl-job")]["detail"]
@@ -51,7 +52,7 @@ def test_status_before_any_workflow_run(deployed, config):
         "kind": "events-rule",
         "name": RULE,
         "state": "ENABLED",
-        "detail": f"targets: {TOPIC_ARN}",
+        "detail": f"targets: {TOPIC_ARN} (dead letters: {TOPIC_ARN.replace(':sns:', ':sqs:')}-dlq)",
     }
     assert rows[("cloudwatch-alarm", ALARM)]["detail"] == "QuarantineRate > 0.05"
 

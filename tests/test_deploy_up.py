@@ -254,6 +254,7 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         "created trigger test-sales-workflow-after-crawl (CONDITIONAL)",
         f"created KMS key {key_id} (alias alias/test-sales-alerts, rotation on)",
         "created topic test-sales-alerts",
+        "created queue test-sales-alerts-dlq",
         "created rule test-sales-failures",
         "set the target of rule test-sales-failures to topic test-sales-alerts",
         "created alarm test-sales-quarantine-rate",

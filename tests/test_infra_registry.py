@@ -30,4 +30,4 @@ def test_each_kind_has_a_name_of_its_own():
     names = [kind.KIND for kind in KINDS]
     assert len(set(names)) == len(names)
     assert all(kind_named(name).KIND == name for name in names)
-    assert kind_named("sqs-queue") is None
+    assert kind_named("dynamodb-table") is None

@@ -16,6 +16,15 @@ from moto_fixtures import (
     sorted_tags,
 )
 
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:test-sales-alerts-dlq"
+# EventBridge's longest retry (24 h, 185 attempts), then the dead-letter queue.
+ALERTS_TARGET = {
+    "Id": "alerts-topic",
+    "Arn": TOPIC_ARN,
+    "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    "DeadLetterConfig": {"Arn": QUEUE_ARN},
+}
+
 PATTERN = {
     "source": ["aws.glue"],
     "detail-type": ["Glue Job State Change", "Glue Crawler State Change"],
@@ -33,9 +42,7 @@ def test_up_creates_the_failures_rule_targeting_the_topic(deployed):
     assert json.loads(rule["EventPattern"]) == PATTERN
     assert rule["State"] == "ENABLED"
     assert rule["Arn"] == RULE_ARN
-    assert deployed.events.list_targets_by_rule(Rule=RULE)["Targets"] == [
-        {"Id": "alerts-topic", "Arn": TOPIC_ARN}
-    ]
+    assert deployed.events.list_targets_by_rule(Rule=RULE)["Targets"] == [ALERTS_TARGET]
     tags = deployed.events.list_tags_for_resource(ResourceARN=RULE_ARN)["Tags"]
     assert sorted_tags(tags) == MARK_LIST
 
@@ -56,9 +63,24 @@ def test_up_puts_back_the_rule_pattern_and_target_changed_by_hand(deployed, conf
         ],
     )
     assert json.loads(events.describe_rule(Name=RULE)["EventPattern"]) == PATTERN
-    assert events.list_targets_by_rule(Rule=RULE)["Targets"] == [
-        {"Id": "alerts-topic", "Arn": TOPIC_ARN}
-    ]
+    assert events.list_targets_by_rule(Rule=RULE)["Targets"] == [ALERTS_TARGET]
+
+
+@pytest.mark.parametrize(
+    "drifted",
+    [
+        {"Id": "alerts-topic", "Arn": TOPIC_ARN},  # the retry policy and queue removed
+        {**ALERTS_TARGET, "RetryPolicy": {"MaximumRetryAttempts": 0}},
+        {**ALERTS_TARGET, "DeadLetterConfig": {"Arn": f"{QUEUE_ARN}-other"}},
+    ],
+    ids=["bare", "no-retries", "other-queue"],
+)
+def test_up_puts_back_the_alerts_target_retry_policy_and_dead_letter_queue(
+    deployed, config, drifted
+):
+    deployed.events.put_targets(Rule=RULE, Targets=[drifted])
+    assert_repaired(config, deployed, [f"set the target of rule {RULE} to topic test-sales-alerts"])
+    assert deployed.events.list_targets_by_rule(Rule=RULE)["Targets"] == [ALERTS_TARGET]
 
 
 def _glue_event(detail_type: str, detail: dict) -> str:

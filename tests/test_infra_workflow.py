@@ -67,6 +67,9 @@ def test_up_creates_the_workflow_with_an_on_demand_start_and_a_conditional_job_t
         assert glue.get_tags(ResourceArn=f"{GLUE}:{kind}/{name}")["Tags"] == MARKS
 
 
+ON_DEMAND = Operations(schedule="none")
+
+
 def test_up_with_a_schedule_makes_an_activated_scheduled_start_trigger(aws, config):
     infra.up(config, aws, tables=False, ops=Operations(schedule=DAILY))
     start = aws.glue.get_trigger(Name=START)["Trigger"]
@@ -87,8 +90,14 @@ def test_up_puts_back_a_schedule_changed_by_hand_and_follows_the_flag(aws, confi
     aws.glue.stop_trigger(Name=START)
     assert_repaired(config, aws, [f"activated trigger {START} (was DEACTIVATED)"], daily)
 
-    # Without --schedule the workflow runs on demand: the type changes, so it is replaced.
-    assert_repaired(config, aws, [f"replaced trigger {START}: SCHEDULED -> ON_DEMAND"])
+    # Without --schedule (drift repair, say) up keeps the schedule deployed.
+    assert infra.up(config, aws, tables=False) == []
+    kept = aws.glue.get_trigger(Name=START)["Trigger"]
+    assert (kept["Type"], kept["Schedule"], kept["State"]) == ("SCHEDULED", DAILY, "ACTIVATED")
+
+    # --schedule none: on demand; the type changes, so the trigger is replaced.
+    on_demand = Operations(schedule="none")
+    assert_repaired(config, aws, [f"replaced trigger {START}: SCHEDULED -> ON_DEMAND"], on_demand)
     start = aws.glue.get_trigger(Name=START)["Trigger"]
     assert (start["Type"], "Schedule" in start) == ("ON_DEMAND", False)
     assert aws.glue.get_tags(ResourceArn=f"{GLUE}:trigger/{START}")["Tags"] == MARKS
@@ -165,7 +174,9 @@ def test_up_replacing_the_start_trigger_creates_it_again_only_once_the_old_one_i
     glue = _GlueTriggerStates(aws.glue, START, deleting=2)
     sleeps = []
 
-    changes = infra.up(config, _with_glue(aws, glue), tables=False, sleep=sleeps.append)
+    changes = infra.up(
+        config, _with_glue(aws, glue), tables=False, sleep=sleeps.append, ops=ON_DEMAND
+    )
 
     assert changes == [f"replaced trigger {START}: SCHEDULED -> ON_DEMAND"]
     assert glue.calls == [
@@ -188,7 +199,7 @@ def test_up_gives_up_on_a_trigger_that_stays_deleting_without_creating_it(aws, c
     sleeps = []
 
     with pytest.raises(DeployError) as stuck:
-        infra.up(config, _with_glue(aws, glue), tables=False, sleep=sleeps.append)
+        infra.up(config, _with_glue(aws, glue), tables=False, sleep=sleeps.append, ops=ON_DEMAND)
 
     assert str(stuck.value) == (
         f"trigger {START} is still DELETING after 30s of waiting for it to be deleted; "

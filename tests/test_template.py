@@ -94,6 +94,8 @@ NO_VALUE = object()
 # What Ref returns for each resource type: its name, or (SNS) its ARN, or (a KMS key)
 # its key id, which only exists once the key does: stood for by a placeholder.
 REF_IS_ARN = {"AWS::SNS::Topic"}
+# A queue's Ref is its URL.
+REF_IS_URL = {"AWS::SQS::Queue"}
 REF_IS_KEY_ID = {"AWS::KMS::Key"}
 # Fn::GetAtt <resource>.Arn, from the documented ARN formats.
 ARN_FORMATS = {
@@ -102,6 +104,7 @@ ARN_FORMATS = {
     "AWS::Events::Rule": "arn:{p}:events:{r}:{a}:rule/{n}",
     "AWS::CloudWatch::Alarm": "arn:{p}:cloudwatch:{r}:{a}:alarm:{n}",
     "AWS::S3::Bucket": "arn:{p}:s3:::{n}",
+    "AWS::SQS::Queue": "arn:{p}:sqs:{r}:{a}:{n}",
 }
 NAME_PROPERTIES = {
     "AWS::S3::Bucket": ("BucketName",),
@@ -116,6 +119,7 @@ NAME_PROPERTIES = {
     "AWS::Events::Rule": ("Name",),
     "AWS::CloudWatch::Alarm": ("AlarmName",),
     "AWS::KMS::Alias": ("AliasName",),
+    "AWS::SQS::Queue": ("QueueName",),
 }
 
 
@@ -168,6 +172,8 @@ class Stack:
             return self.getatt(name, "Arn")
         if self.tpl["Resources"][name]["Type"] in REF_IS_KEY_ID:
             return f"<key id of {name}>"
+        if self.tpl["Resources"][name]["Type"] in REF_IS_URL:
+            return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.names[name]}"
         return self.names[name]
 
     def getatt(self, logical: str, attribute: str) -> str:
@@ -258,7 +264,7 @@ def bucket_settings(stack: Stack, name: str) -> dict[str, Any]:
         assert not unknown, unknown
         return out
 
-    return {
+    settings: dict[str, Any] = {
         "PublicAccessBlock": props["PublicAccessBlockConfiguration"],
         "Encryption": {
             "Rules": [
@@ -271,6 +277,13 @@ def bucket_settings(stack: Stack, name: str) -> dict[str, Any]:
         "Policy": policies[0],
         "Tags": tag_map(props["Tags"]),
     }
+    # CloudFormation's switch; PutBucketNotificationConfiguration takes an empty object.
+    if "NotificationConfiguration" in props:
+        assert props["NotificationConfiguration"] == {
+            "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+        }
+        settings["Notifications"] = {"EventBridgeConfiguration": {}}
+    return settings
 
 
 def role_settings(stack: Stack, name: str) -> dict[str, Any]:
@@ -347,6 +360,25 @@ def subscription_settings(stack: Stack, name: str) -> dict[str, Any]:
     return found[0]
 
 
+def queue_settings(stack: Stack, name: str) -> dict[str, Any]:
+    """CreateQueue's request: SQS takes every attribute as text, the tags as a map."""
+    props = stack.named(name, "AWS::SQS::Queue")
+    url = f"https://sqs.{stack.region}.amazonaws.com/{stack.account}/{name}"
+    policies = [
+        p["PolicyDocument"] for p in stack.of_type("AWS::SQS::QueuePolicy") if p["Queues"] == [url]
+    ]
+    assert len(policies) == 1
+    return {
+        "QueueName": props["QueueName"],
+        "Attributes": {
+            "KmsMasterKeyId": props["KmsMasterKeyId"],
+            "MessageRetentionPeriod": str(props["MessageRetentionPeriod"]),
+            "Policy": policies[0],
+        },
+        "Tags": tag_map(props["Tags"]),
+    }
+
+
 def rule_settings(stack: Stack, name: str) -> dict[str, Any]:
     return stack.named(name, "AWS::Events::Rule")
 
@@ -368,6 +400,8 @@ FROM_TEMPLATE = {
     "sns-topic": topic_settings,
     "sns-subscription": subscription_settings,
     "events-rule": rule_settings,
+    "events-role": role_settings,
+    "sqs-queue": queue_settings,
     "cloudwatch-alarm": alarm_settings,
 }
 # Not AWS resources: the script upload and the Athena DDL (README says how).
@@ -377,6 +411,7 @@ JSON_TEXT = {
     ("sns-topic", "Attributes", "Policy"),
     ("events-rule", "EventPattern"),
     ("kms-key", "Policy"),
+    ("sqs-queue", "Attributes", "Policy"),
 }
 
 
@@ -415,6 +450,26 @@ DEPLOYMENTS = {
         "cn-north-1",
         Operations(max_quarantine_rate=0.2),
     ),
+    "on-arrival-with-email": (
+        {
+            "Prefix": "land",
+            "OnArrival": "true",
+            "BatchSize": 5,
+            "BatchWindow": 120,
+            "AlertEmail": "data-team@example.com",
+        },
+        "123456789012",
+        "us-west-2",
+        Operations(
+            on_arrival=True, batch_size=5, batch_window=120, alert_email="data-team@example.com"
+        ),
+    ),
+    "on-arrival-defaults-no-email": (
+        {"Prefix": "arrive", "OnArrival": "true"},
+        "123456789012",
+        "eu-central-1",
+        Operations(on_arrival=True),
+    ),
 }
 
 
@@ -445,7 +500,12 @@ def test_every_planned_setting_is_in_the_template(
         covered += 1
     # Nothing in the template that the plan does not have (policies ride with their
     # bucket and topic, the alias with its key).
-    attached = {"AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy", "AWS::KMS::Alias"}
+    attached = {
+        "AWS::S3::BucketPolicy",
+        "AWS::SNS::TopicPolicy",
+        "AWS::KMS::Alias",
+        "AWS::SQS::QueuePolicy",
+    }
     made = [r for r in stack.resources.values() if r["Type"] not in attached]
     assert len(made) == covered
 
@@ -473,7 +533,20 @@ def stack(committed: dict[str, Any]) -> Stack:
 
 def test_parameters(committed: dict[str, Any]) -> None:
     p = committed["Parameters"]
-    assert set(p) == {"Prefix", "Schedule", "AlertEmail", "MaxQuarantineRate"}
+    assert set(p) == {
+        "Prefix",
+        "Schedule",
+        "AlertEmail",
+        "MaxQuarantineRate",
+        "OnArrival",
+        "BatchSize",
+        "BatchWindow",
+    }
+    assert (p["OnArrival"]["Default"], p["BatchSize"]["Default"], p["BatchWindow"]) == (
+        "false",
+        2,
+        p["BatchWindow"] | {"Default": 900, "MinValue": 1, "MaxValue": 900},
+    )
     assert p["Prefix"]["Default"] == "sales-pipeline"
     assert p["Schedule"]["Default"] == "" and p["AlertEmail"]["Default"] == ""
     assert p["MaxQuarantineRate"] | {"Description": ""} == {
@@ -553,8 +626,16 @@ def test_resources_refer_to_each_other_so_they_are_created_in_order(
     assert res["RawCrawler"]["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
     assert res["RawBucketPolicy"]["Properties"]["Bucket"] == {"Ref": "RawBucket"}
     assert res["FailuresRule"]["Properties"]["Targets"] == [
-        {"Arn": {"Ref": "AlertsTopic"}, "Id": "alerts-topic"}
+        {
+            "Arn": {"Ref": "AlertsTopic"},
+            "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["AlertsDlqQueue", "Arn"]}},
+            "Id": "alerts-topic",
+            "RetryPolicy": {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185},
+        }
     ]
+    assert res["ArrivalsRule"]["Properties"]["Targets"][0]["RoleArn"] == {
+        "Fn::GetAtt": ["EventsRole", "Arn"]
+    }
 
 
 def test_a_stack_cannot_switch_between_on_demand_and_scheduled(committed: dict[str, Any]) -> None:
@@ -568,7 +649,9 @@ def test_a_stack_cannot_switch_between_on_demand_and_scheduled(committed: dict[s
     assert "/properties/Type" in create_only and "/properties/Name" in create_only
     assert "/properties/Schedule" not in create_only
     start = committed["Resources"]["WorkflowStartTrigger"]["Properties"]
-    assert start["Type"] == {"Fn::If": ["HasSchedule", "SCHEDULED", "ON_DEMAND"]}
+    assert start["Type"] == {
+        "Fn::If": ["OnArrival", "EVENT", {"Fn::If": ["HasSchedule", "SCHEDULED", "ON_DEMAND"]}]
+    }
     assert start["Name"] == {"Fn::Sub": "${Prefix}-workflow-start"}
     described = committed["Parameters"]["Schedule"]["Description"]
     assert "Empty or not is fixed when the stack is created" in described
@@ -754,9 +837,9 @@ def test_a_kind_the_template_does_not_translate_is_refused(
     from pipeline.infra import template
     from pipeline.infra.shared import Resource
 
-    def with_a_queue(*args: Any, **kwargs: Any) -> list[Resource]:
-        return [*plan(*args, **kwargs), Resource("sqs-queue", "zqxprefixqz-queue", {})]
+    def with_a_table(*args: Any, **kwargs: Any) -> list[Resource]:
+        return [*plan(*args, **kwargs), Resource("dynamodb-table", "zqxprefixqz-table", {})]
 
-    monkeypatch.setattr(template, "plan", with_a_queue)
-    with pytest.raises(ValueError, match="'sqs-queue'"):
+    monkeypatch.setattr(template, "plan", with_a_table)
+    with pytest.raises(ValueError, match="'dynamodb-table'"):
         template.template()

@@ -43,8 +43,10 @@ CREATED_BY_MOTO = {
     "AWS::KMS::Alias",
     "AWS::SNS::Topic",
     "AWS::Events::Rule",
+    "AWS::SQS::Queue",
 }
 SKIPPED_BY_MOTO = {
+    "AWS::SQS::QueuePolicy",
     "AWS::S3::BucketPolicy",
     "AWS::Glue::Database",
     "AWS::Glue::Crawler",
@@ -131,22 +133,24 @@ def moto_subset(tpl: dict[str, Any]) -> dict[str, Any]:
     return {**tpl, "Resources": kept, "Outputs": outputs}
 
 
+def _create_stack(parameters: dict[str, str]) -> Any:
+    tpl = moto_subset(yaml.safe_load(TEMPLATE_FILE.read_text()))
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(
+        StackName="sales-pipeline",
+        TemplateBody=yaml.safe_dump(tpl),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    return cfn
+
+
 @pytest.fixture
 def stack(aws_env: None) -> Any:
-    tpl = moto_subset(yaml.safe_load(TEMPLATE_FILE.read_text()))
     with mock_aws():
-        cfn = boto3.client("cloudformation", region_name=REGION)
-        cfn.create_stack(
-            StackName="sales-pipeline",
-            TemplateBody=yaml.safe_dump(tpl),
-            Capabilities=["CAPABILITY_NAMED_IAM"],
-            Parameters=[
-                {"ParameterKey": "Prefix", "ParameterValue": PREFIX},
-                {"ParameterKey": "Schedule", "ParameterValue": "cron(0 6 * * ? *)"},
-                {"ParameterKey": "MaxQuarantineRate", "ParameterValue": "0.1"},
-            ],
+        yield _create_stack(
+            {"Prefix": PREFIX, "Schedule": "cron(0 6 * * ? *)", "MaxQuarantineRate": "0.1"}
         )
-        yield cfn
 
 
 def test_stack_creates_the_buckets_role_topic_and_rule(stack: Any) -> None:
@@ -155,6 +159,9 @@ def test_stack_creates_the_buckets_role_topic_and_rule(stack: Any) -> None:
     made = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in stack.list_stack_resources(StackName="sales-pipeline")["StackResourceSummaries"]
+        # moto 5.2.5 lists a resource whose Condition is false (the OnArrival ones) with
+        # empty ids: not made.
+        if r["LogicalResourceId"]
     }
     assert made == {
         "RawBucket": f"{STEM}-raw",
@@ -165,6 +172,7 @@ def test_stack_creates_the_buckets_role_topic_and_rule(stack: Any) -> None:
         "AlertsKey": made["AlertsKey"],  # the key id KMS gives it
         "AlertsKeyAlias": "alias/acme-alerts",
         "AlertsTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
+        "AlertsDlqQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/acme-alerts-dlq",
         "FailuresRule": "acme-failures",
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
@@ -268,8 +276,45 @@ def test_rule_sends_our_failed_job_runs_and_crawls_to_the_topic(stack: Any) -> N
         },
     }
     assert events.list_targets_by_rule(Rule="acme-failures")["Targets"] == [
-        {"Id": "alerts-topic", "Arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts"}
+        {
+            "Id": "alerts-topic",
+            "Arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+            "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:acme-alerts-dlq"},
+        }
     ]
+
+
+def test_dead_letter_queue_is_encrypted_with_the_alerts_key_and_tagged(stack: Any) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="acme-alerts-dlq")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {
+        "managed-by": "deploy.py",
+        "pipeline-prefix": PREFIX,
+    }
+
+
+def test_an_on_arrival_stack_adds_the_events_role_and_the_arrivals_rule(aws_env: None) -> None:
+    with mock_aws():
+        cfn = _create_stack({"Prefix": PREFIX, "OnArrival": "true", "BatchSize": "3"})
+        made = {
+            r["LogicalResourceId"]
+            for r in cfn.list_stack_resources(StackName="sales-pipeline")["StackResourceSummaries"]
+        }
+        assert {"EventsRole", "ArrivalsRule"} <= made
+        events = boto3.client("events", region_name=REGION)
+        [target] = events.list_targets_by_rule(Rule="acme-arrivals")["Targets"]
+        assert target["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/acme-events-role"
+        assert target["Arn"] == f"arn:aws:glue:{REGION}:{ACCOUNT}:workflow/acme-workflow"
+        pattern = json.loads(events.describe_rule(Name="acme-arrivals")["EventPattern"])
+        assert pattern["detail"]["bucket"] == {"name": [f"{STEM}-raw"]}
+        iam = boto3.client("iam", region_name=REGION)
+        assert iam.list_role_policies(RoleName="acme-events-role")["PolicyNames"] == [
+            "notify-workflow"
+        ]
 
 
 def test_deleting_the_stack_removes_what_it_made(stack: Any) -> None:

@@ -61,8 +61,11 @@ def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> dict[str, Any
     }
 
 
-def bucket_settings(config: PipelineConfig, bucket: str, partition: str = "aws") -> dict[str, Any]:
-    """Return every setting ``up`` enforces on one bucket."""
+def bucket_settings(
+    config: PipelineConfig, bucket: str, partition: str = "aws", on_arrival: bool = False
+) -> dict[str, Any]:
+    """Return every setting ``up`` enforces on one bucket; with ``on_arrival`` the raw
+    bucket also sends its events to EventBridge (the arrivals rule picks the inputs)."""
     rules: list[dict[str, Any]] = [
         {
             "ID": "abort-incomplete-multipart-uploads",
@@ -89,7 +92,7 @@ def bucket_settings(config: PipelineConfig, bucket: str, partition: str = "aws")
                 "NoncurrentVersionExpiration": {"NoncurrentDays": RAW_NONCURRENT_EXPIRE_DAYS},
             }
         )
-    return {
+    settings: dict[str, Any] = {
         "PublicAccessBlock": {
             "BlockPublicAcls": True,
             "IgnorePublicAcls": True,
@@ -104,12 +107,16 @@ def bucket_settings(config: PipelineConfig, bucket: str, partition: str = "aws")
         "Policy": tls_only_bucket_policy(bucket, partition),
         "Tags": tags(config),
     }
+    if on_arrival and bucket == config.raw_bucket:
+        settings["Notifications"] = {"EventBridgeConfiguration": {}}
+    return settings
 
 
 def plan(ctx: Context) -> list[Resource]:
     partition = ctx.account.partition
     return [
-        Resource(KIND, b, bucket_settings(ctx.config, b, partition)) for b in ctx.config.buckets
+        Resource(KIND, b, bucket_settings(ctx.config, b, partition, ctx.ops.on_arrival))
+        for b in ctx.config.buckets
     ]
 
 
@@ -168,7 +175,7 @@ def _ensure_one(ctx: Context, found: Found) -> list[str]:
     elif not found.ours:  # up refused foreign names already; never adopt
         raise not_ours_error(config, [found])
 
-    want = bucket_settings(config, bucket, ctx.account.partition)
+    want = bucket_settings(config, bucket, ctx.account.partition, ctx.ops.on_arrival)
 
     pab = read_or_none(
         lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
@@ -214,6 +221,8 @@ def _ensure_one(ctx: Context, found: Found) -> list[str]:
     if policy != want["Policy"]:
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["Policy"]))
         changes.append(f"set TLS-only bucket policy on {bucket}")
+    if bucket == config.raw_bucket:
+        changes += _ensure_eventbridge(s3, bucket, "Notifications" in want)
     return changes
 
 
@@ -256,6 +265,27 @@ def _tag_new_bucket(ctx: Context, bucket: str) -> None:
             f"bucket {bucket} was created but could not be tagged ({error_code(exc)}: "
             f"{exc.response.get('Error', {}).get('Message', '')}); {left}"
         ) from exc
+
+
+# The other destinations a bucket's notification configuration may hold: kept as found
+# when up switches EventBridge on or off (PutBucketNotificationConfiguration replaces all).
+OTHER_NOTIFICATIONS = (
+    "TopicConfigurations",
+    "QueueConfigurations",
+    "LambdaFunctionConfigurations",
+)
+
+
+def _ensure_eventbridge(s3: Any, bucket: str, wanted: bool) -> list[str]:
+    """Switch the bucket's EventBridge notifications on (``up --on-arrival``) or off."""
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    if ("EventBridgeConfiguration" in current) == wanted:
+        return []
+    config = {k: current[k] for k in OTHER_NOTIFICATIONS if current.get(k)}
+    if wanted:
+        config["EventBridgeConfiguration"] = {}
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    return [f"{'enabled' if wanted else 'disabled'} EventBridge notifications on {bucket}"]
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -307,7 +337,12 @@ def status(ctx: Context) -> list[dict[str, Any]]:
             rows.append(status_row(KIND, bucket, "missing"))
             continue
         versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
-        rows.append(status_row(KIND, bucket, "present", f"versioning={versioning}"))
+        detail = f"versioning={versioning}"
+        if bucket == ctx.config.raw_bucket:
+            notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+            on = "EventBridgeConfiguration" in notifications
+            detail += f" eventbridge={'on' if on else 'off'}"
+        rows.append(status_row(KIND, bucket, "present", detail))
     return rows
 
 
@@ -357,6 +392,10 @@ def template(r: Resource, s: Sentinels) -> list[CfnResource]:
         "Tags": tag_list(want["Tags"]),
     }
     skips = [LOGGING_SKIP]
+    if "Notifications" in want:
+        props["NotificationConfiguration"] = {
+            "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+        }
     if want["Versioning"]:
         props["VersioningConfiguration"] = {"Status": want["Versioning"]}
     else:
@@ -393,6 +432,8 @@ DEPLOYER_BUCKET_ACTIONS = (
     "s3:PutLifecycleConfiguration",
     "s3:GetBucketPolicy",
     "s3:PutBucketPolicy",
+    "s3:GetBucketNotification",
+    "s3:PutBucketNotification",
 )
 DEPLOYER_OBJECT_ACTIONS = (
     "s3:GetObject",

@@ -19,6 +19,8 @@ class Sentinels:
     schedule: str
     email: str
     rate: float
+    batch_size: int  # up --on-arrival's batching: integers, not in any text
+    batch_window: int
 
     def strings(self) -> dict[str, str]:
         """Each string sentinel and what it becomes inside ``Fn::Sub``."""

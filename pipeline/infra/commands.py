@@ -30,6 +30,7 @@ from pipeline.infra.shared import (
     partition_for_region,
 )
 from pipeline.infra.tables import check_table_locations
+from pipeline.infra.trigger import kept
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,9 @@ def up(
 ) -> list[str]:
     """Create what is missing and put drifted settings back; return the changes made.
 
-    ``ops`` are the flags for the workflow's schedule, the alert email and the alarm's
-    threshold (default: on demand, none, 5%). ``sleep`` is how the IAM-propagation
+    ``ops`` are the flags for what starts the workflow, the alert email and the alarm's
+    threshold (default: what is deployed, else on demand; the subscriptions as they are;
+    5%). ``sleep`` is how the IAM-propagation
     retries and the waits for a trigger in a transient state sleep (tests pass a recorder).
     """
     ops = ops or Operations()
@@ -104,6 +106,8 @@ def up(
     _refuse_foreign(ctx)
     # Where Lake Formation governs the catalog, the crawler and Athena would fail later.
     check_lake_formation(config, clients)
+    # No flag about what starts the workflow: keep the schedule or arrivals deployed.
+    ctx.ops = kept(ctx)
     changes: list[str] = []
     for kind in KINDS:
         made = kind.ensure(ctx)

@@ -18,8 +18,10 @@ from pipeline.infra import (
     buckets,
     crawler,
     database,
+    events_role,
     job,
     key,
+    queue,
     role,
     rule,
     runs,
@@ -42,11 +44,13 @@ KINDS = (
     workgroup,
     workflow,
     trigger,  # the workflow's: they start the crawler and the job
+    events_role,  # with --on-arrival: the arrivals rule notifies the workflow as it
     key,
     topic,  # encrypted with the key
     subscription,
-    runs,  # down stops them after the alarm and the rule, before the rest
-    rule,  # to the topic
+    queue,  # the failures rule's dead letters
+    runs,  # down stops them after the alarm and the rules, before the rest
+    rule,  # to the topic (and the queue); with --on-arrival, to the workflow
     alarm,  # to the topic
     tables,  # the Athena DDL, through the workgroup, once everything else is there
 )

@@ -36,13 +36,14 @@ class Clients:
     sns: Any = None
     cloudwatch: Any = None
     kms: Any = None
+    sqs: Any = None
 
     @classmethod
     def for_config(cls, config: PipelineConfig) -> Clients:
         """Return clients honouring the config's profile, region and endpoint URL."""
         services = (
             "s3", "iam", "sts", "glue", "athena", "lakeformation", "events", "sns", "cloudwatch",
-            "kms",
+            "kms", "sqs",
         )  # fmt: skip
         return cls(*(aws.client(config, s) for s in services))
 
@@ -138,6 +139,7 @@ TOPIC_ARN = "arn:{partition}:sns:{region}:{account}:{name}"
 RULE_ARN = "arn:{partition}:events:{region}:{account}:rule/{name}"
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"
 KMS_ARN = "arn:{partition}:kms:{region}:{account}:{name}"  # name: alias/<name> or key/*
+QUEUE_ARN = "arn:{partition}:sqs:{region}:{account}:{name}"
 
 
 def partition_for_region(region: str) -> str:

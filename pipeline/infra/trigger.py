@@ -1,8 +1,10 @@
-"""The workflow's two triggers: the start trigger (on demand, or on ``up --schedule``)
-starts the crawler; the conditional one starts the job when the crawl succeeded."""
+"""The workflow's two triggers: the start trigger (on demand, on ``up --schedule``, or on
+the arrival of raw inputs with ``up --on-arrival``) starts the crawler; the conditional
+one starts the job when the crawl succeeded."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +33,7 @@ NOT_FOUND = ("EntityNotFoundException",)
 REF_STYLES = {"AWS::Glue::Trigger": RefStyle("Ref")}
 
 # What UpdateTrigger can change; a trigger's Type and WorkflowName cannot be changed.
-_TRIGGER_UPDATABLE = ("Description", "Schedule", "Actions", "Predicate")
+_TRIGGER_UPDATABLE = ("Description", "Schedule", "Actions", "Predicate", "EventBatchingCondition")
 # A trigger passes through these on its own (being made, started, stopped, updated or
 # deleted): up waits them out before acting on it.
 TRIGGER_TRANSIENT_STATES = ("CREATING", "ACTIVATING", "DEACTIVATING", "UPDATING", "DELETING")
@@ -43,18 +45,52 @@ TRIGGER_POLL_ATTEMPTS = 30
 
 
 def start_trigger_spec(config: PipelineConfig, ops: Operations) -> dict[str, Any]:
-    """CreateTrigger's request (without Tags) for the trigger that starts the crawler."""
+    """CreateTrigger's request (without Tags) for the trigger that starts the crawler:
+    EVENT on arrival (the arrivals rule notifies the workflow; Glue starts a run per
+    batch of events), SCHEDULED on a cron, else ON_DEMAND."""
+    if ops.on_arrival:
+        kind, when = "EVENT", "when raw inputs arrive"
+    elif ops.cron:
+        kind, when = "SCHEDULED", ops.cron
+    else:
+        kind, when = "ON_DEMAND", "on demand"
     spec: dict[str, Any] = {
         "Name": config.start_trigger_name,
         "WorkflowName": config.workflow_name,
-        "Type": "SCHEDULED" if ops.schedule else "ON_DEMAND",
-        "Description": "Starts the crawler: " + (ops.schedule or "on demand"),
+        "Type": kind,
+        "Description": f"Starts the crawler: {when}",
         "Actions": [{"CrawlerName": config.crawler_name}],
     }
-    if ops.schedule:
-        spec["Schedule"] = ops.schedule
-        spec["StartOnCreation"] = True  # a scheduled trigger fires only when ACTIVATED
+    if kind == "SCHEDULED":
+        spec["Schedule"] = ops.cron
+    if kind == "EVENT":
+        spec["EventBatchingCondition"] = ops.batching
+    if kind != "ON_DEMAND":
+        spec["StartOnCreation"] = True  # a scheduled or event trigger fires only when ACTIVATED
     return spec
+
+
+def kept(ctx: Context) -> Operations:
+    """``up``'s flags with what starts the workflow filled in from the deployed start
+    trigger when no flag says (``up`` keeps a schedule or arrivals), and an on-arrival
+    trigger's batching kept when ``--on-arrival`` comes without it."""
+    ops = ctx.ops
+    if ops.start_given and not ops.on_arrival:
+        return ops
+    name = ctx.config.start_trigger_name
+    found = read_or_none(lambda: ctx.clients.glue.get_trigger(Name=name), NOT_FOUND)
+    trigger = found["Trigger"] if found else {}
+    batching = trigger.get("EventBatchingCondition") or {}
+    if trigger.get("Type") == "EVENT" or ops.on_arrival:
+        return dataclasses.replace(
+            ops,
+            on_arrival=True,
+            batch_size=ops.batch_size or batching.get("BatchSize"),
+            batch_window=ops.batch_window or batching.get("BatchWindow"),
+        )
+    if trigger.get("Type") == "SCHEDULED" and trigger.get("Schedule"):
+        return dataclasses.replace(ops, schedule=trigger["Schedule"])
+    return ops
 
 
 def job_trigger_spec(config: PipelineConfig) -> dict[str, Any]:
@@ -199,6 +235,12 @@ def status(ctx: Context) -> list[dict[str, Any]]:
         detail = f"type={trigger.get('Type')}"
         if trigger.get("Schedule"):
             detail += f" schedule={trigger['Schedule']}"
+        if trigger.get("EventBatchingCondition"):
+            batching = trigger["EventBatchingCondition"]
+            detail += (
+                f" batch: {batching.get('BatchSize')} file(s) or "
+                f"{batching.get('BatchWindow', 900)}s after the first"
+            )
         rows.append(status_row(KIND, name, trigger.get("State", "?"), detail))
     return rows
 
