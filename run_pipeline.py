@@ -5,6 +5,7 @@ python run_pipeline.py                                  # local target, default 
 python run_pipeline.py --rows 100000 --dirty-rate 0.02
 python run_pipeline.py --sales-path my_sales.csv --customers-path my_customers.json
 python run_pipeline.py --target aws --endpoint-url http://127.0.0.1:5000
+python run_pipeline.py --remove-raw orders_2026-12-05.csv --dry-run   # what would go
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.errors import EXIT_QUALITY
 from pipeline.runner import RunOptions, run, summary_lines
+from pipeline.storage import remove_raw
+from pipeline.targets import make_target
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,11 +73,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="rebuild every output from all raw files (after a rule change), not only what is new",
     )
     parser.add_argument("--run-id", default=None, help="job run id (default: a UTC timestamp)")
+    parser.add_argument(
+        "--remove-raw",
+        action="append",
+        metavar="NAME",
+        help="take a file out of the raw bucket by its name in the summary's 'raw files' "
+        "(a glob works; repeat for more) and stop; the next run drops its rows",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --remove-raw: list what would go, remove nothing",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if (args.sales_path is None) != (args.customers_path is None):
         parser.error("--sales-path and --customers-path go together: give both or neither")
+    if args.dry_run and not args.remove_raw:
+        parser.error("--dry-run goes with --remove-raw")
     return args
+
+
+def remove_raw_files(args: argparse.Namespace) -> int:
+    """``--remove-raw``: remove the named raw files (or list them, with --dry-run)."""
+    config = config_from(args)
+    uris = remove_raw(make_target(config).storage, config, args.remove_raw, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print("\n".join(f"{verb} {uri}" for uri in uris))
+    if not args.dry_run:
+        print("the next run rebuilds the output from the raw files left, without their rows")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def body() -> int:
+        if args.remove_raw:
+            return remove_raw_files(args)
         config = config_from(args)
         options = RunOptions(
             rows=args.rows, customers=args.customers, seed=args.seed,

@@ -126,6 +126,7 @@ class RunReport:
     parquet_bytes: int = 0
     partitions: list[str] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # source -> empty files given
     crawl: CrawlResult | None = None
     job: JobRun | None = None
     quality: QualityVerdict | None = None
@@ -269,7 +270,8 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
 
     with stage(report, "upload"):
         target.check_ready()
-        report.uploaded = target.upload(sales, customers)
+        upload = target.upload(sales, customers)
+        report.uploaded, report.skipped = upload.uris, upload.skipped
     if options.workflow:
         with stage(report, "workflow"):
             report.crawl, report.job = target.run_workflow()
@@ -329,6 +331,7 @@ def summary_lines(report: RunReport) -> list[str]:
                 report.inputs[source],
                 report.raw_files.get(source),
                 _read_this_run(m, source),
+                report.skipped.get(source, []),
             )
         ],
         "",
@@ -406,14 +409,22 @@ def _first_and_last(items: list[str], most: int = 6) -> str:
 
 
 def _input_lines(
-    source: str, given: str, raw: list[str] | None, read: list[str] | None
+    source: str,
+    given: str,
+    raw: list[str] | None,
+    read: list[str] | None,
+    skipped: list[str],
 ) -> list[str]:
-    """What was given, the raw files now in the bucket, and those the job read this run."""
+    """What was given, the raw files now in the bucket, those the job read this run, and
+    the given files left out as empty (only when there are any)."""
     lines = [f"  {source:<34}{given}"]
-    for label, files in (("raw files", raw), ("read this run", read)):
+    shown = [("raw files", raw), ("read this run", read)]
+    if skipped:
+        shown.append(("skipped, empty", skipped))
+    for label, files in shown:
         if files is not None:
-            shown = ", ".join(files[:5]) + (
+            names = ", ".join(files[:5]) + (
                 f", ... ({len(files) - 5} more)" if len(files) > 5 else ""
             )
-            lines.append(f"    {label:<32}{len(files):>12,}  {shown}")
+            lines.append(f"    {label:<32}{len(files):>12,}  {names}")
     return lines

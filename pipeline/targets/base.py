@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.storage import Storage, read_metrics
+
+REMOVE_HINT = (
+    "take it out of raw with: python run_pipeline.py --remove-raw {name} "
+    "(--dry-run lists what goes)"
+)
+
+
+def remove_hint(reason: str, raw_roots: Sequence[str]) -> str:
+    """``reason`` and how to remove the raw file it names, when it names one.
+
+    ``raw_roots``: the raw prefixes as the job names them (lake folders or ``s3://``
+    URIs, each ending in ``/``); the name after one is the raw file's name.
+    """
+    for root in raw_roots:
+        found = re.search(re.escape(root) + r"([^\s:;,]+)", reason)
+        if found:
+            return f"{reason}; {REMOVE_HINT.format(name=found.group(1))}"
+    return reason
 
 
 @dataclass
