@@ -11,10 +11,12 @@ python run_pipeline.py --remove-raw orders_2026-12-05.csv --dry-run   # what wou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
+from pipeline.config import OWN_DATA_LAKE
 from pipeline.errors import EXIT_QUALITY
 from pipeline.runner import RunOptions, run, summary_lines
 from pipeline.storage import remove_raw
@@ -58,7 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(s3://... on the aws target); needs --sales-path",
     )
     parser.add_argument(
-        "--charts-dir", type=Path, default=defaults.charts_dir, help="where the six PNGs go"
+        "--charts-dir",
+        type=Path,
+        default=None,
+        help="where the six PNGs go (default screenshots/; with your own files <lake>/_charts/)",
     )
     parser.add_argument(
         "--max-quarantine-rate",
@@ -94,9 +99,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def own_lake(args: argparse.Namespace) -> dict[str, Path]:
+    """Your own files go to a lake of their own unless --lake or $PIPELINE_LAKE says
+    (--remove-raw too: the raw files to take out are your own)."""
+    own = args.sales_path is not None or bool(args.remove_raw)
+    if own and args.lake is None and not os.environ.get("PIPELINE_LAKE"):
+        return {"lake": Path(OWN_DATA_LAKE)}
+    return {}
+
+
 def remove_raw_files(args: argparse.Namespace) -> int:
     """``--remove-raw``: remove the named raw files (or list them, with --dry-run)."""
-    config = config_from(args)
+    config = config_from(args, **own_lake(args))
     uris = remove_raw(make_target(config).storage, config, args.remove_raw, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print("\n".join(f"{verb} {uri}" for uri in uris))
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if args.remove_raw:
             return remove_raw_files(args)
-        config = config_from(args)
+        config = config_from(args, **own_lake(args))
         options = RunOptions(
             rows=args.rows, customers=args.customers, seed=args.seed,
             dirty_rate=args.dirty_rate, charts_dir=args.charts_dir,

@@ -16,7 +16,9 @@ reports Athena's ``DataScannedInBytes``; its errors are rewritten into the same 
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import datetime as dt
 import glob
 import json
 import logging
@@ -248,7 +250,45 @@ class ExternalTable:
             elif kind == "enum" and f"projection.{col}.values" in self.properties:
                 values = self.properties[f"projection.{col}.values"].split(",")
                 filters.append(f"{_ident(col)} in ({', '.join(_quote(v.strip()) for v in values)})")
+            elif kind == "date" and f"projection.{col}.range" in self.properties:
+                fmt = self.properties.get(f"projection.{col}.format", "")
+                low, high = (
+                    _projected_date(v, fmt)
+                    for v in self.properties[f"projection.{col}.range"].split(",")
+                )
+                filters.append(f"{_ident(col)} between {_quote(low)} and {_quote(high)}")
         return filters
+
+
+# Athena's date projection formats (Java DateTimeFormatter) the local engine reads.
+_DATE_FORMATS = {"yyyy-MM-dd": "%Y-%m-%d"}
+_NOW_RE = re.compile(r"^NOW(?:([+-])(\d+)(YEARS|MONTHS|WEEKS|DAYS))?$", re.IGNORECASE)
+
+
+def _projected_date(value: str, fmt: str) -> str:
+    """One end of a date projection's range (``2020-01-01``, ``NOW``, ``NOW-2YEARS``) as
+    the partition values spell it, UTC, as Athena reads it."""
+    if fmt not in _DATE_FORMATS:
+        raise QueryError(
+            f"the local engine reads date projections in {', '.join(_DATE_FORMATS)}, not {fmt!r}"
+        )
+    value = value.strip()
+    found = _NOW_RE.match(value)
+    if not found:
+        return value
+    day = dt.datetime.now(dt.UTC).date()
+    sign, amount, unit = found.groups()
+    if amount:
+        n = int(amount) * (1 if sign == "+" else -1)
+        unit = unit.upper()
+        if unit in ("YEARS", "MONTHS"):
+            months = day.month - 1 + n * (12 if unit == "YEARS" else 1)
+            year, month = day.year + months // 12, months % 12 + 1
+            last = calendar.monthrange(year, month)[1]
+            day = day.replace(year=year, month=month, day=min(day.day, last))
+        else:
+            day += dt.timedelta(days=n * (7 if unit == "WEEKS" else 1))
+    return day.strftime(_DATE_FORMATS[fmt])
 
 
 class LocalEngine(_NamedQueries):

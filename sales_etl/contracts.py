@@ -121,8 +121,8 @@ SUMMARY_COLUMNS = (
 PARTITION_COLUMNS = ("year", "month")
 
 # Folders under --output_path (see Outputs): enriched/year=/month=/,
-# sales_summary/year=/month=/, quarantine/run_id=<run_id>/ (the quarantine root may be
-# moved by --quarantine_path) and _runs/<run_id>.json.
+# sales_summary/year=/month=/, quarantine/run_date=<date>/<run_id>.parquet (the
+# quarantine root may be moved by --quarantine_path) and _runs/<run_id>.json.
 ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
     "enriched",
     "sales_summary",
@@ -133,10 +133,12 @@ ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
 SUPERSEDED_DIR = "superseded"
 
 
-# The quarantine table: one row per rejected record, with its one reason.
+# The quarantine table: one row per rejected record, with its one reason, and the run
+# that rejected it (run_started, ISO 8601 UTC, orders the runs).
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType(), False),
+        T.StructField("run_started", T.StringType(), False),
         T.StructField("source", T.StringType(), False),
         T.StructField("source_file", T.StringType()),
         T.StructField("reason", T.StringType(), False),

@@ -282,6 +282,24 @@ def expect_customers_by_tier(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["customers", "membership_tier"], ascending=[False, True])
 
 
+# The fixture's input has no bad row: its quarantine is empty (the table exists, with its
+# columns). The quarantine queries on rejected rows: test_quarantine_queries_...
+QUARANTINE_QUERIES = {
+    "quarantine_by_reason": ["source", "reason", "last_run_rows", "all_runs_rows", "runs"],
+    "quarantine_rows": [
+        "run_id", "source", "reason", "detail", "source_file", "record_id", "raw_record",
+    ],
+}  # fmt: skip
+
+
+def expect_quarantine_by_reason(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(columns=QUARANTINE_QUERIES["quarantine_by_reason"])
+
+
+def expect_quarantine_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(columns=QUARANTINE_QUERIES["quarantine_rows"])
+
+
 EXPECTED = {
     name.removeprefix("expect_"): fn for name, fn in globals().items() if name.startswith("expect_")
 }
@@ -330,7 +348,8 @@ def test_named_query_returns_the_values_computed_in_pandas(engine: LocalEngine, 
         rtol=0,
     )
     assert result.name == name and result.seconds > 0
-    assert result.files_read >= 1 and result.bytes_read > 0
+    if name not in QUARANTINE_QUERIES:  # an empty quarantine is no file at all
+        assert result.files_read >= 1 and result.bytes_read > 0
 
 
 @pytest.mark.slow
@@ -409,6 +428,64 @@ def test_projection_range_and_declared_types_are_honoured(tmp_path: Path) -> Non
     assert result.files_read == 1
     described = dict(row[:2] for row in engine.con.execute("describe enriched_sales").fetchall())
     assert described["total_amount"] == "DECIMAL(12,2)"
+
+
+def _quarantine_file(config: PipelineConfig, day: str, run_id: str, rows: list[tuple]) -> None:
+    """One run's quarantine file as the job lays it out: run_date=<day>/<run_id>.parquet."""
+    folder = config.local_path(config.quarantine_uri) / f"run_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["source", "reason", "detail", "source_file", "record_id", "raw_record"]
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+    table = pa.table(
+        {
+            "run_id": [run_id] * len(rows),
+            "run_started": [f"{day}T09:00:00Z"] * len(rows),
+            **columns,
+            "raw_bytes": pa.array([None] * len(rows), pa.binary()),
+        }
+    )
+    pq.write_table(table, folder / f"{run_id}.parquet")
+
+
+def test_quarantine_queries_count_the_last_run_and_all_runs_within_the_projection(
+    tmp_path: Path,
+) -> None:
+    config = PipelineConfig(prefix="q", target="local", lake=tmp_path)
+    today = dt.datetime.now(dt.UTC).date()
+    earlier, now = (today - dt.timedelta(days=3)).isoformat(), today.isoformat()
+    sales = ("sales", "missing_field", "product is empty", "s3://r/a.csv")
+    _quarantine_file(
+        config,
+        earlier,
+        "r1",
+        [
+            (*sales, "T1", "T1,2025-01-01,C1,,1,1,N,1"),
+            (*sales, "T2", "T2,2025-01-01,C1,,1,1,N,1"),
+            ("customers", "invalid_json", "not JSON", "s3://r/c.json", None, "{oops"),
+        ],
+    )
+    _quarantine_file(config, now, "r2", [(*sales, "T3", "T3,2025-01-02,C1,,1,1,N,1")])
+    # Older than the projection's range (the last two years): Athena never reads it.
+    _quarantine_file(config, "2019-01-01", "r0", [(*sales, "T0", "T0,old")])
+    engine = LocalEngine(config)
+    engine.setup_tables()
+
+    by_reason = engine.run_named("quarantine_by_reason").df
+    assert by_reason.values.tolist() == [
+        ["sales", "missing_field", 1, 3, 2],
+        ["customers", "invalid_json", 0, 1, 1],
+    ]
+    rows = engine.run_named("quarantine_rows").df
+    assert rows[["run_id", "record_id", "raw_record"]].values.tolist() == [
+        ["r2", "T3", "T3,2025-01-02,C1,,1,1,N,1"],
+        ["r1", None, "{oops"],
+        ["r1", "T1", "T1,2025-01-01,C1,,1,1,N,1"],
+        ["r1", "T2", "T2,2025-01-01,C1,,1,1,N,1"],
+    ]
+    assert list(rows.columns) == QUARANTINE_QUERIES["quarantine_rows"]
+    assert set(rows["detail"]) == {"product is empty", "not JSON"}
+    dates = engine.run("select distinct run_date from quarantine order by run_date").df
+    assert dates["run_date"].tolist() == [earlier, now]
 
 
 def test_empty_lake_gives_empty_tables_not_errors(tmp_path: Path) -> None:

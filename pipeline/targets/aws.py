@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline import costs, infra
 from pipeline.aws import with_account
-from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig
+from pipeline.config import ENRICHED_TABLE, QUARANTINE_TABLE, SUMMARY_TABLE, PipelineConfig
 from pipeline.engines import AthenaEngine
 from pipeline.errors import CrawlerError, JobRunFailed
 from pipeline.infra.shared import retry_iam_propagation
@@ -89,7 +89,8 @@ class AwsTarget(TargetBase):
             )
         except JobRunFailed as exc:
             raw = (config.raw_sales_uri, config.raw_customers_uri)
-            raise JobRunFailed(remove_hint(str(exc), raw)) from exc
+            flags = f"--target aws --prefix {config.prefix}"
+            raise JobRunFailed(remove_hint(str(exc), raw, flags)) from exc
         return _job_result(job_run, run_id, time.perf_counter() - started)
 
     def check_workflow(self) -> None:
@@ -149,7 +150,7 @@ class AwsTarget(TargetBase):
 
 
 # The job's own tables, which a crawl of the raw folders does not make.
-_JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE})
+_JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE, QUARANTINE_TABLE})
 
 
 def _job_result(job_run: dict[str, Any], run_id: str, wall: float) -> JobRun:

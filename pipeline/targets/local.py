@@ -75,7 +75,7 @@ class LocalTarget(TargetBase):
                 f"{REPO_ROOT / config.local_path(u)}/"
                 for u in (config.raw_sales_uri, config.raw_customers_uri)
             ]
-            reason = remove_hint(reason, raw)
+            reason = remove_hint(reason, raw, f"--lake {config.lake} --prefix {config.prefix}")
             # The job exits 2 for bad arguments or an unusable input (see pipeline.cli).
             raise (UsageError if proc.returncode == EXIT_USAGE else PipelineError)(reason)
         return JobRun(run_id=run_id, seconds=time.perf_counter() - started)
