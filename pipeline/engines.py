@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
+import difflib
 import glob
 import json
 import logging
@@ -37,7 +38,7 @@ from sqlglot import exp
 
 from pipeline.catalog import is_json_array, load_catalog
 from pipeline.config import PipelineConfig
-from pipeline.errors import QueryError
+from pipeline.errors import QueryError, UsageError
 from pipeline.sql import (
     find_token,
     is_ddl,
@@ -101,7 +102,11 @@ class _NamedQueries:
     def run_named(self, name: str) -> QueryResult:
         """Run the block called ``name`` from the SQL file."""
         if name not in self.queries:
-            raise KeyError(f"no query named {name!r}; known: {', '.join(self.queries)}")
+            close = difflib.get_close_matches(name, self.queries, n=3, cutoff=0.7)
+            hint = f"closest: {', '.join(close)}" if close else "none is close"
+            raise UsageError(
+                f"no query named {name!r} ({hint}); python query.py --list names them all"
+            )
         return self.run(self.queries[name], name=name)
 
 

@@ -155,7 +155,10 @@ def test_own_data_keeps_out_of_the_sample_lake_and_the_committed_charts(tmp_path
     (exports / "orders.csv").write_text(
         sales([("ORD-1", "2025-01-05", "C1"), ("ORD-2", "2025-01-06", "C9")])
     )
-    (exports / "customers.json").write_text('[{"customer_id": "C1"}]')
+    (exports / "customers.json").write_text(
+        '[{"customer_id": "C1", "age_group": "26-35", "membership_tier": "Gold", '
+        '"signup_date": "2024-01-02"}]'
+    )
 
     own = subprocess.run(
         [sys.executable, "run_pipeline.py", "--sales-path", str(exports / "orders.csv"),

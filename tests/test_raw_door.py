@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 from moto_fixtures import REGION
 
+import run_pipeline
 from pipeline.config import PipelineConfig
 from pipeline.errors import UsageError
 from pipeline.storage import LocalStorage, S3Storage, raw_files, remove_raw, upload_raw
@@ -163,3 +164,39 @@ def test_a_failing_run_that_names_a_raw_file_says_how_to_remove_it():
         "--lake own-lake (--dry-run lists what goes)"
     )
     assert remove_hint("job failed: out of memory", roots, "") == "job failed: out of memory"
+
+
+# --- run_pipeline.py: one line and exit 2 for each bad input, before any stage writes ------
+
+
+@pytest.mark.parametrize(
+    ("sales_data", "customers_data", "says"),
+    [
+        (b"", GOOD_CUSTOMERS, "stage 'upload' failed: sales input is empty: every file given"),
+        (GOOD_SALES, GOOD_SALES, "stage 'upload' failed: {customers} is the sales CSV"),
+        (GOOD_CUSTOMERS, GOOD_CUSTOMERS, "stage 'upload' failed: {sales} is JSON, not a sales"),
+        (GOOD_SALES, "id;age\n", "stage 'upload' failed: {customers} is not JSON"),
+    ],
+)
+def test_run_pipeline_refuses_bad_input_in_one_line_with_exit_2(
+    tmp_path, capsys, sales_data, customers_data, says
+):
+    sales = write(tmp_path / "in" / "orders.csv", sales_data)
+    customers = write(tmp_path / "in" / "customers.json", customers_data)
+    lake = tmp_path / "lake"
+    argv = ["--lake", str(lake), "--sales-path", str(sales), "--customers-path", str(customers)]
+    assert run_pipeline.main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: " + says.format(sales=sales, customers=customers))
+    assert not (lake / "sales-pipeline-raw").exists()
+
+
+def test_remove_raw_flags_are_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit) as usage:
+        run_pipeline.main(["--dry-run"])
+    assert usage.value.code == 2
+    assert "--dry-run goes with --remove-raw" in capsys.readouterr().err
+    assert run_pipeline.main(["--lake", str(tmp_path), "--remove-raw", "x.csv"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no raw file named 'x.csv'; the raw files are: none\n"
+    )

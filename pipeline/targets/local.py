@@ -88,6 +88,12 @@ class LocalTarget(TargetBase):
         raise UsageError(NO_WORKFLOW)
 
     def engine(self, queries_path: Path | None = None) -> LocalEngine:
+        """DuckDB over the lake; a lake folder that does not exist is the caller's to fix."""
+        if not self.config.lake.is_dir():
+            raise UsageError(
+                f"lake {self.config.lake} does not exist: give --lake the folder a run wrote "
+                "(python run_pipeline.py makes ./lake; your own files go to ./own-lake)"
+            )
         return LocalEngine(self.config, queries_path)
 
     def check_processed_data(self) -> None:
