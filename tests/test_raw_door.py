@@ -200,3 +200,26 @@ def test_remove_raw_flags_are_checked(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: no raw file named 'x.csv'; the raw files are: none\n"
     )
+
+
+def test_s3_inputs_pass_the_same_door(aws_env):
+    config = PipelineConfig(prefix="door", target="aws", region=REGION)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in ("their-data", config.raw_bucket):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket="their-data", Key="sales/ok.csv", Body=GOOD_SALES.encode())
+        s3.put_object(Bucket="their-data", Key="sales/empty.csv", Body=b"")
+        s3.put_object(Bucket="their-data", Key="bad.csv", Body=b"order,when\n")
+        s3.put_object(Bucket="their-data", Key="c.json", Body=b'[{"customer_id": "C1"}]')
+        storage = S3Storage(s3)
+
+        with pytest.raises(UsageError, match="^header mismatch in s3://their-data/bad.csv: "):
+            upload_raw(storage, config, "s3://their-data/bad.csv", "s3://their-data/c.json")
+        assert raw_files(storage, config) == {"sales": [], "customers": []}
+
+        upload = upload_raw(storage, config, "s3://their-data/sales", "s3://their-data/c.json")
+        assert upload.skipped == {"sales": ["empty.csv"]}
+        assert raw_files(storage, config) == {"sales": ["ok.csv"], "customers": ["c.json"]}
+        stored = storage.get_bytes(config.raw_customers_uri + "c.json")
+        assert stored == b'{"customer_id":"C1"}\n'
