@@ -565,11 +565,15 @@ def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> Non
     assert result.df.values.tolist() == [["North", 1670, 3, 556.67], ["South", 1226.5, 2, 613.25]]
     assert result.rows == 2 and result.files_read is None
     assert result.bytes_read == 0  # moto's DataScannedInBytes
-    # The DDL went out rendered: database, then both projected tables.
+    # The DDL went out rendered: database, then the three projected tables.
     assert any(q.startswith("create database if not exists sales_analytics_db") for q in sent)
     ddl = [q for q in sent if "create external table" in q]
-    assert len(ddl) == 2 and all("s3://athena-processed/" in q for q in ddl)
-    assert all("year=${year}/month=${month}" in q for q in ddl)
+    assert len(ddl) == 3 and all("s3://athena-processed/" in q for q in ddl)
+    assert [("year=${year}/month=${month}" in q, "run_date=${run_date}/" in q) for q in ddl] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_athena_engine_uses_the_endpoint_url(moto_server: str) -> None:  # noqa: F811
@@ -632,10 +636,10 @@ def test_misspelled_keyword_says_where_and_which_keyword(raw_engine: LocalEngine
 
 def test_unknown_table_lists_the_catalogs_tables_not_duckdbs(raw_engine: LocalEngine) -> None:
     message = _error(raw_engine, "select *\nfrom   no_such_table")
-    # The DDL's two tables (empty: no job ran) and the crawler's two raw tables.
+    # The DDL's three tables (empty: no job ran) and the crawler's two raw tables.
     assert message == (
         'line 2, column 8: there is no table "no_such_table"; tables in sales_analytics_db: '
-        "customer_demographics_json, enriched_sales, sales_data_csv, sales_summary"
+        "customer_demographics_json, enriched_sales, quarantine, sales_data_csv, sales_summary"
     )
     assert _error(raw_engine, "select * from nodb.enriched_sales").startswith(
         'line 1, column 15: there is no table "nodb.enriched_sales"; tables in'
