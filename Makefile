@@ -15,6 +15,7 @@ $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pipeline.class_archive
 	touch $(STAMP)
 
 # (Re)install whenever requirements-checkov.txt changes.
@@ -24,7 +25,10 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
+# The job's class archive is made at install; --if-missing remakes it after a Java or
+# Spark change (and removes stale ones), before the run, not inside it.
 run: $(STAMP)
+	$(BIN)/python -m pipeline.class_archive --if-missing
 	$(BIN)/python run_pipeline.py
 
 # tests/test_template.py scans infrastructure/template.yaml with $(CHECKOV_VENV)/bin/checkov.

@@ -60,6 +60,34 @@ tblproperties (
     'storage.location.template' = 's3://${processed_bucket}/sales_summary/year=${year}/month=${month}/'
 )
 
+-- name: create_quarantine
+-- Every row the job rejected, in every run, with its one reason; one file per run under
+-- the run's UTC date. Partition projection computes the dates (the last two years).
+create external table if not exists ${database}.quarantine (
+    run_id string,
+    run_started string,
+    source string,
+    source_file string,
+    reason string,
+    detail string,
+    record_id string,
+    raw_record string,
+    raw_bytes binary
+)
+partitioned by (run_date string)
+stored as parquet
+location 's3://${processed_bucket}/quarantine/'
+tblproperties (
+    'parquet.compression' = 'SNAPPY',
+    'projection.enabled' = 'true',
+    'projection.run_date.type' = 'date',
+    'projection.run_date.format' = 'yyyy-MM-dd',
+    'projection.run_date.range' = 'NOW-2YEARS,NOW',
+    'projection.run_date.interval' = '1',
+    'projection.run_date.interval.unit' = 'DAYS',
+    'storage.location.template' = 's3://${processed_bucket}/quarantine/run_date=${run_date}/'
+)
+
 -- name: revenue_by_region
 -- Which regions bring in the most revenue, and how big is their typical sale?
 with by_region as (
@@ -508,3 +536,47 @@ select
 from customers
 group by membership_tier
 order by customers desc, membership_tier
+
+-- name: quarantine_by_reason
+-- Rejected rows per source and reason: in the last run that rejected any (by its start
+-- time) and over every run the quarantine holds.
+with runs as (
+    select
+        run_id,
+        max(run_started) as run_started
+    from quarantine
+    group by run_id
+),
+
+last_run as (
+    select run_id
+    from runs
+    order by run_started desc, run_id desc
+    limit 1
+)
+
+select
+    q.source,
+    q.reason,
+    cast(sum(case when q.run_id = l.run_id then 1 else 0 end) as bigint) as last_run_rows,
+    count(*) as all_runs_rows,
+    count(distinct q.run_id) as runs
+from quarantine as q
+cross join last_run as l
+group by q.source, q.reason
+order by last_run_rows desc, all_runs_rows desc, q.source, q.reason
+
+-- name: quarantine_rows
+-- The rejected rows themselves, the newest run first (the first 1,000): reason, detail,
+-- source file and the raw record as the job read it.
+select
+    run_id,
+    source,
+    reason,
+    detail,
+    source_file,
+    record_id,
+    raw_record
+from quarantine
+order by run_started desc, source, reason, source_file, raw_record
+limit 1000

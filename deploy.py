@@ -98,7 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--charts-dir",
         type=Path,
-        help=f"run: where the six PNGs go (default {defaults.charts_dir})",
+        help="run: where the six PNGs go (default screenshots/; with your own files "
+        "<lake>/_charts/)",
     )
     parser.add_argument(
         "--report-dir",

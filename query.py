@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.cli import add_target_flags, config_from, run_cli, setup_logging
 from pipeline.engines import QueryResult
-from pipeline.errors import QueryError
 from pipeline.sql import analytic_names, descriptions
 from pipeline.targets import make_target
 
@@ -86,16 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:28} {text}")
             return 0
         engine = make_target(config_from(args)).engine(args.queries)
-        try:
-            if args.all:
-                for name in analytic_names(args.queries):
-                    print(format_result(engine.run_named(name), args.max_rows) + "\n")
-            elif args.name:
-                print(format_result(engine.run_named(args.name), args.max_rows))
-            else:
-                print(format_result(engine.run(args.sql), args.max_rows))
-        except KeyError as exc:  # an unknown query name
-            raise QueryError(exc.args[0] if exc.args else str(exc)) from exc
+        if args.all:
+            for name in analytic_names(args.queries):
+                print(format_result(engine.run_named(name), args.max_rows) + "\n")
+        elif args.name:
+            print(format_result(engine.run_named(args.name), args.max_rows))
+        else:
+            print(format_result(engine.run(args.sql), args.max_rows))
         return 0
 
     return run_cli(body)

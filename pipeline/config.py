@@ -22,6 +22,12 @@ from sales_etl import published
 DEFAULT_PREFIX = "sales-pipeline"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_LAKE = "lake"
+# Your own data never shares the sample's lake or its committed charts: with your own
+# files the lake defaults to this folder, and the charts go to <lake>/_charts/.
+OWN_DATA_LAKE = "own-lake"
+OWN_DATA_CHARTS = "_charts"
+# The generate stage writes the sample's raw files here, under the lake.
+GENERATED_DIR = "_generated"
 TARGETS = ("local", "aws")
 
 # The Glue database of the default prefix; any other prefix's is DATABASE_<prefix>, its
@@ -61,6 +67,7 @@ STATE_PREFIX = "_state/"
 
 ENRICHED_TABLE = "enriched_sales"
 SUMMARY_TABLE = "sales_summary"
+QUARANTINE_TABLE = "quarantine"
 
 SCRIPT_KEY = "scripts/glue_etl_job.py"
 # The job's package beside it (pipeline.package), for --extra-py-files.

@@ -16,7 +16,10 @@ reports Athena's ``DataScannedInBytes``; its errors are rewritten into the same 
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import datetime as dt
+import difflib
 import glob
 import json
 import logging
@@ -35,7 +38,7 @@ from sqlglot import exp
 
 from pipeline.catalog import is_json_array, load_catalog
 from pipeline.config import PipelineConfig
-from pipeline.errors import QueryError
+from pipeline.errors import QueryError, UsageError
 from pipeline.sql import (
     find_token,
     is_ddl,
@@ -99,7 +102,11 @@ class _NamedQueries:
     def run_named(self, name: str) -> QueryResult:
         """Run the block called ``name`` from the SQL file."""
         if name not in self.queries:
-            raise KeyError(f"no query named {name!r}; known: {', '.join(self.queries)}")
+            close = difflib.get_close_matches(name, self.queries, n=3, cutoff=0.7)
+            hint = f"closest: {', '.join(close)}" if close else "none is close"
+            raise UsageError(
+                f"no query named {name!r} ({hint}); python query.py --list names them all"
+            )
         return self.run(self.queries[name], name=name)
 
 
@@ -248,7 +255,45 @@ class ExternalTable:
             elif kind == "enum" and f"projection.{col}.values" in self.properties:
                 values = self.properties[f"projection.{col}.values"].split(",")
                 filters.append(f"{_ident(col)} in ({', '.join(_quote(v.strip()) for v in values)})")
+            elif kind == "date" and f"projection.{col}.range" in self.properties:
+                fmt = self.properties.get(f"projection.{col}.format", "")
+                low, high = (
+                    _projected_date(v, fmt)
+                    for v in self.properties[f"projection.{col}.range"].split(",")
+                )
+                filters.append(f"{_ident(col)} between {_quote(low)} and {_quote(high)}")
         return filters
+
+
+# Athena's date projection formats (Java DateTimeFormatter) the local engine reads.
+_DATE_FORMATS = {"yyyy-MM-dd": "%Y-%m-%d"}
+_NOW_RE = re.compile(r"^NOW(?:([+-])(\d+)(YEARS|MONTHS|WEEKS|DAYS))?$", re.IGNORECASE)
+
+
+def _projected_date(value: str, fmt: str) -> str:
+    """One end of a date projection's range (``2020-01-01``, ``NOW``, ``NOW-2YEARS``) as
+    the partition values spell it, UTC, as Athena reads it."""
+    if fmt not in _DATE_FORMATS:
+        raise QueryError(
+            f"the local engine reads date projections in {', '.join(_DATE_FORMATS)}, not {fmt!r}"
+        )
+    value = value.strip()
+    found = _NOW_RE.match(value)
+    if not found:
+        return value
+    day = dt.datetime.now(dt.UTC).date()
+    sign, amount, unit = found.groups()
+    if amount:
+        n = int(amount) * (1 if sign == "+" else -1)
+        unit = unit.upper()
+        if unit in ("YEARS", "MONTHS"):
+            months = day.month - 1 + n * (12 if unit == "YEARS" else 1)
+            year, month = day.year + months // 12, months % 12 + 1
+            last = calendar.monthrange(year, month)[1]
+            day = day.replace(year=year, month=month, day=min(day.day, last))
+        else:
+            day += dt.timedelta(days=n * (7 if unit == "WEEKS" else 1))
+    return day.strftime(_DATE_FORMATS[fmt])
 
 
 class LocalEngine(_NamedQueries):

@@ -23,6 +23,8 @@ from pipeline.charts import render_all
 from pipeline.config import (
     CUSTOMERS_FILENAME,
     DEFAULT_MAX_QUARANTINE_RATE,
+    GENERATED_DIR,
+    OWN_DATA_CHARTS,
     REPO_ROOT,
     SALES_FILENAME,
     PipelineConfig,
@@ -42,9 +44,10 @@ class RunOptions:
     customers: int = 500
     seed: int = 42
     dirty_rate: float = 0.0
-    charts_dir: Path = REPO_ROOT / "screenshots"
+    # None: screenshots/ for the generated sample, <lake>/_charts/ for your own files.
+    charts_dir: Path | None = None
     # Where the run's HTML page goes (index.html and <run_id>.html); None: a `report`
-    # folder beside charts_dir.
+    # folder beside the charts folder.
     report_dir: Path | None = None
     # The data-quality check: the largest share of rows read that may be quarantined.
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE
@@ -130,6 +133,7 @@ class RunReport:
     parquet_bytes: int = 0
     partitions: list[str] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # source -> empty files given
     crawl: CrawlResult | None = None
     job: JobRun | None = None
     quality: QualityVerdict | None = None
@@ -255,6 +259,7 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         options.check()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    options.charts_dir = _charts_dir(config, options)
     target = target or make_target(config)
     if options.workflow:
         target.check_workflow()  # before any stage: the local target has none
@@ -267,7 +272,7 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         report.inputs = {"sales": str(sales), "customers": str(customers)}
     else:
         with stage(report, "generate"):
-            sales, customers = generate(options, config.lake / "_generated")
+            sales, customers = generate(options, config.lake / GENERATED_DIR)
         report.inputs = {
             "sales": f"generated: {options.rows:,} rows, dirty rate {options.dirty_rate}",
             "customers": f"generated: {options.customers:,} customers",
@@ -275,7 +280,8 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
 
     with stage(report, "upload"):
         target.check_ready()
-        report.uploaded = target.upload(sales, customers)
+        upload = target.upload(sales, customers)
+        report.uploaded, report.skipped = upload.uris, upload.skipped
     if options.workflow:
         with stage(report, "workflow"):
             report.crawl, report.job = target.run_workflow()
@@ -317,6 +323,36 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
     return report
 
 
+SAMPLE_CHARTS = REPO_ROOT / "screenshots"
+
+
+def _charts_dir(config: PipelineConfig, options: RunOptions) -> Path:
+    """Where the charts go; refuses (UsageError) a run that would mix your own data with
+    the generated sample: in one local lake, or in the sample's committed charts."""
+    own = options.sales_path is not None
+    if config.target == "local":
+        sample = (config.lake / GENERATED_DIR).exists()
+        raw = config.local_path(config.raw_uri)
+        if own and sample:
+            raise UsageError(
+                f"lake {config.lake} holds the generated sample: give your own files a "
+                "lake of their own (--lake, default ./own-lake)"
+            )
+        if not own and not sample and raw.is_dir() and any(raw.rglob("*")):
+            raise UsageError(
+                f"lake {config.lake} holds your own files: the generated sample needs a "
+                "lake of its own (--lake)"
+            )
+    if options.charts_dir is None:
+        return config.lake / OWN_DATA_CHARTS if own else SAMPLE_CHARTS
+    if own and options.charts_dir.resolve() == SAMPLE_CHARTS:
+        raise UsageError(
+            f"{SAMPLE_CHARTS} holds the generated sample's charts: leave out --charts-dir "
+            f"(your charts go to <lake>/{OWN_DATA_CHARTS}/) or give another folder"
+        )
+    return options.charts_dir
+
+
 def summary_lines(report: RunReport) -> list[str]:
     """The end-of-run summary table, as printable lines."""
     m = report.metrics
@@ -338,6 +374,7 @@ def summary_lines(report: RunReport) -> list[str]:
                 report.inputs[source],
                 report.raw_files.get(source),
                 _read_this_run(m, source),
+                report.skipped.get(source, []),
             )
         ],
         "",
@@ -350,10 +387,7 @@ def summary_lines(report: RunReport) -> list[str]:
         f"  {'exact duplicates dropped':<34}{m.get('duplicates_dropped', 0):>12,}",
         f"  {'unknown customers (kept)':<34}{m.get('unknown_customers', 0):>12,}",
         f"  {'quarantined':<34}{m.get('quarantined_total', 0):>12,}",
-        *[
-            f"    {reason:<32}{count:>12,}"
-            for reason, count in sorted(m.get("rows_quarantined", {}).items())
-        ],
+        *_quarantine_lines(m),
         *(["", "Data quality", report.quality.line()] if report.quality else []),
         "",
         "Storage",
@@ -379,6 +413,30 @@ def summary_lines(report: RunReport) -> list[str]:
     if report.charts:
         lines += ["", "Charts", *[f"  {path}" for path in report.charts]]
     return lines
+
+
+def _quarantine_lines(m: dict) -> list[str]:
+    """Per source and reason: the count and one raw record; then where the rows are."""
+    samples = m.get("quarantine_samples", {})
+    lines = []
+    for source, reasons in sorted(m.get("rows_quarantined_by_source", {}).items()):
+        for reason, count in sorted(reasons.items()):
+            sample = samples.get(source, {}).get(reason)
+            shown = "" if sample is None else f"  e.g. {_cut(sample, 70)}"
+            lines.append(f"    {f'{source}: {reason}':<32}{count:>12,}{shown}")
+    if m.get("quarantined_total"):
+        where = m.get("outputs", {}).get("quarantine", "")
+        lines += [
+            f"  {'rejected rows of this run':<34}{where}",
+            f"  {'every run, as a table':<34}query.py --name quarantine_rows, quarantine_by_reason",
+        ]
+    return lines
+
+
+def _cut(text: str, most: int) -> str:
+    """``text`` on one line, at most ``most`` characters (an ellipsis marks a cut)."""
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= most else flat[: most - 3] + "..."
 
 
 def _read_this_run(m: dict, source: str) -> list[str] | None:
@@ -415,14 +473,22 @@ def _first_and_last(items: list[str], most: int = 6) -> str:
 
 
 def _input_lines(
-    source: str, given: str, raw: list[str] | None, read: list[str] | None
+    source: str,
+    given: str,
+    raw: list[str] | None,
+    read: list[str] | None,
+    skipped: list[str],
 ) -> list[str]:
-    """What was given, the raw files now in the bucket, and those the job read this run."""
+    """What was given, the raw files now in the bucket, those the job read this run, and
+    the given files left out as empty (only when there are any)."""
     lines = [f"  {source:<34}{given}"]
-    for label, files in (("raw files", raw), ("read this run", read)):
+    shown = [("raw files", raw), ("read this run", read)]
+    if skipped:
+        shown.append(("skipped, empty", skipped))
+    for label, files in shown:
         if files is not None:
-            shown = ", ".join(files[:5]) + (
+            names = ", ".join(files[:5]) + (
                 f", ... ({len(files) - 5} more)" if len(files) > 5 else ""
             )
-            lines.append(f"    {label:<32}{len(files):>12,}  {shown}")
+            lines.append(f"    {label:<32}{len(files):>12,}  {names}")
     return lines

@@ -8,11 +8,14 @@ ever see URIs, so the same code uploads raw files or lists partitions on both ta
 from __future__ import annotations
 
 import filecmp
+import fnmatch
 import hashlib
 import json
 import logging
+import re
 import shutil
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +25,16 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import PipelineConfig, split_s3_uri
 from pipeline.errors import UsageError
+from sales_etl.raw_files import (
+    CUSTOMERS_HEAD_BYTES,
+    SALES_HEAD_BYTES,
+    FatalInputError,
+    array_to_ndjson,
+    check_customers_head,
+    check_sales_header,
+    is_blank,
+    json_layout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +50,8 @@ class ObjectInfo:
 class Storage(Protocol):
     def put_file(self, path: Path, uri: str) -> None: ...
     def holds(self, source: Path | str, uri: str) -> bool: ...
-    def get_bytes(self, uri: str) -> bytes: ...
+    def get_bytes(self, uri: str, first: int | None = None) -> bytes: ...
+    def delete(self, uri: str) -> None: ...
     def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
 
 
@@ -62,11 +76,17 @@ class LocalStorage:
         target = self.path(uri)
         return target.is_file() and filecmp.cmp(source, target, shallow=False)
 
-    def get_bytes(self, uri: str) -> bytes:
+    def get_bytes(self, uri: str, first: int | None = None) -> bytes:
+        """The object's bytes (only its ``first`` bytes, when given)."""
         try:
-            return self.path(uri).read_bytes()
+            with open(self.path(uri), "rb") as fh:
+                return fh.read(first if first is not None else -1)
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise FileNotFoundError(f"no such object: {uri}") from exc
+
+    def delete(self, uri: str) -> None:
+        """Remove the object (nothing there: fine)."""
+        self.path(uri).unlink(missing_ok=True)
 
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         bucket, key = split_s3_uri(prefix_uri)
@@ -125,12 +145,23 @@ class S3Storage:
             return meta.get(_SOURCE_ETAG) == etag
         return meta.get(_DIGEST) == _sha256(source)
 
-    def get_bytes(self, uri: str) -> bytes:
+    def get_bytes(self, uri: str, first: int | None = None) -> bytes:
+        """The object's bytes (only its ``first`` bytes, when given)."""
         bucket, key = split_s3_uri(uri)
+        extra = {"Range": f"bytes=0-{first - 1}"} if first else {}
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self.s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
         except self.s3.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(f"no such object: {uri}") from exc
+        except ClientError as exc:  # a Range on an empty object
+            if first and exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise
+
+    def delete(self, uri: str) -> None:
+        """Remove the object (nothing there: fine, as S3 answers)."""
+        bucket, key = split_s3_uri(uri)
+        self.s3.delete_object(Bucket=bucket, Key=key)
 
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         bucket, key = split_s3_uri(prefix_uri)
@@ -149,15 +180,15 @@ def read_metrics(storage: Storage, config: PipelineConfig, run_id: str) -> dict[
 def read_quarantine(storage: Storage, config: PipelineConfig, run_id: str) -> pa.Table:
     """Every row the job quarantined in run ``run_id``, one table (none: no rows, no columns).
 
-    The one place that knows the quarantine's layout (``quarantine/run_id=<run_id>/``,
-    Parquet): each file is read on its own, so no partition column is inferred from the
-    folder name.
+    The one place that reads the quarantine's layout for a run
+    (``quarantine/run_date=<date>/<run_id>.parquet``, more files ``<run_id>-<n>.parquet``):
+    each file is read on its own, so no partition column is inferred from the folder name.
     """
-    prefix = f"{config.quarantine_uri}run_id={run_id}/"
+    wanted = re.compile(rf"/run_date=[^/]+/{re.escape(run_id)}(-\d+)?\.parquet$")
     tables = [
         pq.read_table(pa.BufferReader(storage.get_bytes(obj.uri)))
-        for obj in storage.list(prefix)
-        if obj.uri.endswith(".parquet")
+        for obj in storage.list(config.quarantine_uri)
+        if wanted.search(obj.uri)
     ]
     return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
 
@@ -220,34 +251,162 @@ def _sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class RawUpload:
+    """What an upload put into the raw bucket, and what it left out and why."""
+
+    uris: list[str]  # every raw file of the inputs given, sales first
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # source -> empty files
+    as_ndjson: list[str] = field(default_factory=list)  # JSON-array customers, now NDJSON
+
+
+_SOURCES = ("sales", "customers")
+_REFUSED = "nothing was uploaded: fix this file or take it out of the input, then run again"
+
+
+def _read(storage: Storage, src: Path | str, first: int | None = None) -> bytes:
+    """A local file's or an ``s3://`` object's bytes (its ``first`` bytes, when given)."""
+    if isinstance(src, str):
+        return storage.get_bytes(src, first)
+    with open(src, "rb") as fh:
+        return fh.read(first if first is not None else -1)
+
+
+def _check(storage: Storage, source: str, src: Path | str) -> str | None:
+    """Run the job's whole-file checks on one given file, from its first bytes.
+
+    Returns None for an empty file (skipped), else the file's layout (``csv``,
+    ``ndjson`` or ``json_array``); raises UsageError naming the file and what to do.
+    """
+    head = _read(storage, src, SALES_HEAD_BYTES if source == "sales" else CUSTOMERS_HEAD_BYTES)
+    if is_blank(head):
+        return None
+    try:
+        if source == "sales":
+            check_sales_header(head, str(src))
+            return "csv"
+        check_customers_head(head, str(src))
+    except FatalInputError as exc:
+        raise UsageError(f"{exc}; {_REFUSED}") from None
+    return json_layout(head)
+
+
 def upload_raw(
     storage: Storage,
     config: PipelineConfig,
     sales: str | Path,
     customers: str | Path,
-) -> list[str]:
+) -> RawUpload:
     """Put raw inputs under the raw bucket, one prefix per source, keeping their names.
 
     ``sales`` and ``customers`` are each a file, a folder or (aws target) an ``s3://``
-    object or prefix; see :func:`input_files`. Files already under the prefixes stay:
-    a new file lands beside the earlier ones, and a file of the same name with other
-    bytes replaces the earlier copy. Everything is checked before anything is put.
-    A file whose bytes the raw bucket already holds under its name is not put again:
-    it keeps its modification time, so the job does not take it for new (a daily run
-    reads only new files). Returns the URIs of the raw files, sales first.
+    object or prefix; see :func:`input_files`. Every given file is checked first, with
+    the job's own whole-file checks (``sales_etl.raw_files``): one that would fail the
+    job stops the upload before anything is put (UsageError), so raw, the catalog and
+    the processed output stay as they were. An empty file is skipped and reported; a
+    source whose every file is empty is refused. A customers file in one JSON array is
+    stored as NDJSON, the same records one per line, which the crawler and Athena read.
+
+    Files already under the prefixes stay: a new file lands beside the earlier ones, and
+    a file of the same name with other bytes replaces the earlier copy. A file whose
+    bytes the raw bucket already holds under its name is not put again: it keeps its
+    modification time, so the job does not take it for new (a daily run reads only new
+    files).
     """
-    plan = [
-        (src, prefix + name)
-        for source, prefix in ((sales, config.raw_sales_uri), (customers, config.raw_customers_uri))
-        for src, name in input_files(source, storage)
-    ]
-    for src, uri in plan:
-        if storage.holds(src, uri):
-            log.info("unchanged, not put again: %s", uri)
-        elif isinstance(src, str):  # an s3:// object: copied inside S3
-            storage.copy(src, uri)  # type: ignore[attr-defined]
-            log.info("copied %s -> %s", src, uri)
+    given = {"sales": sales, "customers": customers}
+    prefixes = {"sales": config.raw_sales_uri, "customers": config.raw_customers_uri}
+    plan: list[tuple[Path | str, str, str]] = []  # (what is given, its raw URI, layout)
+    skipped: dict[str, list[str]] = {}
+    for source in _SOURCES:
+        files = input_files(given[source], storage)
+        for src, name in files:
+            layout = _check(storage, source, src)
+            if layout is None:
+                log.warning("%s file %s is empty: skipped, not uploaded", source, src)
+                skipped.setdefault(source, []).append(name)
+            else:
+                plan.append((src, prefixes[source] + name, layout))
+        if len(skipped.get(source, [])) == len(files):
+            raise UsageError(
+                f"{source} input is empty: every file given ({given[source]}) is empty; "
+                "nothing was uploaded"
+            )
+    as_ndjson = []
+    with tempfile.TemporaryDirectory(prefix="raw-upload-") as scratch:
+        puts = []
+        for i, (src, uri, layout) in enumerate(plan):
+            if layout == "json_array":
+                try:
+                    ndjson = array_to_ndjson(_read(storage, src), str(src))
+                except FatalInputError as exc:
+                    raise UsageError(f"{exc}; {_REFUSED}") from None
+                converted = Path(scratch) / f"{i}.ndjson"
+                converted.write_bytes(ndjson)
+                log.info(
+                    "customers file %s is one JSON array: stored as NDJSON, the same %d "
+                    "records one per line, so the crawler and Athena read it",
+                    src,
+                    ndjson.count(b"\n"),
+                )
+                as_ndjson.append(uri)
+                puts.append((converted, uri, src))
+            else:
+                puts.append((src, uri, src))
+        for put, uri, src in puts:
+            _put(storage, put, uri, src)
+    return RawUpload([uri for _, uri, _ in plan], skipped, as_ndjson)
+
+
+def _put(storage: Storage, put: Path | str, uri: str, given: Path | str) -> None:
+    """Put ``put`` (the given file, or what it was converted to) at ``uri``."""
+    if storage.holds(put, uri):
+        log.info("unchanged, not put again: %s", uri)
+    elif isinstance(put, str):  # an s3:// object: copied inside S3
+        storage.copy(put, uri)  # type: ignore[attr-defined]
+        log.info("copied %s -> %s", put, uri)
+    else:
+        storage.put_file(put, uri)
+        log.info("uploaded %s -> %s (%d bytes)", given, uri, put.stat().st_size)
+
+
+def raw_files(storage: Storage, config: PipelineConfig) -> dict[str, list[str]]:
+    """Each source's raw files, by the name they keep under its raw prefix."""
+    prefixes = {"sales": config.raw_sales_uri, "customers": config.raw_customers_uri}
+    return {
+        source: [o.uri[len(prefix) :] for o in storage.list(prefix)]
+        for source, prefix in prefixes.items()
+    }
+
+
+def remove_raw(
+    storage: Storage, config: PipelineConfig, names: list[str], *, dry_run: bool = False
+) -> list[str]:
+    """Take raw files out of the raw bucket, by name (as the run summary lists them).
+
+    Each name is a file's name under either raw prefix (``orders_2026-12-05.csv``,
+    ``2024/b.csv``), or a glob of such names (``orders_2026-12-*.csv``). Every name must
+    match: else UsageError naming the raw files there are, and nothing is removed. The
+    next run finds the file gone and rebuilds from the raw files left, so its rows leave
+    the output. Returns the URIs removed (with ``dry_run``, those that would be).
+    """
+    prefixes = {"sales": config.raw_sales_uri, "customers": config.raw_customers_uri}
+    present = raw_files(storage, config)
+    chosen: list[str] = []
+    for name in names:
+        found = [
+            prefixes[source] + raw
+            for source, raws in present.items()
+            for raw in raws
+            if fnmatch.fnmatchcase(raw, name)
+        ]
+        if not found:
+            there = ", ".join(r for raws in present.values() for r in raws) or "none"
+            raise UsageError(f"no raw file named {name!r}; the raw files are: {there}")
+        chosen += [uri for uri in found if uri not in chosen]
+    for uri in chosen:
+        if dry_run:
+            log.info("would remove %s", uri)
         else:
-            storage.put_file(src, uri)
-            log.info("uploaded %s -> %s (%d bytes)", src, uri, src.stat().st_size)
-    return [uri for _, uri in plan]
+            storage.delete(uri)
+            log.info("removed %s", uri)
+    return chosen

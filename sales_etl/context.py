@@ -58,7 +58,7 @@ class RunContext:
         started: datetime,
     ) -> RunContext:
         t0 = time.monotonic()
-        out = Outputs.for_run(args, run_id)
+        out = Outputs.for_run(args, run_id, started.date())
         out_fs = filesystem_for(out.root, spark)
         return cls(spark, args, plan, run_id, started, t0, out, out_fs, durations={})
 
@@ -79,18 +79,22 @@ class Outputs:
     root: str
     enriched: str
     summary: str
-    quarantine: str
+    quarantine_root: str
+    quarantine: str  # this run's quarantine file: <root>/run_date=<date>/<run_id>.parquet
     runs_file: str
 
     @classmethod
-    def for_run(cls, args: JobArgs, run_id: str) -> Outputs:
+    def for_run(cls, args: JobArgs, run_id: str, run_date: date) -> Outputs:
         root = absolute_path(args.output_path)
         qroot = absolute_path(args.quarantine_path or join_path(root, QUARANTINE_DIR))
         return cls(
             root=root,
             enriched=join_path(root, ENRICHED_DIR),
             summary=join_path(root, SUMMARY_DIR),
-            quarantine=join_path(qroot, f"run_id={run_id}"),
+            quarantine_root=qroot,
+            # Partitioned by the run's date, which Athena projects; the run id is a
+            # column of the file, never also a folder name (readers would see it twice).
+            quarantine=join_path(qroot, f"run_date={run_date.isoformat()}", f"{run_id}.parquet"),
             runs_file=join_path(root, RUNS_DIR, f"{run_id}.json"),
         )
 

@@ -11,26 +11,14 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
+from sales_etl.raw_files import SALES_COLUMNS, UTF8_BOM, FatalInputError  # noqa: F401
+
 DEFAULT_JOB_NAME = "glue_etl_job"
 
-# The raw sales CSV: its header, in this order (any case; surrounding spaces and a BOM
-# are allowed), and the customer record keys.
-SALES_COLUMNS = (
-    "transaction_id",
-    "date",
-    "customer_id",
-    "product",
-    "quantity",
-    "unit_price",
-    "region",
-    "total_amount",
-)
-
+# The raw sales header and the whole-file checks live in raw_files (read without Spark).
 CUSTOMER_COLUMNS = ("customer_id", "age_group", "membership_tier", "signup_date")
 
 CORRUPT = "_corrupt_record"
-
-UTF8_BOM = b"\xef\xbb\xbf"
 
 # Every string read as-is: types are applied by the job's own rules, never inferred.
 SALES_READ_SCHEMA = T.StructType(
@@ -133,8 +121,8 @@ SUMMARY_COLUMNS = (
 PARTITION_COLUMNS = ("year", "month")
 
 # Folders under --output_path (see Outputs): enriched/year=/month=/,
-# sales_summary/year=/month=/, quarantine/run_id=<run_id>/ (the quarantine root may be
-# moved by --quarantine_path) and _runs/<run_id>.json.
+# sales_summary/year=/month=/, quarantine/run_date=<date>/<run_id>.parquet (the
+# quarantine root may be moved by --quarantine_path) and _runs/<run_id>.json.
 ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
     "enriched",
     "sales_summary",
@@ -145,10 +133,12 @@ ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
 SUPERSEDED_DIR = "superseded"
 
 
-# The quarantine table: one row per rejected record, with its one reason.
+# The quarantine table: one row per rejected record, with its one reason, and the run
+# that rejected it (run_started, ISO 8601 UTC, orders the runs).
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType(), False),
+        T.StructField("run_started", T.StringType(), False),
         T.StructField("source", T.StringType(), False),
         T.StructField("source_file", T.StringType()),
         T.StructField("reason", T.StringType(), False),
@@ -173,10 +163,7 @@ SUPERSEDED_SCHEMA = T.StructType(
 )
 
 
-# How a run ends when it cannot finish: exit code 2 and 1 (see main).
-class FatalInputError(Exception):
-    """Input that cannot be processed at all; nothing has been written."""
-
-
+# How a run ends when it cannot finish: exit code 2 (FatalInputError, from raw_files)
+# and 1 (see main).
 class JobFailedError(Exception):
     """The job ran but its own checks failed (e.g. reconciliation)."""

@@ -4,17 +4,22 @@ empty, the sales files have the header, the customer files are NDJSON or JSON ar
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import re
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from sales_etl.arguments import JobArgs
-from sales_etl.contracts import SALES_COLUMNS, UTF8_BOM, FatalInputError
 from sales_etl.files import HadoopFiles, InputFile, LocalFiles, filesystem_for
+from sales_etl.raw_files import (
+    CUSTOMERS_HEAD_BYTES,
+    SALES_HEAD_BYTES,
+    FatalInputError,
+    check_customers_head,
+    check_sales_header,
+    is_blank,
+    json_layout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +74,6 @@ def _nonempty_files(fs: LocalFiles | HadoopFiles, path: str, what: str) -> list[
     return nonempty
 
 
-def check_sales_header(head: bytes, path: str) -> str:
-    """Return the header line (without a BOM) if ``head`` starts with the sales header.
-
-    Raises FatalInputError otherwise.
-    """
-    if head.startswith(UTF8_BOM):
-        head = head[len(UTF8_BOM) :]
-    first = re.split(rb"\r\n|\n|\r", head, maxsplit=1)[0]
-    try:
-        text = first.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FatalInputError(f"header of {path} is not UTF-8 text") from None
-    names = [n.strip().lower() for n in next(csv.reader(io.StringIO(text)), [])]
-    if names != list(SALES_COLUMNS):
-        raise FatalInputError(
-            f"header mismatch in {path}: expected {','.join(SALES_COLUMNS)}; got {text.strip()[:200]}"
-        )
-    return text
-
-
-def json_layout(head: bytes) -> str:
-    """Return ``json_array`` if the file starts with ``[`` (after BOM/whitespace), else ``ndjson``."""
-    if head.startswith(UTF8_BOM):
-        head = head[len(UTF8_BOM) :]
-    return "json_array" if head.lstrip()[:1] == b"[" else "ndjson"
-
-
 def plan_inputs(
     args: JobArgs,
     spark: SparkSession | None,
@@ -111,7 +89,9 @@ def plan_inputs(
     sales_fs = filesystem_for(args.sales_path, spark)
     sales = _nonempty_files(sales_fs, args.sales_path, "sales")
     headers = {
-        check_sales_header(sales_fs.head(f.path, 65536), f.path) for f in sales if f not in known
+        check_sales_header(sales_fs.head(f.path, SALES_HEAD_BYTES), f.path)
+        for f in sales
+        if f not in known
     }
     cust_fs = filesystem_for(args.customers_path, spark)
     customers = _nonempty_files(cust_fs, args.customers_path, "customers")
@@ -120,10 +100,11 @@ def plan_inputs(
         if f in known:
             (arrays if f in known_arrays else ndjson).append(f)
             continue
-        head = cust_fs.head(f.path, 4096)
-        if not head.strip(b" \t\r\n" + UTF8_BOM):
+        head = cust_fs.head(f.path, CUSTOMERS_HEAD_BYTES)
+        if is_blank(head):
             log.warning("customers file %s holds only whitespace; skipped", f.path)
             continue
+        check_customers_head(head, f.path)
         if json_layout(head) == "json_array":
             log.warning(
                 "customers file %s is a JSON array, not NDJSON; accepted (one record per "

@@ -5,6 +5,7 @@ and its class-data-sharing archive. Nothing here runs on Glue.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -21,7 +22,6 @@ from sales_etl.session import JOB_SQL_CONF, apply_job_conf, launched_by_spark_su
 from sales_etl.tuning import (
     C1_INPUT_BYTES,
     C1_ONLY,
-    CDS_SETTLED_SECONDS,
     CDS_STALE_SECONDS,
     LOCAL_JVM_OPTIONS,
 )
@@ -74,8 +74,7 @@ def build_local_spark(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    if any(o.startswith("-XX:ArchiveClassesAtExit=") for o in cds):
-        _cds_note_class_path(spark)
+    _cds_note_class_path(spark)
     apply_job_conf(spark)
     return spark
 
@@ -86,50 +85,52 @@ def local_jvm_options(input_bytes: int | None) -> list[str]:
     return [*LOCAL_JVM_OPTIONS, *([C1_ONLY] if short else [])]
 
 
-# A local JVM starts faster from an archive of the classes Spark loaded the last time
-# (Java's class-data sharing). The archive
-# is made by one run (the JVM writes it as it exits), checked by a throwaway JVM before
-# any run relies on it (a truncated archive crashes the JVM that maps it), and kept per
-# Java runtime and Spark version. SALES_PIPELINE_CDS=0 turns it off.
+# A local JVM starts faster from an archive of the classes a run loads (Java's class-data
+# sharing). Writing one costs a run about 10 s as its JVM exits, so no run writes it: it
+# is made once, at install (`make`, pipeline/class_archive.py), by a real job run in
+# MAKE_ARCHIVE mode, checked by a throwaway JVM (a truncated archive crashes the JVM that
+# maps it), then put in place. There is one per Java runtime, Spark and jar set (the
+# file's name is their digest); one whose Java or jars are gone or changed is stale and
+# removed. SALES_PIPELINE_CDS=0 turns sharing off.
 _CDS_QUIET = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
+# Set by pipeline/class_archive.py: the path this run's JVM writes its archive to at exit.
+MAKE_ARCHIVE = "SALES_PIPELINE_CDS_MAKE"
+CLASS_PATH_SUFFIX = ".classpath"  # beside the archive being made: the JVM's class path
+KEY_SUFFIX = ".json"  # beside a finished archive: the Java home and jars it was made with
 
 
 def class_data_sharing_options() -> list[str]:
     """JVM options for the local driver: use the class archive, or make it; [] if neither."""
     if os.environ.get("SALES_PIPELINE_CDS", "1") == "0":
         return []
-    archive = _cds_archive_path()
+    making = os.environ.get(MAKE_ARCHIVE)
+    if making:
+        return [f"-XX:ArchiveClassesAtExit={making}", *_CDS_QUIET]
+    archive = cds_archive_path()
     if archive is None:
         return []
     if archive.is_file():
         return [f"-XX:SharedArchiveFile={archive}", *_CDS_QUIET]
-    pending = archive.with_name(archive.name + ".new")
-    try:
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        lock = archive.with_name(archive.name + ".lock")
-        if pending.is_file():
-            age = time.time() - pending.stat().st_mtime
-            if age < CDS_SETTLED_SECONDS:
-                return []  # still being written
-            if _cds_archive_works(pending, lock):
-                pending.replace(archive)
-                return [f"-XX:SharedArchiveFile={archive}", *_CDS_QUIET]
-            if age < CDS_STALE_SECONDS:
-                return []  # not usable yet; removed once stale
-            pending.unlink()
-        if lock.exists() and time.time() - lock.stat().st_mtime < CDS_STALE_SECONDS:
-            return []  # another run is making it
-        lock.write_text("")  # the class path, once the JVM runs (_cds_note_class_path)
-    except OSError:  # no writable cache folder: start without sharing
-        return []
-    return [f"-XX:ArchiveClassesAtExit={pending}", *_CDS_QUIET]
+    log.info(
+        "no class archive for this Java and Spark: the JVM starts without one (a few "
+        "seconds slower); `make` or `python -m pipeline.class_archive` makes it"
+    )
+    return []
 
 
-def _cds_archive_path() -> Path | None:
+def cds_archive_path() -> Path | None:
     """Where the archive for this Java runtime and this pyspark lives (None: no Java 17+)."""
     home = os.environ.get("JAVA_HOME")
     if not home:
         return None
+    import pyspark
+
+    return archive_for(home, Path(pyspark.__file__).parent / "jars", pyspark.__version__)
+
+
+def archive_for(home: str, jars: Path, spark_version: str) -> Path | None:
+    """The archive's path for a Java home, a jars folder and a Spark version (None: that
+    Java is not there or older than 17)."""
     try:
         release = (Path(home) / "release").read_text()
     except OSError:
@@ -137,9 +138,6 @@ def _cds_archive_path() -> Path | None:
     match = re.search(r'^JAVA_VERSION="(\d+)', release, re.MULTILINE)
     if not match or int(match.group(1)) < 17:
         return None
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
     # The JVM refuses an archive (and then starts without one, silently) when a jar of its
     # class path is not the very file it was made with: a reinstalled venv has the same
     # names at the same path, so each jar's size and modification time are in the key.
@@ -151,30 +149,34 @@ def _cds_archive_path() -> Path | None:
     # The archive holds only with the class path it was made with: the jars' folder too.
     key = "\n".join([os.path.realpath(home), release, str(jars.resolve()), *names])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sales-pipeline"
-    return cache / f"spark-{pyspark.__version__}-java{match.group(1)}-{digest}.jsa"
+    return cache_folder() / f"spark-{spark_version}-java{match.group(1)}-{digest}.jsa"
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sales-pipeline"
 
 
 def _cds_note_class_path(spark: SparkSession) -> None:
-    """Write the driver JVM's class path into the lock: the archive is only valid with it."""
-    archive = _cds_archive_path()
-    if archive is None:
+    """Write the driver JVM's class path beside the archive being made: it holds only
+    with that class path, and the check starts a JVM with it."""
+    making = os.environ.get(MAKE_ARCHIVE)
+    if not making:
         return
     class_path = spark.sparkContext._jvm.System.getProperty("java.class.path")  # type: ignore[union-attr]
     try:
-        archive.with_name(archive.name + ".lock").write_text(class_path)
+        Path(making + CLASS_PATH_SUFFIX).write_text(class_path)
     except OSError:
         pass
 
 
-def _cds_archive_works(candidate: Path, lock: Path) -> bool:
+def cds_archive_works(candidate: Path, class_path_file: Path) -> bool:
     """True when a throwaway JVM with the driver's class path starts with ``candidate``.
 
     A partial archive (its JVM killed while writing it) would crash every JVM that maps it.
     """
     java = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
     try:
-        class_path = lock.read_text()
+        class_path = class_path_file.read_text()
     except OSError:
         return False
     if not class_path:
@@ -200,3 +202,46 @@ def _cds_archive_works(candidate: Path, lock: Path) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def remove_stale_archives(keep: Path | None) -> list[Path]:
+    """Remove every archive in the cache but ``keep`` whose Java, Spark or jars are gone
+    or changed (or that records none), and leftovers of archives never finished.
+
+    An archive another venv still uses (its recorded Java home and jars give the same
+    name) stays. Returns what was removed.
+    """
+    folder = cache_folder()
+    if not folder.is_dir():
+        return []
+    removed = []
+    for archive in sorted(folder.glob("*.jsa")):
+        if archive == keep or _still_current(archive):
+            continue
+        for path in (archive, archive.with_name(archive.name + KEY_SUFFIX)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    # Anything else (an archive being made, its class path) is a leftover once old.
+    cutoff = time.time() - CDS_STALE_SECONDS
+    for leftover in sorted(folder.iterdir()):
+        finished = leftover.name.endswith((".jsa", ".jsa" + KEY_SUFFIX))
+        if not finished and leftover.is_file() and leftover.stat().st_mtime < cutoff:
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def _still_current(archive: Path) -> bool:
+    """True when the Java home and jars recorded beside ``archive`` still give its name."""
+    try:
+        key = json.loads(archive.with_name(archive.name + KEY_SUFFIX).read_text())
+        again = archive_for(key["java_home"], Path(key["jars"]), key["spark_version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return again == archive
+
+
+def record_key(archive: Path, home: str, jars: Path, spark_version: str) -> None:
+    """Write beside ``archive`` what it was made with, so a stale one can be told."""
+    key = {"java_home": home, "jars": str(jars), "spark_version": spark_version}
+    archive.with_name(archive.name + KEY_SUFFIX).write_text(json.dumps(key) + "\n")

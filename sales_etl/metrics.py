@@ -139,6 +139,7 @@ def no_input_metrics(run: RunContext, skipped: dict[str, int]) -> dict[str, Any]
         "partitions_written": [],
         "bytes_read": dict(nothing),
         "bytes_written": {"enriched": 0, "sales_summary": 0, "quarantine": 0},
+        "quarantine_samples": {},
         "full_rebuild_reason": None,
         "lake": {
             "months_appended": [],

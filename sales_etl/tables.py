@@ -85,7 +85,7 @@ def summary_groups(enriched: DataFrame) -> DataFrame:
 
 
 def quarantine_records(
-    sales: DataFrame | None, customers: DataFrame | None, run_id: str
+    sales: DataFrame | None, customers: DataFrame | None, run_id: str, run_started: str
 ) -> DataFrame:
     """Rejected rows of both sources in QUARANTINE_SCHEMA order."""
     parts = []
@@ -99,6 +99,7 @@ def quarantine_records(
         parts.append(
             bad.select(
                 F.lit(run_id).alias("run_id"),
+                F.lit(run_started).alias("run_started"),
                 F.lit(source).alias("source"),
                 F.col("_source_file").alias("source_file"),
                 "reason",

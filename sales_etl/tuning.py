@@ -52,8 +52,7 @@ KEY_COUNT_BYTES = 16 * 1024 * 1024
 # result).
 BROADCAST_KEYS = 2_000_000
 
-# The local JVM's class-data-sharing archive (local_session): an archive not written to
-# for CDS_SETTLED_SECONDS is finished (or its writer is gone), so only then is it
-# checked; a pending archive or a lock older than CDS_STALE_SECONDS is abandoned.
-CDS_SETTLED_SECONDS = 20
+# The local JVM's class-data-sharing archive (local_session): the leftovers of an
+# archive being made (its JVM's class path, a partial archive) older than this are
+# abandoned and removed.
 CDS_STALE_SECONDS = 600

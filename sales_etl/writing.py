@@ -15,7 +15,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sales_etl.context import Checked, RunContext, timed_phase
+from sales_etl.context import Checked, RunContext, iso, timed_phase
 from sales_etl.contracts import (
     CONFLICTING_DUPLICATE,
     ENRICHED_COLUMNS,
@@ -31,6 +31,9 @@ from sales_etl.state import CUSTOMERS_DIR, STAGING_DIR, Journal, commit, state_p
 from sales_etl.tables import quarantine_records, superseded_records
 
 log = logging.getLogger(__name__)
+
+# A quarantine sample in the metrics is cut to this many characters.
+SAMPLE_CHARS = 300
 
 
 @dataclass
@@ -111,7 +114,9 @@ def write_quarantine(run: RunContext, checked: Checked, staged: Staged) -> DataF
                     expected=conflicts,
                 )
                 rejected = rejected.unionByName(reread, allowMissingColumns=True)
-            quarantine = quarantine_records(rejected, checked.customers, run.run_id)
+            quarantine = quarantine_records(
+                rejected, checked.customers, run.run_id, iso(run.started)
+            )
             # repartition, not coalesce: the scan that finds the rejected rows stays
             # parallel; only those rows move to the one task that writes the file.
             quarantine.repartition(1).write.mode("overwrite").parquet(staged.path("quarantine"))
@@ -157,11 +162,18 @@ def verify_staged(
             tables[root or name] = present
         written, summary_rows, kept = _count_parquet(spark, tables)
         q_by_source = {"sales": 0, "customers": 0}
+        samples: dict[str, dict[str, str]] = {}
         if "quarantine" in staged.tables:
-            for r in (
-                spark.read.parquet(staged.tables["quarantine"]).groupBy("source").count().collect()
-            ):
-                q_by_source[r["source"]] = r["count"]
+            staged_rows = spark.read.parquet(staged.tables["quarantine"])
+            # One sample raw record per reason (the least, so a re-run shows the same one).
+            by_reason = staged_rows.groupBy("source", "reason").agg(
+                F.count(F.lit(1)).alias("count"), F.min("raw_record").alias("sample")
+            )
+            for r in by_reason.collect():
+                q_by_source[r["source"]] += r["count"]
+                sample = (r["sample"] or "")[:SAMPLE_CHARS]
+                samples.setdefault(r["source"], {})[r["reason"]] = sample
+        metrics["quarantine_samples"] = samples
         if kept != lake.kept_rows:
             log.error("rewritten files: %d rows staged, %d expected", kept, lake.kept_rows)
             written = -1  # fails the reconciliation below
@@ -226,10 +238,9 @@ def publish(run: RunContext, checked: Checked, staged: Staged, manifest: dict[st
     with timed_phase("commit", run.durations):
         superseded_root = join_path(out.root, SUPERSEDED_DIR)
         customers_state = state_path(out.root, CUSTOMERS_DIR)
-        quarantine_root = out.quarantine.rsplit("/", 1)[0]
         deletes: list[str] = []
         if checked.full:
-            deletes += [out.enriched, out.summary, quarantine_root, superseded_root]
+            deletes += [out.enriched, out.summary, out.quarantine_root, superseded_root]
         else:
             deletes += [plain_path(f) for f in checked.lake.rewritten_files]
             deletes += [
@@ -247,8 +258,16 @@ def publish(run: RunContext, checked: Checked, staged: Staged, manifest: dict[st
                 root = staged.tables[name]
                 for f in fs.list_files(root):
                     moves.append((f.path, join_path(target, _relative(f.path, root))))
+        if "quarantine" in staged.tables:
+            # One file (written by one task); more would be named <run_id>-<n>.parquet.
+            for n, f in enumerate(fs.list_files(staged.tables["quarantine"])):
+                target = (
+                    out.quarantine
+                    if n == 0
+                    else out.quarantine.replace(".parquet", f"-{n}.parquet")
+                )
+                moves.append((f.path, target))
         for name, target in (
-            ("quarantine", out.quarantine),
             ("superseded", join_path(superseded_root, f"run_id={run.run_id}")),
             ("customers", customers_state),
         ):

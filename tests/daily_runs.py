@@ -140,6 +140,11 @@ def rows(root: Path, columns: tuple[str, ...], where: str = "true") -> list[tupl
     ).fetchall()
 
 
+def quarantine_files(out: Path) -> list[str]:
+    """The quarantine's files: one per run that rejected rows, under its run's date."""
+    return sorted(p.name for p in (out / "quarantine").glob("run_date=*/*.parquet"))
+
+
 def except_all(a: Path, b: Path, columns: tuple[str, ...]) -> tuple[list, list]:
     """Rows of ``a`` not in ``b`` and of ``b`` not in ``a``, as multisets."""
     qa, qb = parquet(a, columns), parquet(b, columns)

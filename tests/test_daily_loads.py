@@ -43,6 +43,7 @@ from daily_runs import (
     listing,
     metrics,
     month_files,
+    quarantine_files,
     rows,
     run_captured,
     run_here,
@@ -129,7 +130,7 @@ def test_cross_day_exact_copy_is_dropped_and_counted_not_quarantined(scenario):
     }  # fmt: skip
     loaded = enriched_by_id(scenario["r2"]["out"])
     assert sorted(loaded) == ["T01", "T02", "T03", "T04", "T05", "T08"]
-    assert not (scenario["r2"]["out"] / "quarantine" / "run_id=r2").exists()
+    assert "r2.parquet" not in quarantine_files(scenario["r2"]["out"])
 
 
 def test_a_clean_day_after_a_dirty_day_has_a_quarantine_rate_of_zero(scenario):
@@ -189,7 +190,7 @@ def test_summary_revenue_follows_the_correction(scenario):
 
 def test_conflicting_copies_inside_a_daily_file_are_still_quarantined(scenario):
     out = scenario["r3"]["out"]
-    got = rows(out / "quarantine" / "run_id=r3", QUARANTINE)
+    got = rows(out / "quarantine", QUARANTINE, "run_id = 'r3'")
     assert got == [
         ("sales", "T09", "conflicting_duplicate", SALES_DAY3[0]),
         ("sales", "T09", "conflicting_duplicate", SALES_DAY3[1]),
@@ -254,7 +255,7 @@ def test_no_new_input_reads_and_writes_nothing(scenario):
     assert listing(scenario["r4"]["out"], "sales_summary") == listing(
         scenario["r3"]["out"], "sales_summary"
     )
-    assert not (scenario["r4"]["out"] / "quarantine" / "run_id=r4").exists()
+    assert "r4.parquet" not in quarantine_files(scenario["r4"]["out"])
     assert "no new input" in scenario["stdout"]["r4"]
     assert sorted(p.name for p in (scenario["r4"]["out"] / "_runs").iterdir()) == [
         "r1.json", "r2.json", "r3.json", "r4.json",
@@ -294,7 +295,7 @@ def test_full_rebuild_after_daily_runs_equals_a_fresh_lake(scenario):
     m = metrics(rebuilt, "rb")
     assert (m["mode"], m["full_rebuild_reason"]) == ("full_rebuild", "asked for (--full_rebuild)")
     assert_same_lake(rebuilt, scenario["fresh"])
-    assert [p.name for p in (rebuilt / "quarantine").iterdir()] == ["run_id=rb"]
+    assert quarantine_files(rebuilt) == ["rb.parquet"]
     extra, missing = except_all(
         rebuilt / "quarantine", scenario["fresh"] / "quarantine", QUARANTINE
     )
@@ -310,7 +311,7 @@ def test_a_file_replaced_under_the_same_name_rebuilds_the_lake(scenario):
     loaded = enriched_by_id(out)
     assert sorted(loaded) == ["T01", "T02", "T03", "T04", "T05", "T10", "T11", "T12"]
     assert (loaded["T01"]["month"], loaded["T01"]["quantity"]) == (1, 1)  # the correction left
-    assert [p.name for p in (out / "quarantine").iterdir()] == ["run_id=r5"]
+    assert quarantine_files(out) == ["r5.parquet"]
 
 
 def test_an_automatic_rebuild_reads_a_json_array_customers_file_as_an_array(scenario):

@@ -32,13 +32,15 @@ AWS_DATE = "Fri, 27 Nov 2026 12:00:02 GMT"
 
 def test_aws_target_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, config, tmp_path):
     sales = tmp_path / "sales_data.csv"
-    sales.write_text("transaction_id,date\nT1,2024-01-01\n")
+    sales.write_text(
+        "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount\nT1,2024-01-01,C1,Desk,1,9.50,North,9.50\n"
+    )
     customers = tmp_path / "customer_demographics.json"
     customers.write_text('{"customer_id": "C1"}\n')
     target = AwsTarget(config, clients=deployed, poll_seconds=0, sleep=lambda _: None)
 
     target.check_ready()
-    uploaded = target.upload(sales, customers)
+    uploaded = target.upload(sales, customers).uris
     crawl = target.crawl()
     job = target.run_job("run-42")
 
@@ -48,7 +50,7 @@ def test_aws_target_uploads_inputs_and_script_crawls_and_runs_the_job(deployed, 
         "s3://test-sales-raw/input/customer_demographics_json/customer_demographics.json",
     ]
     got = s3.get_object(Bucket="test-sales-raw", Key="input/sales_data_csv/sales_data.csv")
-    assert got["Body"].read() == b"transaction_id,date\nT1,2024-01-01\n"
+    assert got["Body"].read() == sales.read_bytes()
     got = s3.get_object(
         Bucket="test-sales-raw", Key="input/customer_demographics_json/customer_demographics.json"
     )

@@ -282,6 +282,24 @@ def expect_customers_by_tier(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["customers", "membership_tier"], ascending=[False, True])
 
 
+# The fixture's input has no bad row: its quarantine is empty (the table exists, with its
+# columns). The quarantine queries on rejected rows: test_quarantine_queries_...
+QUARANTINE_QUERIES = {
+    "quarantine_by_reason": ["source", "reason", "last_run_rows", "all_runs_rows", "runs"],
+    "quarantine_rows": [
+        "run_id", "source", "reason", "detail", "source_file", "record_id", "raw_record",
+    ],
+}  # fmt: skip
+
+
+def expect_quarantine_by_reason(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(columns=QUARANTINE_QUERIES["quarantine_by_reason"])
+
+
+def expect_quarantine_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(columns=QUARANTINE_QUERIES["quarantine_rows"])
+
+
 EXPECTED = {
     name.removeprefix("expect_"): fn for name, fn in globals().items() if name.startswith("expect_")
 }
@@ -330,7 +348,8 @@ def test_named_query_returns_the_values_computed_in_pandas(engine: LocalEngine, 
         rtol=0,
     )
     assert result.name == name and result.seconds > 0
-    assert result.files_read >= 1 and result.bytes_read > 0
+    if name not in QUARANTINE_QUERIES:  # an empty quarantine is no file at all
+        assert result.files_read >= 1 and result.bytes_read > 0
 
 
 @pytest.mark.slow
@@ -411,6 +430,64 @@ def test_projection_range_and_declared_types_are_honoured(tmp_path: Path) -> Non
     assert described["total_amount"] == "DECIMAL(12,2)"
 
 
+def _quarantine_file(config: PipelineConfig, day: str, run_id: str, rows: list[tuple]) -> None:
+    """One run's quarantine file as the job lays it out: run_date=<day>/<run_id>.parquet."""
+    folder = config.local_path(config.quarantine_uri) / f"run_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["source", "reason", "detail", "source_file", "record_id", "raw_record"]
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+    table = pa.table(
+        {
+            "run_id": [run_id] * len(rows),
+            "run_started": [f"{day}T09:00:00Z"] * len(rows),
+            **columns,
+            "raw_bytes": pa.array([None] * len(rows), pa.binary()),
+        }
+    )
+    pq.write_table(table, folder / f"{run_id}.parquet")
+
+
+def test_quarantine_queries_count_the_last_run_and_all_runs_within_the_projection(
+    tmp_path: Path,
+) -> None:
+    config = PipelineConfig(prefix="q", target="local", lake=tmp_path)
+    today = dt.datetime.now(dt.UTC).date()
+    earlier, now = (today - dt.timedelta(days=3)).isoformat(), today.isoformat()
+    sales = ("sales", "missing_field", "product is empty", "s3://r/a.csv")
+    _quarantine_file(
+        config,
+        earlier,
+        "r1",
+        [
+            (*sales, "T1", "T1,2025-01-01,C1,,1,1,N,1"),
+            (*sales, "T2", "T2,2025-01-01,C1,,1,1,N,1"),
+            ("customers", "invalid_json", "not JSON", "s3://r/c.json", None, "{oops"),
+        ],
+    )
+    _quarantine_file(config, now, "r2", [(*sales, "T3", "T3,2025-01-02,C1,,1,1,N,1")])
+    # Older than the projection's range (the last two years): Athena never reads it.
+    _quarantine_file(config, "2019-01-01", "r0", [(*sales, "T0", "T0,old")])
+    engine = LocalEngine(config)
+    engine.setup_tables()
+
+    by_reason = engine.run_named("quarantine_by_reason").df
+    assert by_reason.values.tolist() == [
+        ["sales", "missing_field", 1, 3, 2],
+        ["customers", "invalid_json", 0, 1, 1],
+    ]
+    rows = engine.run_named("quarantine_rows").df
+    assert rows[["run_id", "record_id", "raw_record"]].values.tolist() == [
+        ["r2", "T3", "T3,2025-01-02,C1,,1,1,N,1"],
+        ["r1", None, "{oops"],
+        ["r1", "T1", "T1,2025-01-01,C1,,1,1,N,1"],
+        ["r1", "T2", "T2,2025-01-01,C1,,1,1,N,1"],
+    ]
+    assert list(rows.columns) == QUARANTINE_QUERIES["quarantine_rows"]
+    assert set(rows["detail"]) == {"product is empty", "not JSON"}
+    dates = engine.run("select distinct run_date from quarantine order by run_date").df
+    assert dates["run_date"].tolist() == [earlier, now]
+
+
 def test_empty_lake_gives_empty_tables_not_errors(tmp_path: Path) -> None:
     engine = make_target(PipelineConfig(prefix="empty", target="local", lake=tmp_path)).engine()
     assert isinstance(engine, LocalEngine)
@@ -488,14 +565,18 @@ def test_athena_engine_runs_ddl_and_named_query_through_pyathena(aws_env) -> Non
     assert result.df.values.tolist() == [["North", 1670, 3, 556.67], ["South", 1226.5, 2, 613.25]]
     assert result.rows == 2 and result.files_read is None
     assert result.bytes_read == 0  # moto's DataScannedInBytes
-    # The DDL went out rendered: database, then both projected tables.
+    # The DDL went out rendered: database, then the three projected tables.
     assert any(
         q.split()[:6] == "create database if not exists sales_analytics_db_athena".split()
         for q in sent
     )
     ddl = [q for q in sent if "create external table" in q]
-    assert len(ddl) == 2 and all("s3://athena-processed/" in q for q in ddl)
-    assert all("year=${year}/month=${month}" in q for q in ddl)
+    assert len(ddl) == 3 and all("s3://athena-processed/" in q for q in ddl)
+    assert [("year=${year}/month=${month}" in q, "run_date=${run_date}/" in q) for q in ddl] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_athena_engine_uses_the_endpoint_url(moto_server: str) -> None:  # noqa: F811
@@ -558,10 +639,10 @@ def test_misspelled_keyword_says_where_and_which_keyword(raw_engine: LocalEngine
 
 def test_unknown_table_lists_the_catalogs_tables_not_duckdbs(raw_engine: LocalEngine) -> None:
     message = _error(raw_engine, "select *\nfrom   no_such_table")
-    # The DDL's two tables (empty: no job ran) and the crawler's two raw tables.
+    # The DDL's three tables (empty: no job ran) and the crawler's two raw tables.
     assert message == (
         'line 2, column 8: there is no table "no_such_table"; tables in sales_analytics_db_raw: '
-        "customer_demographics_json, enriched_sales, sales_data_csv, sales_summary"
+        "customer_demographics_json, enriched_sales, quarantine, sales_data_csv, sales_summary"
     )
     assert _error(raw_engine, "select * from nodb.enriched_sales").startswith(
         'line 1, column 15: there is no table "nodb.enriched_sales"; tables in'

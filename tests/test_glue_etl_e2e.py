@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -299,10 +300,13 @@ def test_metrics_account_for_every_row(runs):
 
 
 def test_quarantine_keeps_raw_rows_with_reason_source_and_run(runs):
-    qdir = runs["r1"]["out"] / "quarantine" / "run_id=r1"
+    qdir = runs["r1"]["out"] / "quarantine"
+    started = runs["r1"]["metrics"]["started_at"]
+    qfile = qdir / f"run_date={started[:10]}" / "r1.parquet"
+    assert sorted(qdir.rglob("*.parquet")) == [qfile]
     rows = duckdb.sql(
         f"select source, reason, record_id, raw_record, raw_bytes, source_file, run_id "
-        f"from read_parquet('{qdir}/*.parquet')"
+        f"from read_parquet('{qfile}')"
     ).fetchall()
     assert len(rows) == len(BAD_ROWS) + 1
     sales = {(r[1], r[2]) for r in rows if r[0] == "sales"}
@@ -312,6 +316,28 @@ def test_quarantine_keeps_raw_rows_with_reason_source_and_run(runs):
     malformed = next(r for r in rows if r[1] == "malformed_row")
     assert malformed[3] == "B08,2025-07-03,C0001,Mouse"
     assert all(r[5].endswith(("sales.csv", "customers.ndjson")) and r[6] == "r1" for r in rows)
+
+
+def test_the_quarantine_folder_reads_plainly_with_pandas_pyarrow_and_duckdb(runs):
+    """No column clashes with a partition key: each reader takes the folder as it is."""
+    qdir = runs["r1"]["out"] / "quarantine"
+    day = runs["r1"]["metrics"]["started_at"][:10]
+    want = sorted(
+        duckdb.sql(f"select record_id, reason from read_parquet('{qdir}/*/*.parquet')").fetchall(),
+        key=str,
+    )
+    frame = pd.read_parquet(qdir)
+    table = pq.read_table(qdir)
+    hive = duckdb.sql(
+        f"select record_id, reason, run_id, run_date "
+        f"from read_parquet('{qdir}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert sorted(zip(frame["record_id"], frame["reason"], strict=True), key=str) == want
+    picked = table.select(["record_id", "reason"]).to_pydict()
+    assert sorted(zip(picked["record_id"], picked["reason"], strict=True), key=str) == want
+    assert sorted(((r[0], r[1]) for r in hive), key=str) == want
+    assert {str(v) for v in frame["run_date"]} == {day} and set(frame["run_id"]) == {"r1"}
+    assert {(r[2], str(r[3])) for r in hive} == {("r1", day)}
 
 
 def test_second_run_on_the_same_input_gives_identical_output(runs):
@@ -332,7 +358,7 @@ def test_second_run_on_the_same_input_gives_identical_output(runs):
     added = sorted(set(second["all_files"]) - set(first["all_files"]))
     assert added == ["_runs/r2.json"]
     assert {k: second["all_files"][k] for k in first["all_files"]} == first["all_files"]
-    assert not (second["out"] / "quarantine" / "run_id=r2").exists()
+    assert not list((second["out"] / "quarantine").rglob("r2.parquet"))
 
 
 def test_another_sales_path_rebuilds_the_lake_from_that_path_alone(runs):
@@ -356,7 +382,9 @@ def test_another_sales_path_rebuilds_the_lake_from_that_path_alone(runs):
     assert sum(r[2] for r in after["summary"]) == sum(Decimal(r[7]) for r in september)
     assert sum(r[3] for r in after["summary"]) == 10
     assert after["metrics"]["quarantined_total"] == 1  # only the customers' bad line
-    assert sorted(p.name for p in (after["out"] / "quarantine").iterdir()) == ["run_id=r3"]
+    assert sorted(p.name for p in (after["out"] / "quarantine").rglob("*.parquet")) == [
+        "r3.parquet"
+    ]
     assert [f for f in after["files"] if f.startswith("enriched/")] == [
         f for f in after["files"] if f.startswith("enriched/year=2025/month=9/")
     ]

@@ -453,7 +453,7 @@ def test_quarantine_records_keep_source_reason_raw_text_and_bytes(spark):
         TODAY,
     )
     customers = rules.classify_customers(raw_customers(spark, ["{oops"]))
-    q = tables.quarantine_records(sales, customers, "run-1")
+    q = tables.quarantine_records(sales, customers, "run-1", "2026-01-01T00:00:00Z")
     assert q.schema == contracts.QUARANTINE_SCHEMA or [f.name for f in q.schema] == [
         f.name for f in contracts.QUARANTINE_SCHEMA
     ]
@@ -504,7 +504,10 @@ def test_read_sales_handles_bom_crlf_quotes_newlines_and_quarantines_non_utf8(sp
     assert rows["Q5"]["reason"] == "malformed_row"
     assert rows["Q5"]["_raw_record"] == "Q5,2025-06-05,C1,Short row"
     assert rows["Q6"]["reason"] == "malformed_row"
-    q = {r["record_id"]: r for r in tables.quarantine_records(df, None, "r").collect()}
+    q = {
+        r["record_id"]: r
+        for r in tables.quarantine_records(df, None, "r", "2026-01-01T00:00:00Z").collect()
+    }
     assert b"\xe9" in q["Q4"]["raw_bytes"]
     assert q["Q5"]["raw_bytes"] is None
 
@@ -646,6 +649,9 @@ def inputs(tmp_path):
         (lambda s, c: c.write_bytes(b"\n  \n"), "customers input is empty"),
         (lambda s, c: s.write_text("id,when,who\n1,2,3\n"), "header mismatch"),
         (lambda s, c: s.write_bytes(b"transaction_id,d\xe9te\n"), "header of"),
+        (lambda s, c: s.write_text(cust("C1") + "\n"), "is JSON, not a sales CSV"),
+        (lambda s, c: c.write_text("customer_id,age\nC1,30\n"), "is not JSON: customers are"),
+        (lambda s, c: c.write_text(HEADER + "\n"), "is the sales CSV, not customers"),
     ],
 )
 def test_plan_inputs_rejects_fatal_input(inputs, setup, message):

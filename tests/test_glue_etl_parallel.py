@@ -288,7 +288,9 @@ def as_read(row: list[str]) -> dict:
 
 
 def quarantine(out: Path, run_id: str) -> list[dict]:
-    return pq.read_table(out / "quarantine" / f"run_id={run_id}").to_pylist()
+    return pq.read_table(
+        next((out / "quarantine").glob(f"run_date=*/{run_id}.parquet"))
+    ).to_pylist()
 
 
 def unknown(rows: list[list[str]]) -> int:

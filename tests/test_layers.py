@@ -4,7 +4,8 @@ Every ``.py`` is parsed with ``ast`` (nothing is imported), and every import of 
 module becomes an edge, at module level or inside a function. Layers, lowest first; a
 module may import its own layer or a lower one, never a higher one:
 
-0. ``config``, ``errors``, ``java``, ``datagen``, ``costs``;
+0. ``config``, ``errors``, ``java``, ``datagen``, ``costs``, ``class_archive`` (the job's
+   class archive, made at install from ``java``, ``datagen`` and ``sales_etl``);
 1. ``storage``, ``sql``, ``engines``, ``catalog``, ``charts``, ``aws``, ``infra/*``;
 2. ``targets/*``: the only place that branches on the target;
 3. ``runner``, ``report`` (the run's page, which the runner writes last);
@@ -29,7 +30,7 @@ PACKAGE = "pipeline"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("sales_etl", "pipeline", "pipeline.config", "pipeline.errors", "pipeline.java", "pipeline.datagen",
-     "pipeline.costs"),
+     "pipeline.costs", "pipeline.class_archive"),
     ("pipeline.storage", "pipeline.sql", "pipeline.engines", "pipeline.catalog",
      "pipeline.charts", "pipeline.aws", "pipeline.infra"),
     ("pipeline.targets",),

@@ -11,6 +11,7 @@ an end-to-end run.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pipeline.config import PipelineConfig
 from sales_etl import arguments, context, contracts, state
 
 RUN_ID = "run-42"
+RUN_DATE = date(2026, 3, 1)
 
 
 def ddl_tables(text: str, params: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -56,7 +58,7 @@ def job_outputs(output_path: str) -> context.Outputs:
     args = arguments.JobArgs(
         sales_path="in/s.csv", customers_path="in/c.json", output_path=output_path
     )
-    return context.Outputs.for_run(args, RUN_ID)
+    return context.Outputs.for_run(args, RUN_ID, RUN_DATE)
 
 
 # --- the DDL reader itself, on hand-written DDL ------------------------------------------
@@ -105,7 +107,7 @@ def test_the_job_writes_under_the_config_uris_on_s3() -> None:
     out = job_outputs(config.processed_uri)  # the Glue job's --output_path (deploy.py up)
     assert f"{out.enriched}/" == config.enriched_uri
     assert f"{out.summary}/" == config.summary_uri
-    assert out.quarantine == f"{config.quarantine_uri}run_id={RUN_ID}"
+    assert out.quarantine == f"{config.quarantine_uri}run_date=2026-03-01/{RUN_ID}.parquet"
     # Where the pipeline reads the run's metrics, on either target.
     assert out.runs_file == f"{config.runs_uri}{RUN_ID}.json"
 
@@ -116,7 +118,9 @@ def test_the_job_writes_under_the_config_folders_in_the_local_lake(tmp_path: Pat
     out = job_outputs(str(config.local_path(config.processed_uri)))
     assert Path(out.enriched) == config.local_path(config.enriched_uri)
     assert Path(out.summary) == config.local_path(config.summary_uri)
-    assert Path(out.quarantine) == config.local_path(config.quarantine_uri) / f"run_id={RUN_ID}"
+    assert Path(out.quarantine) == (
+        config.local_path(config.quarantine_uri) / "run_date=2026-03-01" / f"{RUN_ID}.parquet"
+    )
     assert Path(out.runs_file) == config.local_path(config.runs_uri) / f"{RUN_ID}.json"
 
 

@@ -69,10 +69,26 @@ def test_list_names_each_query_with_its_question(capsys) -> None:
     assert "revenue" in lines[0]
 
 
-def test_unknown_name_is_one_line_error(tmp_path: Path, capsys) -> None:
-    assert query.main(["--name", "nope", "--lake", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: no query named 'nope'") and err.count("\n") == 1
+def test_unknown_name_is_one_line_usage_error_with_the_closest_names(
+    tmp_path: Path, capsys
+) -> None:
+    assert query.main(["--name", "revenue_by_regoin", "--lake", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: no query named 'revenue_by_regoin' (closest: revenue_by_region); "
+        "python query.py --list names them all\n"
+    )
+    assert query.main(["--name", "zzz", "--lake", str(tmp_path)]) == 2
+    assert "(none is close)" in capsys.readouterr().err
+
+
+def test_a_lake_that_does_not_exist_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nonexistent"
+    assert query.main(["--lake", str(missing), "--name", "revenue_by_region"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: lake {missing} does not exist: give --lake the folder a run wrote "
+        "(python run_pipeline.py makes ./lake; your own files go to ./own-lake)\n"
+    )
+    assert not missing.exists()
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -116,7 +132,7 @@ def test_unknown_table_lists_the_tables_there_are(tmp_path: Path) -> None:
     # The DDL's tables and the crawled one; no DuckDB internals ("duckdb_tables").
     assert result.stderr == (
         'error: line 1, column 22: there is no table "sales_data"; tables in '
-        "sales_analytics_db_cli: enriched_sales, sales_data_csv, sales_summary\n"
+        "sales_analytics_db_cli: enriched_sales, quarantine, sales_data_csv, sales_summary\n"
     )
 
 

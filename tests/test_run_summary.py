@@ -29,3 +29,47 @@ def test_a_short_partition_list_is_shown_whole():
 def test_a_local_run_prints_no_cost_lines():
     lines = summary_lines(RunReport(run_id="r", target="local"))
     assert not any("cost" in line.lower() for line in lines)
+
+
+def test_each_reason_shows_its_count_and_one_raw_record_and_where_the_rows_are():
+    metrics = {
+        "quarantined_total": 4,
+        "rows_quarantined_by_source": {
+            "sales": {"missing_field": 3},
+            "customers": {"invalid_json": 1},
+        },
+        "quarantine_samples": {
+            "sales": {"missing_field": "T1,2025-01-01,C1,,1,10.00,North,10.00"},
+            "customers": {"invalid_json": "customer_id,age\r\n" + "x" * 100},
+        },
+        "outputs": {"quarantine": "/lake/p-processed/quarantine/run_date=2026-12-07/r.parquet"},
+    }
+    lines = summary_lines(RunReport(run_id="r", target="local", metrics=metrics))
+    start = lines.index("  quarantined                                  4")
+    assert lines[start + 1 : start + 5] == [
+        "    customers: invalid_json                    1  e.g. customer_id,age\\r\\n"
+        + "x" * 48
+        + "...",
+        "    sales: missing_field                       3  e.g. T1,2025-01-01,C1,,1,10.00,North,10.00",
+        "  rejected rows of this run         /lake/p-processed/quarantine/run_date=2026-12-07/r.parquet",
+        "  every run, as a table             query.py --name quarantine_rows, quarantine_by_reason",
+    ]
+
+
+def test_an_empty_file_given_is_listed_as_skipped_never_as_read():
+    report = RunReport(
+        run_id="r",
+        target="local",
+        inputs={"sales": "exports/"},
+        raw_files={"sales": ["a.csv"]},
+        skipped={"sales": ["b.csv"]},
+        metrics={"inputs": {"sales": {"files": ["/lake/raw/a.csv"]}}},
+    )
+    lines = summary_lines(report)
+    start = lines.index("Inputs")
+    assert lines[start + 1 : start + 5] == [
+        "  sales                             exports/",
+        "    raw files                                  1  a.csv",
+        "    read this run                              1  a.csv",
+        "    skipped, empty                             1  b.csv",
+    ]

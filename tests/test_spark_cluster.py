@@ -376,8 +376,8 @@ def test_metrics_file_says_succeeded_and_accounts_for_every_row(submitted):
     assert metrics["rows_quarantined"] == {"invalid_date": 1, "non_positive_quantity": 1}
     assert metrics["reconciliation"]["sales"]["ok"] is True
     assert metrics["partitions_written"] == [f"year={y}/month={m}" for y, m in MONTHS]
-    qdir = submitted["out"] / "quarantine" / f"run_id={RUN_ID}"
+    qfile = next((submitted["out"] / "quarantine").glob(f"run_date=*/{RUN_ID}.parquet"))
     quarantined = duckdb.sql(
-        f"select record_id, reason from read_parquet('{qdir}/*.parquet') order by all"
+        f"select record_id, reason from read_parquet('{qfile}') order by all"
     ).fetchall()
     assert quarantined == [("BAD1", "non_positive_quantity"), ("BAD2", "invalid_date")]

@@ -72,7 +72,12 @@ def test_every_block_transpiles_to_duckdb(name: str) -> None:
 
 
 def test_file_has_ddl_and_at_least_twelve_analytic_queries() -> None:
-    assert ddl_names() == ["create_database", "create_enriched_sales", "create_sales_summary"]
+    assert ddl_names() == [
+        "create_database",
+        "create_enriched_sales",
+        "create_sales_summary",
+        "create_quarantine",
+    ]
     assert len(analytic_names()) >= 12
     assert set(CHART_COLUMNS) <= set(analytic_names())
     for name in [
@@ -82,6 +87,8 @@ def test_file_has_ddl_and_at_least_twelve_analytic_queries() -> None:
         "month_over_month_growth",
         "product_mix_by_region",
         "unknown_customer_share",
+        "quarantine_by_reason",
+        "quarantine_rows",
     ]:
         assert name in analytic_names()
 
@@ -98,7 +105,13 @@ def test_every_analytic_query_says_what_it_answers() -> None:
 
 
 def test_analytic_sql_is_lowercase_and_reads_only_known_tables() -> None:
-    known = {"enriched_sales", "sales_summary", "sales_data_csv", "customer_demographics_json"}
+    known = {
+        "enriched_sales",
+        "sales_summary",
+        "quarantine",
+        "sales_data_csv",
+        "customer_demographics_json",
+    }
     for name in analytic_names():
         sql = QUERIES[name]
         tree = sqlglot.parse_one(sql, read="athena")

@@ -16,6 +16,12 @@ from pipeline.storage import LocalStorage, ObjectInfo, S3Storage, upload_raw
 from pipeline.targets import make_target
 
 BUCKET = "test-raw"
+# A sales file the upload's checks take: the header and one row after it.
+HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
+
+
+def sales_csv(*rows: str) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -70,17 +76,17 @@ def test_upload_raw_puts_each_source_under_its_own_raw_prefix_keeping_names(tmp_
     config = PipelineConfig(prefix="demo", target="local", lake=tmp_path / "lake")
     sales = tmp_path / "s.csv"
     customers = tmp_path / "c.json"
-    sales.write_text("transaction_id\nT1\n")
+    sales.write_text(sales_csv("T1"))
     customers.write_text('{"customer_id": "CUST0001"}\n')
 
-    uris = upload_raw(make_target(config).storage, config, sales, customers)
+    uris = upload_raw(make_target(config).storage, config, sales, customers).uris
 
     assert uris == [
         "s3://demo-raw/input/sales_data_csv/s.csv",
         "s3://demo-raw/input/customer_demographics_json/c.json",
     ]
     lake = tmp_path / "lake" / "demo-raw" / "input"
-    assert (lake / "sales_data_csv" / "s.csv").read_text() == "transaction_id\nT1\n"
+    assert (lake / "sales_data_csv" / "s.csv").read_text() == sales_csv("T1")
     assert (lake / "customer_demographics_json" / "c.json").exists()
 
 
@@ -89,8 +95,8 @@ def test_upload_raw_takes_folders_and_skips_hidden_files(tmp_path: Path) -> None
     sales = tmp_path / "sales"
     (sales / "2024").mkdir(parents=True)
     (sales / "_tmp").mkdir()
-    (sales / "a.csv").write_text("a\n")
-    (sales / "2024" / "b.csv").write_text("b\n")
+    (sales / "a.csv").write_text(sales_csv("a"))
+    (sales / "2024" / "b.csv").write_text(sales_csv("b"))
     (sales / ".a.csv.crc").write_text("x")
     (sales / "_SUCCESS").write_text("")
     (sales / "_tmp" / "c.csv").write_text("c\n")
@@ -98,7 +104,7 @@ def test_upload_raw_takes_folders_and_skips_hidden_files(tmp_path: Path) -> None
     customers.mkdir()
     (customers / "one.ndjson").write_text("{}\n")
 
-    uris = upload_raw(make_target(config).storage, config, sales, customers)
+    uris = upload_raw(make_target(config).storage, config, sales, customers).uris
 
     assert uris == [
         "s3://demo-raw/input/sales_data_csv/2024/b.csv",
@@ -112,12 +118,16 @@ def test_a_new_file_lands_beside_the_earlier_ones(tmp_path: Path) -> None:
     storage = make_target(config).storage
     customers = tmp_path / "c.json"
     customers.write_text("{}\n")
-    for name, text in (("jan.csv", "old\n"), ("feb.csv", "new\n"), ("jan.csv", "again\n")):
-        (tmp_path / name).write_text(text)
+    for name, text in (("jan.csv", "old"), ("feb.csv", "new"), ("jan.csv", "again")):
+        (tmp_path / name).write_text(sales_csv(text))
         upload_raw(storage, config, tmp_path / name, customers)
 
     listed = storage.list(config.raw_sales_uri)
-    assert [(o.uri.rsplit("/", 1)[1], o.size) for o in listed] == [("feb.csv", 4), ("jan.csv", 6)]
+    header = len(HEADER) + 1
+    assert [(o.uri.rsplit("/", 1)[1], o.size) for o in listed] == [
+        ("feb.csv", header + 4),
+        ("jan.csv", header + 6),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -143,8 +153,9 @@ def test_upload_raw_copies_s3_objects_and_prefixes_keeping_names(aws_env, tmp_pa
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in ("their-data", config.raw_bucket):
             s3.create_bucket(Bucket=bucket)
-        s3.put_object(Bucket="their-data", Key="exports/sales/part-1.csv", Body=b"s1")
-        s3.put_object(Bucket="their-data", Key="exports/sales/day/part-2.csv", Body=b"s22")
+        part1, part2 = sales_csv("s1").encode(), sales_csv("s22").encode()
+        s3.put_object(Bucket="their-data", Key="exports/sales/part-1.csv", Body=part1)
+        s3.put_object(Bucket="their-data", Key="exports/sales/day/part-2.csv", Body=part2)
         s3.put_object(Bucket="their-data", Key="exports/sales/_SUCCESS", Body=b"")
         s3.put_object(Bucket="their-data", Key="exports/customers.json", Body=b"{}")
 
@@ -153,7 +164,7 @@ def test_upload_raw_copies_s3_objects_and_prefixes_keeping_names(aws_env, tmp_pa
             config,
             "s3://their-data/exports/sales",
             "s3://their-data/exports/customers.json",
-        )
+        ).uris
 
         raw = f"s3://{config.raw_bucket}/input/"
         assert uris == [
@@ -162,6 +173,6 @@ def test_upload_raw_copies_s3_objects_and_prefixes_keeping_names(aws_env, tmp_pa
             raw + "customer_demographics_json/customers.json",
         ]
         got = s3.get_object(Bucket=config.raw_bucket, Key="input/sales_data_csv/day/part-2.csv")
-        assert got["Body"].read() == b"s22"
+        assert got["Body"].read() == part2
         with pytest.raises(FileNotFoundError, match="no objects under s3://their-data/nothing"):
             upload_raw(S3Storage(s3), config, "s3://their-data/nothing", "s3://their-data/x")

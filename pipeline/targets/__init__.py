@@ -6,8 +6,8 @@ nothing outside this package asks which target it is:
 
 - ``storage``: put/get/list objects by ``s3://`` URI (the lake folder, or S3);
 - ``check_ready()``: refuse early, changing nothing, when the target cannot run;
-- ``upload(sales, customers)``: the raw inputs under the raw prefixes (and, on aws, the
-  job script);
+- ``upload(sales, customers)``: the raw inputs, checked, under the raw prefixes (and,
+  on aws, the job script);
 - ``crawl()``: catalog the raw tables (the local crawler, or the Glue crawler);
 - ``run_job(run_id)``: the ETL job (local PySpark, or a Glue job run), to the end;
 - ``check_workflow()``, ``run_workflow()``: the crawl and the job as the deployed Glue
@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from pipeline.config import PipelineConfig
 from pipeline.engines import Engine
-from pipeline.storage import Storage
+from pipeline.storage import RawUpload, Storage
 from pipeline.targets.aws import AwsTarget
 from pipeline.targets.base import CrawlResult, JobRun
 from pipeline.targets.local import LocalTarget
@@ -48,7 +48,7 @@ class Target(Protocol):
     storage: Storage
 
     def check_ready(self) -> None: ...
-    def upload(self, sales: str | Path, customers: str | Path) -> list[str]: ...
+    def upload(self, sales: str | Path, customers: str | Path) -> RawUpload: ...
     def crawl(self) -> CrawlResult: ...
     def run_job(
         self, run_id: str, echo: Callable[[str], None] | None = None, *, full_rebuild: bool = False

@@ -14,12 +14,18 @@ from botocore.config import Config as BotoConfig
 
 from pipeline import costs, infra
 from pipeline.aws import client, with_account
-from pipeline.config import ENRICHED_TABLE, SUMMARY_TABLE, PipelineConfig, split_s3_uri
+from pipeline.config import (
+    ENRICHED_TABLE,
+    QUARANTINE_TABLE,
+    SUMMARY_TABLE,
+    PipelineConfig,
+    split_s3_uri,
+)
 from pipeline.engines import AthenaEngine
-from pipeline.errors import CrawlerError
+from pipeline.errors import CrawlerError, JobRunFailed
 from pipeline.infra.shared import retry_iam_propagation
-from pipeline.storage import S3Storage, upload_raw
-from pipeline.targets.base import CrawlResult, JobRun, TargetBase
+from pipeline.storage import RawUpload, S3Storage, upload_raw
+from pipeline.targets.base import CrawlResult, JobRun, TargetBase, remove_hint
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ class AwsTarget(TargetBase):
         """Every resource deployed and ours, changing nothing (see infra.check_ready_to_run)."""
         infra.check_ready_to_run(self.config, self.clients)
 
-    def upload(self, sales: str | Path, customers: str | Path) -> list[str]:
+    def upload(self, sales: str | Path, customers: str | Path) -> RawUpload:
         """The raw inputs, then the job script, which the Glue job runs from S3."""
         uploaded = upload_raw(self.storage, self.config, sales, customers)
         infra.upload_job_script(self.config, self.clients)
@@ -85,9 +91,14 @@ class AwsTarget(TargetBase):
             sleep=self.sleep,
         )["JobRunId"]
         (echo or log.info)(f"started job run {job_run_id} (run_id {run_id})")
-        job_run = infra.wait_for_job_run(
-            glue, config.job_name, job_run_id, first_poll=self.poll_seconds, sleep=self.sleep
-        )
+        try:
+            job_run = infra.wait_for_job_run(
+                glue, config.job_name, job_run_id, first_poll=self.poll_seconds, sleep=self.sleep
+            )
+        except JobRunFailed as exc:
+            raw = (config.raw_sales_uri, config.raw_customers_uri)
+            flags = f"--target aws --prefix {config.prefix}"
+            raise JobRunFailed(remove_hint(str(exc), raw, flags)) from exc
         return _job_result(job_run, run_id, time.perf_counter() - started)
 
     def check_workflow(self) -> None:
@@ -173,7 +184,7 @@ class AwsTarget(TargetBase):
 REPORT_LINK_SECONDS = 15 * 60
 
 # The job's own tables, which a crawl of the raw folders does not make.
-_JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE})
+_JOB_TABLES = frozenset({ENRICHED_TABLE, SUMMARY_TABLE, QUARANTINE_TABLE})
 
 
 def _job_result(job_run: dict[str, Any], run_id: str, wall: float) -> JobRun:

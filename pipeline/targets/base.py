@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.storage import Storage, read_metrics
+
+REMOVE_HINT = (
+    "take it out of raw with: python run_pipeline.py --remove-raw {name} {flags}"
+    "(--dry-run lists what goes)"
+)
+
+
+def remove_hint(reason: str, raw_roots: Sequence[str], flags: str) -> str:
+    """``reason`` and how to remove the raw file it names, when it names one.
+
+    ``raw_roots``: the raw prefixes as the job names them (lake folders or ``s3://``
+    URIs, each ending in ``/``); the name after one is the raw file's. ``flags``: the
+    target flags that reach this raw bucket (``--lake own-lake``, ``--target aws ...``).
+    """
+    for root in raw_roots:
+        found = re.search(re.escape(root) + r"([^\s:;,]+)", reason)
+        if found:
+            hint = REMOVE_HINT.format(name=found.group(1), flags=f"{flags} " if flags else "")
+            return f"{reason}; {hint}"
+    return reason
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pipeline.catalog import crawl_local
 from pipeline.config import JOB_SCRIPT, REPO_ROOT, PipelineConfig
 from pipeline.engines import LocalEngine
 from pipeline.errors import EXIT_USAGE, NoDataError, PipelineError, UsageError
-from pipeline.storage import LocalStorage, upload_raw
-from pipeline.targets.base import CrawlResult, JobRun, TargetBase
+from pipeline.storage import LocalStorage, RawUpload, upload_raw
+from pipeline.targets.base import CrawlResult, JobRun, TargetBase, remove_hint
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class LocalTarget(TargetBase):
     def check_ready(self) -> None:
         """Nothing to check: the lake folder is made as it is written."""
 
-    def upload(self, sales: str | Path, customers: str | Path) -> list[str]:
+    def upload(self, sales: str | Path, customers: str | Path) -> RawUpload:
         return upload_raw(self.storage, self.config, sales, customers)
 
     def crawl(self) -> CrawlResult:
@@ -70,6 +70,12 @@ class LocalTarget(TargetBase):
                 echo(f"  job | {line}")
         if proc.wait() != 0:
             reason = last or f"glue_etl_job.py exited with {proc.returncode}"
+            # The job names files by absolute path, resolved in its working folder.
+            raw = [
+                f"{REPO_ROOT / config.local_path(u)}/"
+                for u in (config.raw_sales_uri, config.raw_customers_uri)
+            ]
+            reason = remove_hint(reason, raw, f"--lake {config.lake} --prefix {config.prefix}")
             # The job exits 2 for bad arguments or an unusable input (see pipeline.cli).
             raise (UsageError if proc.returncode == EXIT_USAGE else PipelineError)(reason)
         return JobRun(run_id=run_id, seconds=time.perf_counter() - started)
@@ -82,6 +88,12 @@ class LocalTarget(TargetBase):
         raise UsageError(NO_WORKFLOW)
 
     def engine(self, queries_path: Path | None = None) -> LocalEngine:
+        """DuckDB over the lake; a lake folder that does not exist is the caller's to fix."""
+        if not self.config.lake.is_dir():
+            raise UsageError(
+                f"lake {self.config.lake} does not exist: give --lake the folder a run wrote "
+                "(python run_pipeline.py makes ./lake; your own files go to ./own-lake)"
+            )
         return LocalEngine(self.config, queries_path)
 
     def check_processed_data(self) -> None:
