@@ -23,6 +23,7 @@ from sales_etl.contracts import (
     RUNS_DIR,
     SALES_CONTENT,
     SUMMARY_DIR,
+    SUPERSEDED_DIR,
 )
 from sales_etl.counts import Counts
 from sales_etl.files import HadoopFiles, LocalFiles, absolute_path, filesystem_for, join_path
@@ -81,12 +82,16 @@ class Outputs:
     summary: str
     quarantine_root: str
     quarantine: str  # this run's quarantine file: <root>/run_date=<date>/<run_id>.parquet
+    superseded_root: str
+    superseded: str  # this run's superseded records, laid out as the quarantine
     runs_file: str
 
     @classmethod
     def for_run(cls, args: JobArgs, run_id: str, run_date: date) -> Outputs:
         root = absolute_path(args.output_path)
         qroot = absolute_path(args.quarantine_path or join_path(root, QUARANTINE_DIR))
+        sroot = join_path(root, SUPERSEDED_DIR)
+        day = f"run_date={run_date.isoformat()}"
         return cls(
             root=root,
             enriched=join_path(root, ENRICHED_DIR),
@@ -94,7 +99,9 @@ class Outputs:
             quarantine_root=qroot,
             # Partitioned by the run's date, which Athena projects; the run id is a
             # column of the file, never also a folder name (readers would see it twice).
-            quarantine=join_path(qroot, f"run_date={run_date.isoformat()}", f"{run_id}.parquet"),
+            quarantine=join_path(qroot, day, f"{run_id}.parquet"),
+            superseded_root=sroot,
+            superseded=join_path(sroot, day, f"{run_id}.parquet"),
             runs_file=join_path(root, RUNS_DIR, f"{run_id}.json"),
         )
 

@@ -129,7 +129,7 @@ ENRICHED_DIR, SUMMARY_DIR, QUARANTINE_DIR, RUNS_DIR = (
     "quarantine",
     "_runs",
 )
-# Records a newer file's version replaced: superseded/run_id=<run_id>/ (SUPERSEDED_SCHEMA).
+# Records a newer file's version replaced: superseded/run_date=<date>/<run_id>.parquet (SUPERSEDED_SCHEMA).
 SUPERSEDED_DIR = "superseded"
 
 

@@ -12,8 +12,8 @@ and a loaded row whose customer was unknown when it was loaded gets the demograp
 once the customer's record arrives (its file is rewritten with them).
 
 Only the ``transaction_id`` and ``customer_id`` columns of the loaded rows are scanned
-to find these; only the files that hold a correction or a late customer are read whole
-and rewritten. The summary of each month the run touches is the month's old summary
+to find these (for the ids, only the row groups whose id range overlaps the new ids');
+only the files that hold a correction or a late customer are read whole and rewritten. The summary of each month the run touches is the month's old summary
 plus the rows added, less the rows removed, in integer cents, so no month is re-read.
 """
 
@@ -89,8 +89,20 @@ def against_lake(
         F.input_file_name().alias("_file"),
         *PARTITION_COLUMNS,
     )
-    ids = new_rows.select("transaction_id").distinct()
-    hits = scan.join(ids.hint("broadcast"), "transaction_id", "left_semi")
+    # Only row groups whose transaction_id range (Parquet's min/max statistics) overlaps
+    # the new ids' can hold one of them: the range filter is pushed down to the Parquet
+    # reader, which skips the others unread. Order ids that grow over time, as exports
+    # usually have, leave the scan of a daily run at the newest files, however long the
+    # history; ids in no order make it a scan of every id, as without it.
+    low, high = new_rows.agg(F.min("transaction_id"), F.max("transaction_id")).first() or (
+        None,
+        None,
+    )
+    hits = scan.limit(0)
+    if low is not None:
+        ids = new_rows.select("transaction_id").distinct()
+        in_range = scan.where(F.col("transaction_id").between(low, high))
+        hits = in_range.join(ids.hint("broadcast"), "transaction_id", "left_semi")
     if new_customers is not None:
         hits = hits.unionByName(scan.join(F.broadcast(new_customers), "customer_id", "left_semi"))
     files = sorted({r["_file"] for r in hits.select("_file").distinct().collect()})
@@ -176,37 +188,41 @@ def month_summaries(
     spark: SparkSession,
     summary_root: str,
     fs: LocalFiles | HadoopFiles,
+    new_groups: DataFrame,
     added: list[DataFrame],
     removed: list[DataFrame],
-) -> tuple[DataFrame, list[tuple[int, int]]]:
-    """The new summary rows of every month the changes touch, and those months.
+    months: list[tuple[int, int]],
+) -> DataFrame:
+    """The new summary rows of ``months``, every month the changes touch.
 
     Each group's revenue in cents and its transaction count are the old summary's plus
-    the added rows' less the removed rows'; the average is taken again from them, as a
-    whole run takes it, so the result equals a summary of the whole month.
+    the new rows' (``new_groups``: ``tables.summary_groups`` of them, already counted),
+    plus the ``added`` rows (rewritten files' rows), less the ``removed`` rows; the
+    average is taken again from them, as a whole run takes it, so the result equals a
+    summary of the whole month.
     """
     keys = [*PARTITION_COLUMNS, "region", "product"]
     signed = [
+        new_groups.select(
+            *keys,
+            _cents("total_revenue").alias("_c"),
+            F.col("transaction_count").alias("_n"),
+        )
+    ]
+    signed += [
         df.select(*keys, _cents("total_amount").alias("_c"), F.lit(1).alias("_n")) for df in added
     ]
     signed += [
         df.select(*keys, (-_cents("total_amount")).alias("_c"), F.lit(-1).alias("_n"))
         for df in removed
     ]
-    delta = signed[0]
-    for df in signed[1:]:
-        delta = delta.unionByName(df)
-    delta = delta.groupBy(*keys).agg(F.sum("_c").alias("_c"), F.sum("_n").alias("_n")).persist()
-    months = sorted(
-        (r["year"], r["month"]) for r in delta.select(*PARTITION_COLUMNS).distinct().collect()
-    )
     parts = [
         join_path(summary_root, f"year={y}", f"month={m}")
         for y, m in months
         if fs.exists(join_path(summary_root, f"year={y}", f"month={m}"))
     ]
     if parts:
-        old = (
+        signed.append(
             spark.read.option("basePath", summary_root)
             .parquet(*parts)
             .select(
@@ -215,11 +231,10 @@ def month_summaries(
                 F.col("transaction_count").alias("_n"),
             )
         )
-        delta = (
-            delta.unionByName(old)
-            .groupBy(*keys)
-            .agg(F.sum("_c").alias("_c"), F.sum("_n").alias("_n"))
-        )
+    delta = signed[0]
+    for df in signed[1:]:
+        delta = delta.unionByName(df)
+    delta = delta.groupBy(*keys).agg(F.sum("_c").alias("_c"), F.sum("_n").alias("_n"))
     total = (F.col("_c").cast("decimal(20,0)") / 100).cast("decimal(22,2)")
     average = (total / F.col("_n").cast("decimal(20,0)")).cast("decimal(16,6)")
     summary = delta.where(F.col("_n") > 0).select(
@@ -230,4 +245,4 @@ def month_summaries(
         average.cast(MONEY).alias("avg_transaction_value"),
         *PARTITION_COLUMNS,
     )
-    return summary, months
+    return summary

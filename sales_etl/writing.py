@@ -21,7 +21,6 @@ from sales_etl.contracts import (
     ENRICHED_COLUMNS,
     PARTITION_COLUMNS,
     SUMMARY_COLUMNS,
-    SUPERSEDED_DIR,
 )
 from sales_etl.counts import reconcile
 from sales_etl.duplicates import conflicting_rows_with_raw
@@ -68,11 +67,15 @@ def stage_outputs(run: RunContext, checked: Checked) -> Staged:
             summary = checked.groups.select(*SUMMARY_COLUMNS)
             staged.summary_months = checked.counts.months
         else:
-            added = [checked.enriched] + ([lake.rewrite] if lake.rewrite is not None else [])
+            added = [lake.rewrite] if lake.rewrite is not None else []
             removed = [lake.removed_files_rows] if lake.removed_files_rows is not None else []
-            summary, staged.summary_months = month_summaries(
-                run.spark, run.out.summary, run.out_fs, added, removed
+            # The months of the new rows and of the files rewritten (the rows they keep
+            # and those they lose): both known, so no pass over the rows to find them.
+            months = sorted({*checked.counts.months, *lake.months_rewritten})
+            summary = month_summaries(
+                run.spark, run.out.summary, run.out_fs, checked.groups, added, removed, months
             )
+            staged.summary_months = months
         if staged.summary_months:
             # Small (months x regions x products rows): one task, one file per month.
             one_file = summary.coalesce(1).sortWithinPartitions(
@@ -236,11 +239,10 @@ def publish(run: RunContext, checked: Checked, staged: Staged, manifest: dict[st
     """
     out, fs = run.out, run.out_fs
     with timed_phase("commit", run.durations):
-        superseded_root = join_path(out.root, SUPERSEDED_DIR)
         customers_state = state_path(out.root, CUSTOMERS_DIR)
         deletes: list[str] = []
         if checked.full:
-            deletes += [out.enriched, out.summary, out.quarantine_root, superseded_root]
+            deletes += [out.enriched, out.summary, out.quarantine_root, out.superseded_root]
         else:
             deletes += [plain_path(f) for f in checked.lake.rewritten_files]
             deletes += [
@@ -258,21 +260,14 @@ def publish(run: RunContext, checked: Checked, staged: Staged, manifest: dict[st
                 root = staged.tables[name]
                 for f in fs.list_files(root):
                     moves.append((f.path, join_path(target, _relative(f.path, root))))
-        if "quarantine" in staged.tables:
-            # One file (written by one task); more would be named <run_id>-<n>.parquet.
-            for n, f in enumerate(fs.list_files(staged.tables["quarantine"])):
-                target = (
-                    out.quarantine
-                    if n == 0
-                    else out.quarantine.replace(".parquet", f"-{n}.parquet")
-                )
-                moves.append((f.path, target))
-        for name, target in (
-            ("superseded", join_path(superseded_root, f"run_id={run.run_id}")),
-            ("customers", customers_state),
-        ):
+        for name, target in (("quarantine", out.quarantine), ("superseded", out.superseded)):
             if name in staged.tables:
-                moves.append((staged.tables[name], target))
+                # One file (written by one task); more would be named <run_id>-<n>.parquet.
+                for n, f in enumerate(fs.list_files(staged.tables[name])):
+                    numbered = target.replace(".parquet", f"-{n}.parquet")
+                    moves.append((f.path, target if n == 0 else numbered))
+        if "customers" in staged.tables:
+            moves.append((staged.tables["customers"], customers_state))
         commit(fs, out.root, Journal(run.run_id, deletes, moves, manifest))
 
 

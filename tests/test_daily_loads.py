@@ -174,7 +174,7 @@ def test_correction_is_recorded_in_superseded_with_the_file_that_replaced_it(sce
     assert by.endswith("/d2.csv")
     assert json.loads(record)["quantity"] == 1
     assert json.loads(record)["transaction_date"] == "2025-01-05"
-    assert [p.name for p in superseded.iterdir()] == ["run_id=r2"]
+    assert [p.name for p in superseded.glob("run_date=*/*")] == ["r2.parquet"]
 
 
 def test_summary_revenue_follows_the_correction(scenario):
@@ -300,7 +300,7 @@ def test_full_rebuild_after_daily_runs_equals_a_fresh_lake(scenario):
         rebuilt / "quarantine", scenario["fresh"] / "quarantine", QUARANTINE
     )
     assert (extra, missing) == ([], [])
-    assert sorted(p.name for p in (rebuilt / "superseded").iterdir()) in ([], ["run_id=rb"])
+    assert [p.name for p in (rebuilt / "superseded").glob("*/*")] in ([], ["rb.parquet"])
 
 
 def test_a_file_replaced_under_the_same_name_rebuilds_the_lake(scenario):

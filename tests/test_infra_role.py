@@ -303,7 +303,7 @@ def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(glue_
         "enriched/year=2024/month=1/part-0.parquet",
         "sales_summary/year=2024/month=1/part-0.parquet",
         "quarantine/run-1/rows.json",
-        "superseded/run_id=run-1/part-0.parquet",
+        "superseded/run_date=2026-12-07/run-1.parquet",
         "_runs/run-1.json",
         "_state/manifest.json",
         "_state/staging/run-1/enriched/year=2024/month=1/part-0.parquet",

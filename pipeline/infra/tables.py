@@ -10,6 +10,8 @@ from typing import Any
 from pipeline.config import (
     ENRICHED_PREFIX,
     ENRICHED_TABLE,
+    QUARANTINE_PREFIX,
+    QUARANTINE_TABLE,
     SUMMARY_PREFIX,
     SUMMARY_TABLE,
     PipelineConfig,
@@ -26,7 +28,11 @@ NOT_FOUND = ("EntityNotFoundException",)
 REF_STYLES: dict = {}
 
 # The tables the Athena DDL creates, each at a folder of the processed bucket.
-CURATED_TABLES = {ENRICHED_TABLE: ENRICHED_PREFIX, SUMMARY_TABLE: SUMMARY_PREFIX}
+CURATED_TABLES = {
+    ENRICHED_TABLE: ENRICHED_PREFIX,
+    SUMMARY_TABLE: SUMMARY_PREFIX,
+    QUARANTINE_TABLE: QUARANTINE_PREFIX,
+}
 
 
 def table_location_problems(config: PipelineConfig, glue: Any) -> tuple[list[str], list[str]]:
