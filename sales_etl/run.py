@@ -200,7 +200,13 @@ def read_and_classify(run: RunContext, load: Load) -> Checked:
             meanwhile=lambda: checking.append(pool.submit(check_customers, run)),
         )
         sales, outcome, sales_counts = resolve_sales_duplicates(read)
+        log.info(
+            "read and checked %d sales records from %d file(s)",
+            sales_counts.read,
+            len(run.plan.sales_files),
+        )
         customers, customer_counts = checking[0].result() if checking else check_customers(run)
+        log.info("read and checked %d customer records", customer_counts.read)
         if load.full and sales_counts.read == 0:
             raise FatalInputError(f"sales input is empty: no data rows under {run.args.sales_path}")
         if load.full and customer_counts.read == 0:
@@ -214,6 +220,14 @@ def read_and_classify(run: RunContext, load: Load) -> Checked:
             if load.full
             else against_lake(run.spark, run.out_fs, run.out.enriched, new_rows, known, new_ids)
         )
+        if not load.full:
+            log.info(
+                "new rows held against the loaded ones: %d exact copies, %d corrections, "
+                "%d loaded rows given their customer",
+                lake.copies_of_loaded,
+                lake.replaced,
+                lake.reenriched,
+            )
         groups = summary_groups(lake.append).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_rows(sales_counts, customer_counts, groups)
         phase["rows"] = counts.sales.read
