@@ -340,11 +340,11 @@ def test_rows_quality_and_reconciliation_are_the_metrics_files(page_run):
 
 def test_quarantine_shows_each_reason_with_up_to_five_of_its_raw_records(page_run):
     m = page_run.metrics()
-    folder = page_run.processed / "quarantine" / f"run_id={RUN_ID}"
+    files = page_run.processed / "quarantine" / "run_date=*" / f"{RUN_ID}.parquet"
     raw = duckdb.sql(
-        f"select source, reason, raw_record from read_parquet('{folder}/*.parquet', "
-        "hive_partitioning = false)"
+        f"select source, reason, raw_record from read_parquet('{files}', hive_partitioning = false)"
     ).fetchall()
+    assert raw
     entries = page_run.dom.by_id("quarantine").find_all("tr", class_="reason")
     expected = {
         (source, reason): count
