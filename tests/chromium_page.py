@@ -13,10 +13,12 @@ by hand: the whole page, or its first HEIGHT pixels (the README's: 1100 2000).
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -129,7 +131,9 @@ def visit(
         os.dup2(read_end, 3)
         os.dup2(write_end, 4)
 
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # The browser's helper processes (renderer, zygote) may still write to the profile
+    # for a moment after the browser goes; its removal must not fail the visit.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         args = [
             browser, "--headless", "--remote-debugging-pipe", "--no-sandbox",
             "--disable-gpu", "--no-first-run", "--no-default-browser-check",
@@ -143,6 +147,7 @@ def visit(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: it and its helpers end together
         )
         os.close(to_read)
         os.close(to_write)
@@ -150,7 +155,8 @@ def visit(
             pipe = _Pipe(to_browser, from_browser)
             return _drive(pipe, page, width, height, timeout, full_page)
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             os.close(to_browser)
             os.close(from_browser)
