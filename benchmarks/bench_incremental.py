@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -308,13 +309,18 @@ def run_job(run: Run, work: Path, output: str, full: bool = False) -> None:
         child = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
         proc = psutil.Process(child.pid)
         seen: dict[int, psutil.Process] = {}
-        while child.poll() is None:  # remember the descendants (the JVM) to wait for them
-            try:
-                for p in proc.children(recursive=True):
-                    seen.setdefault(p.pid, p)
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
+        # The child's end is seen within 50 ms (the wall time's resolution); its
+        # descendants (the JVM), to wait for below, are listed every half second.
+        for tick in itertools.count():
+            if child.poll() is not None:
+                break
+            if tick % 10 == 0:
+                try:
+                    for p in proc.children(recursive=True):
+                        seen.setdefault(p.pid, p)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
         run.seconds = time.perf_counter() - started
         run.exit_code = child.returncode
     # A JVM still shutting down would use the machine during the next run: wait for it.

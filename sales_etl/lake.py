@@ -83,12 +83,16 @@ def against_lake(
     if not loaded_files(fs, enriched_root):
         return LakeChanges(append=new_rows)
     loaded = spark.read.parquet(enriched_root)
-    scan = loaded.select(
-        "transaction_id",
-        "customer_id",
-        F.input_file_name().alias("_file"),
-        *PARTITION_COLUMNS,
-    )
+
+    def scan(rows: DataFrame) -> DataFrame:
+        # input_file_name() makes a projection no filter is pushed through: filter first.
+        return rows.select(
+            "transaction_id",
+            "customer_id",
+            F.input_file_name().alias("_file"),
+            *PARTITION_COLUMNS,
+        )
+
     # Only row groups whose transaction_id range (Parquet's min/max statistics) overlaps
     # the new ids' can hold one of them: the range filter is pushed down to the Parquet
     # reader, which skips the others unread. Order ids that grow over time, as exports
@@ -98,13 +102,14 @@ def against_lake(
         None,
         None,
     )
-    hits = scan.limit(0)
+    hits = scan(loaded).limit(0)
     if low is not None:
         ids = new_rows.select("transaction_id").distinct()
-        in_range = scan.where(F.col("transaction_id").between(low, high))
+        in_range = scan(loaded.where(F.col("transaction_id").between(low, high)))
         hits = in_range.join(ids.hint("broadcast"), "transaction_id", "left_semi")
     if new_customers is not None:
-        hits = hits.unionByName(scan.join(F.broadcast(new_customers), "customer_id", "left_semi"))
+        by_customer = scan(loaded).join(F.broadcast(new_customers), "customer_id", "left_semi")
+        hits = hits.unionByName(by_customer)
     files = sorted({r["_file"] for r in hits.select("_file").distinct().collect()})
     if not files:
         return LakeChanges(append=new_rows)
