@@ -259,8 +259,9 @@ def run(config: PipelineConfig, options: RunOptions, target: Target | None = Non
         options.check()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    options.charts_dir = _charts_dir(config, options)
     target = target or make_target(config)
+    target.check_kept_apart(own_data=options.sales_path is not None)
+    options.charts_dir = _charts_dir(config, options)
     if options.workflow:
         target.check_workflow()  # before any stage: the local target has none
     report = RunReport(run_id=options.run_id, target=target.name)
@@ -327,22 +328,9 @@ SAMPLE_CHARTS = REPO_ROOT / "screenshots"
 
 
 def _charts_dir(config: PipelineConfig, options: RunOptions) -> Path:
-    """Where the charts go; refuses (UsageError) a run that would mix your own data with
-    the generated sample: in one local lake, or in the sample's committed charts."""
+    """Where the charts go; refuses (UsageError) your own data's charts in the sample's
+    committed folder."""
     own = options.sales_path is not None
-    if config.target == "local":
-        sample = (config.lake / GENERATED_DIR).exists()
-        raw = config.local_path(config.raw_uri)
-        if own and sample:
-            raise UsageError(
-                f"lake {config.lake} holds the generated sample: give your own files a "
-                "lake of their own (--lake, default ./own-lake)"
-            )
-        if not own and not sample and raw.is_dir() and any(raw.rglob("*")):
-            raise UsageError(
-                f"lake {config.lake} holds your own files: the generated sample needs a "
-                "lake of its own (--lake)"
-            )
     if options.charts_dir is None:
         return config.lake / OWN_DATA_CHARTS if own else SAMPLE_CHARTS
     if own and options.charts_dir.resolve() == SAMPLE_CHARTS:

@@ -101,6 +101,9 @@ class AwsTarget(TargetBase):
             raise JobRunFailed(remove_hint(str(exc), raw, flags)) from exc
         return _job_result(job_run, run_id, time.perf_counter() - started)
 
+    def check_kept_apart(self, own_data: bool) -> None:
+        """Nothing to check: on aws your own data gets a --prefix of its own (README)."""
+
     def check_workflow(self) -> None:
         """Nothing to refuse: `deploy.py up` makes the workflow with the rest of the stack."""
 

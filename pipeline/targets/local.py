@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipeline.catalog import crawl_local
-from pipeline.config import JOB_SCRIPT, REPO_ROOT, PipelineConfig
+from pipeline.config import GENERATED_DIR, JOB_SCRIPT, REPO_ROOT, PipelineConfig
 from pipeline.engines import LocalEngine
 from pipeline.errors import EXIT_USAGE, NoDataError, PipelineError, UsageError
 from pipeline.storage import LocalStorage, RawUpload, upload_raw
@@ -35,6 +35,23 @@ class LocalTarget(TargetBase):
 
     def check_ready(self) -> None:
         """Nothing to check: the lake folder is made as it is written."""
+
+    def check_kept_apart(self, own_data: bool) -> None:
+        """Refuse (UsageError) a run that would put your own files and the generated
+        sample into one lake, either way round."""
+        lake = self.config.lake
+        sample = (lake / GENERATED_DIR).exists()
+        raw = self.config.local_path(self.config.raw_uri)
+        if own_data and sample:
+            raise UsageError(
+                f"lake {lake} holds the generated sample: give your own files a "
+                "lake of their own (--lake, default ./own-lake)"
+            )
+        if not own_data and not sample and raw.is_dir() and any(raw.rglob("*")):
+            raise UsageError(
+                f"lake {lake} holds your own files: the generated sample needs a "
+                "lake of its own (--lake)"
+            )
 
     def upload(self, sales: str | Path, customers: str | Path) -> RawUpload:
         return upload_raw(self.storage, self.config, sales, customers)
