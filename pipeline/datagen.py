@@ -21,18 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-log = logging.getLogger(__name__)
+from sales_etl.raw_files import SALES_COLUMNS
 
-SALES_COLUMNS = (
-    "transaction_id",
-    "date",
-    "customer_id",
-    "product",
-    "quantity",
-    "unit_price",
-    "region",
-    "total_amount",
-)
+log = logging.getLogger(__name__)
 
 # (product, list price in cents, relative popularity)
 PRODUCTS: tuple[tuple[str, int, float], ...] = (

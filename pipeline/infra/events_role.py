@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from pipeline.config import PipelineConfig
-from pipeline.infra.cfn import CfnResource, RefStyle, Sentinels, logical_id
+from pipeline.infra import role as glue_role
+from pipeline.infra.cfn import RefStyle
 from pipeline.infra.ownership import by_tags
 from pipeline.infra.shared import (
     GLUE_ARN,
@@ -158,34 +159,8 @@ def status(ctx: Context) -> list[dict[str, Any]]:
     return [status_row(KIND, name, "present", f"inline policies={','.join(policies)}")]
 
 
-def template(r: Resource, s: Sentinels) -> list[CfnResource]:
-    want = r.settings
-    props = {
-        "RoleName": r.name,
-        "AssumeRolePolicyDocument": want["AssumeRolePolicyDocument"],
-        "Policies": [
-            {"PolicyName": name, "PolicyDocument": doc}
-            for name, doc in sorted(want["InlinePolicies"].items())
-        ],
-        "ManagedPolicyArns": list(want["ManagedPolicies"]),
-        "Tags": tag_list(want["Tags"]),
-    }
-    return [CfnResource(logical_id("Role", r.name, s), "AWS::IAM::Role", props, "RoleName")]
-
-
-DEPLOYER_EVENTS_ROLE_ACTIONS = (
-    "iam:GetRole",
-    "iam:CreateRole",
-    "iam:TagRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:DeleteRole",
-    "iam:ListRolePolicies",
-    "iam:GetRolePolicy",
-    "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
-    "iam:ListAttachedRolePolicies",
-    "iam:DetachRolePolicy",
-)
+# The same kind of resource as the Glue role: the same template fragment and rights.
+template = glue_role.template
 
 
 def deployer_statements(ctx: Context) -> list[dict[str, Any]]:
@@ -194,7 +169,7 @@ def deployer_statements(ctx: Context) -> list[dict[str, Any]]:
         {
             "Sid": "EventsRole",
             "Effect": "Allow",
-            "Action": list(DEPLOYER_EVENTS_ROLE_ACTIONS),
+            "Action": list(glue_role.DEPLOYER_ROLE_ACTIONS),
             "Resource": [role],
         },
         {
