@@ -182,6 +182,7 @@ def _ensure_one(
     if rule is None:
         events.put_rule(**want, Tags=tag_list(tags(ctx.config)))
         changes.append(f"created rule {name}")
+        current: list[dict[str, Any]] = []  # a rule just made has no targets to list
     else:
         same = (
             json.loads(rule.get("EventPattern") or "{}") == json.loads(want["EventPattern"])
@@ -192,7 +193,7 @@ def _ensure_one(
         if not same:
             events.put_rule(**want)  # PutRule on an existing rule replaces its settings
             changes.append(f"updated rule {name}")
-    current = events.list_targets_by_rule(Rule=name).get("Targets", [])
+        current = events.list_targets_by_rule(Rule=name).get("Targets", [])
     if current != wanted_targets:
         keep = {t["Id"] for t in wanted_targets}
         extra = [t["Id"] for t in current if t["Id"] not in keep]
