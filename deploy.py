@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Provision, run, inspect and tear down the pipeline on AWS (or moto / LocalStack).
 
-python deploy.py up --dry-run          # the resources up manages (--verbose: every setting); no AWS call
+python deploy.py up --dry-run          # per resource: create, change (which), no change; reads only
+python deploy.py up --dry-run --account-id 123456789012   # the resources alone; no AWS call
 python deploy.py up                    # create or repair (idempotent)
 python deploy.py up --schedule "cron(0 6 * * ? *)" --alert-email you@example.com
 python deploy.py up --on-arrival       # a run starts when new raw inputs land (not a clock)
@@ -19,6 +20,13 @@ Bucket names are global across AWS accounts, so they carry the account and regio
 <prefix>-<account>-<region>-raw, -processed, -scripts, -athena-results. The account is
 asked of STS (GetCallerIdentity) once; `up --dry-run`, `down --dry-run` and `policy`
 take --account-id instead, and then call nothing.
+
+`up --dry-run` reads the account as `up` does (Get, Describe, List and Head calls only;
+nothing is changed) and prints a table: each resource, its name and what `up` would do to
+it: create, change (and what: the lines `up` would log), no change, delete (what
+--on-arrival made, without the flag), or not ours (the name is taken; `up` would refuse).
+With --account-id it reads nothing and the column says `create or repair (not read)`.
+--verbose adds every setting of each resource, --json prints the rows as JSON.
 
 `up` and `run` exit 1 without changing anything when one of the deployment's names is
 taken by a resource `up` did not create (no managed-by/pipeline-prefix marks, as tags or,
@@ -65,11 +73,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_target_flags(parser, target=False)
     parser.add_argument(
         "--account-id",
-        help="policy, --dry-run: the 12-digit account the names are for "
-        "(default: the credentials' account, from STS; a placeholder for --dry-run)",
+        help="policy, --dry-run: the 12-digit account the names are for; up --dry-run then "
+        "reads nothing (default: the credentials' account, from STS; a placeholder for the "
+        "dry runs of down and run)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="print what would be done; call nothing"
+        "--dry-run",
+        action="store_true",
+        help="print what would be done, changing nothing; up reads the account (read-only "
+        "calls) to say per resource create, change or no change; with --account-id, and for "
+        "down and run, nothing is called",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="up --dry-run: the rows (resource, name, action, details) as JSON on stdout",
     )
     parser.add_argument(
         "--part",
@@ -169,6 +187,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--sales-path and --customers-path go together: give both or neither")
     if args.part is not None and args.command != "policy":
         parser.error("--part goes with `policy`")
+    if args.json and not (args.dry_run and args.command == "up"):
+        parser.error("--json goes with `up --dry-run`")
     if args.account_id and not (args.dry_run or args.command == "policy"):
         # The other commands act on the credentials' own account: STS says which.
         parser.error("--account-id goes with `policy` or --dry-run")
@@ -227,27 +247,33 @@ def policy_guide(config: PipelineConfig, count: int) -> list[str]:
 def make_config(args: argparse.Namespace) -> PipelineConfig:
     """Build the aws config from flags; unset flags fall back to env and defaults.
 
-    The account comes from --account-id, else (a dry run calls nothing) a placeholder,
-    else STS.
+    The account comes from --account-id, else (the dry runs of down and run call
+    nothing) a placeholder, else STS.
     """
     if args.account_id:
         return config_from(args, target="aws", account_id=args.account_id)
-    if args.dry_run:
+    if args.dry_run and args.command != "up":
         return config_from(args, target="aws", account_id=ACCOUNT_PLACEHOLDER)
-    if args.command != "policy":
+    if not (args.command == "policy" or args.dry_run):
         return config_from(args, target="aws")
+    # policy and up --dry-run: where STS cannot be reached, --account-id works offline.
     try:
         return config_from(args, target="aws")
     except (BotoCoreError, ClientError) as exc:
+        if args.command == "policy":
+            raise DeployError(
+                f"could not ask STS for the account the policy is for ({one_line(exc)}); "
+                "pass --account-id 123456789012 to print it without calling AWS"
+            ) from exc
         raise DeployError(
-            f"could not ask STS for the account the policy is for ({one_line(exc)}); "
-            "pass --account-id 123456789012 to print it without calling AWS"
+            f"could not reach AWS to read what up would change ({one_line(exc)}); pass "
+            "--account-id 123456789012 for the plan without reading AWS"
         ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(stream=sys.stdout)
+    setup_logging(stream=sys.stderr if args.json else sys.stdout)  # --json: JSON alone
     return run_cli(lambda: _command(args))
 
 
@@ -274,13 +300,14 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         if args.command == "up":
-            resources = infra.plan(config, ops=operations(args))
-            print(
-                f"plan for prefix {config.prefix} in {config.region}, account "
-                f"{config.account_id} (nothing was called): {len(resources)} resources, each "
-                "created if missing, else its drifted settings put back"
-            )
-            print(infra.format_plan(resources, verbose=args.verbose))
+            if args.account_id:
+                result = infra.offline_plan(config, ops=operations(args))
+            else:
+                result = infra.dry_run(config, ops=operations(args))
+            if args.json:
+                print(json.dumps(infra.as_json(result, args.verbose), indent=2, default=str))
+            else:
+                print(infra.format_dry_run(result, verbose=args.verbose))
         elif args.command == "down":
             print("down would delete:")
             print("\n".join(f"  {line}" for line in infra.down_plan(config)))

@@ -67,6 +67,7 @@ MODULE_SECONDS = {
     "test_infra_buckets.py": 24,
     "test_infra_role.py": 24,
     "test_deploy_up.py": 21,
+    "test_deploy_dry_run.py": 21,
     "test_deploy_run.py": 18,
     "test_run_report.py": 18,
     "test_job_cloudwatch.py": 18,

@@ -30,14 +30,19 @@ def test_dry_run_prints_the_full_plan_without_calling_aws(monkeypatch, capsys):
     assert deploy.main(["up", "--dry-run", *argv]) == 0
     table = capsys.readouterr().out.splitlines()
     # One screen: a line saying what up does, the table, a line pointing at --verbose.
-    assert table[0].startswith("plan for prefix plan-test in us-east-1, account 111122223333")
-    assert table[1].split() == ["resource", "name"]
+    assert table[0].startswith(
+        "plan for prefix plan-test in us-east-1, account 111122223333 (offline, --account-id: "
+        "nothing was read or changed): "
+    )
+    assert table[1].split() == ["resource", "name", "action"]
     assert table[-1] == "(every setting of each: add --verbose)"
     assert len(table) <= 30 and not any("{" in line for line in table)
-    rows = [line.split() for line in table[2:-1]]
-    assert ["glue-database", "sales_analytics_db_plan_test"] in rows
-    assert ["s3-bucket", "plan-test-111122223333-us-east-1-raw"] in rows
-    assert len(rows) == int(table[0].split("called): ")[1].split()[0])  # "19 resources"
+    rows = [line.split(maxsplit=2) for line in table[2:-1]]
+    not_read = "create or repair (not read)"
+    assert ["glue-database", "sales_analytics_db_plan_test", not_read] in rows
+    assert ["s3-bucket", "plan-test-111122223333-us-east-1-raw", not_read] in rows
+    assert {row[2] for row in rows} == {not_read}
+    assert len(rows) == int(table[0].split("changed): ")[1].split()[0])  # "20 resources"
     assert deploy.main(["up", "--dry-run", "--verbose", *argv]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[: len(table) - 1] == table[:-1]  # the same table first
@@ -106,12 +111,11 @@ def test_dry_run_shows_the_account_placeholder_or_the_given_account(monkeypatch,
         raise AssertionError("dry run called AWS")
 
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
-    argv = ["up", "--dry-run", "--prefix", "plan-test", "--region", "us-east-1"]
-    assert deploy.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "plan for prefix plan-test in us-east-1, account <account-id>" in out
-    assert "s3-bucket         plan-test-<account-id>-us-east-1-raw" in out
+    where = ["--prefix", "plan-test", "--region", "us-east-1"]
+    assert deploy.main(["down", "--dry-run", *where]) == 0  # down's dry run reads nothing
+    assert "s3-bucket plan-test-<account-id>-us-east-1-raw" in capsys.readouterr().out
 
+    argv = ["up", "--dry-run", *where]
     assert deploy.main([*argv, "--verbose", "--account-id", "111122223333"]) == 0
     out = capsys.readouterr().out
     assert "s3-bucket         plan-test-111122223333-us-east-1-athena-results" in out

@@ -671,6 +671,9 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     config = PipelineConfig(prefix="test-sales", target="aws", region=REGION, account_id=ACCOUNT)
     assert granted == deployer_policy(config, ACCOUNT)["Statement"]
 
+    # The dry run's reads are up's own: the policy allows them, on nothing and on everything.
+    assert deploy.main(["up", "--dry-run", *prefix]) == 0, capsys.readouterr()
+    assert "20 resources: 20 create\n" in capsys.readouterr().out
     assert deploy.main(["up", *prefix]) == 0, capsys.readouterr()
     assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ACCOUNT_BUCKETS
     assert glue.get_job(JobName="test-sales-etl-job")["Job"]["Role"] == (
@@ -681,6 +684,9 @@ def test_a_user_with_only_the_deployer_policy_runs_up_run_status_and_down(
     assert "up: everything already in place" in out
     # Where a right is missing, some checks only warn: here none did.
     assert "could not read" not in out
+    assert deploy.main(["up", "--dry-run", *prefix]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "20 resources: 20 no change\n" in out and "could not read" not in out
 
     # moto runs no Spark and no SQL: put the job's metrics file and queue Athena's answers.
     metrics = {"run_id": RUN_ID, "rows_read": {"sales": 200}, "rows_written": {"enriched": 200}}
@@ -766,6 +772,10 @@ def test_a_user_with_only_the_deployer_policy_deploys_on_arrival_and_removes_it(
     assert deploy.main(["status", *prefix]) == 0
     shown = capsys.readouterr().out
     assert "test-sales-arrivals" in shown and "eventbridge=on" in shown
+    # Reading what up would take away again (the role's policies, the rule's targets).
+    assert deploy.main(["up", "--dry-run", *prefix, "--schedule", "none"]) == 0
+    plan = capsys.readouterr().out
+    assert "2 change, 2 delete, 18 no change\n" in plan, plan
     assert deploy.main(["up", *prefix, "--schedule", "none"]) == 0, capsys.readouterr()
     assert deploy.main(["up", *prefix, "--on-arrival"]) == 0, capsys.readouterr()
     assert deploy.main(["down", "--yes", *prefix]) == 0, capsys.readouterr()

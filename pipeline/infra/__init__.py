@@ -1,4 +1,4 @@
-"""The aws target's infrastructure with boto3: `up`, `down`, `status` and `plan`.
+"""The aws target's infrastructure with boto3: `up` (and its dry run), `down`, `status` and `plan`.
 
 One module per kind of resource (buckets.py, role.py, ..., alarm.py), walked in the order
 of registry.py by commands.py. A run on a deployed stack goes through
@@ -11,12 +11,12 @@ from pipeline.infra.commands import (
     check_ready_to_run,
     down,
     down_plan,
-    format_plan,
     format_status,
     plan,
     status,
     up,
 )
+from pipeline.infra.dry_run import as_json, dry_run, format_dry_run, offline_plan
 from pipeline.infra.execution import (
     job_run_of,
     last_crawl_dpu_hours,
@@ -38,10 +38,13 @@ __all__ = [
     "check_ready_to_run",
     "down",
     "down_plan",
-    "format_plan",
+    "as_json",
+    "dry_run",
+    "format_dry_run",
     "format_status",
     "job_run_of",
     "last_crawl_dpu_hours",
+    "offline_plan",
     "plan",
     "status",
     "up",

@@ -1,10 +1,9 @@
 """``plan``, ``up``, ``status``, ``down`` and ``down_plan``, and the readiness check of a
 run: each walks the registry of kinds (pipeline/infra/registry.py), forward to create,
-read and show, backward to delete."""
+read and show, backward to delete. ``up --dry-run`` is in dry_run.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -52,21 +51,6 @@ def plan(
     )
     ctx = Context(config, None, account, ops or Operations())
     return [resource for kind in KINDS for resource in kind.plan(ctx)]
-
-
-def format_plan(resources: Iterable[Resource], verbose: bool = False) -> str:
-    """Return the plan as readable text: a table of the resources (kind, name), one line
-    each, so it fits a screen; with ``verbose``, then each resource's settings as JSON."""
-    resources = list(resources)
-    width = max((len(r.kind) for r in resources), default=0)
-    lines = [f"{'resource':<{width}}  name", *(f"{r.kind:<{width}}  {r.name}" for r in resources)]
-    if not verbose:
-        lines.append("(every setting of each: add --verbose)")
-        return "\n".join(lines)
-    for r in resources:
-        lines.append(f"== {r.kind}: {r.name}")
-        lines.append(json.dumps(r.settings, indent=2, sort_keys=True, default=str))
-    return "\n".join(lines)
 
 
 def find_all(ctx: Context) -> list[Found]:
