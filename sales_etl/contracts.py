@@ -119,6 +119,8 @@ SUMMARY_COLUMNS = (
 )
 
 PARTITION_COLUMNS = ("year", "month")
+# Read with this schema, a partitioned table's files give their row counts alone.
+PARTITIONS_ONLY = T.StructType([T.StructField(c, T.IntegerType()) for c in PARTITION_COLUMNS])
 
 # Folders under --output_path (see Outputs): enriched/year=/month=/,
 # sales_summary/year=/month=/, quarantine/run_date=<date>/<run_id>.parquet (the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -30,6 +31,7 @@ from sales_etl.contracts import (
     ENRICHED_COLUMNS,
     MONEY,
     PARTITION_COLUMNS,
+    PARTITIONS_ONLY,
     REVENUE,
     SALES_CONTENT,
 )
@@ -59,6 +61,28 @@ class LakeChanges:
     persisted: list[DataFrame] = field(default_factory=list)
 
 
+# The loaded rows' columns the check of new rows against them scans.
+_LOADED_KEYS = T.StructType(
+    [
+        T.StructField("transaction_id", T.StringType()),
+        T.StructField("customer_id", T.StringType()),
+        *PARTITIONS_ONLY.fields,
+    ]
+)
+
+
+# The summary columns a month's new summary is summed from.
+_SUMMARY_SUMS = T.StructType(
+    [
+        T.StructField("region", T.StringType()),
+        T.StructField("product", T.StringType()),
+        T.StructField("total_revenue", REVENUE),
+        T.StructField("transaction_count", T.LongType()),
+        *PARTITIONS_ONLY.fields,
+    ]
+)
+
+
 def loaded_files(fs: LocalFiles | HadoopFiles, root: str) -> list[str]:
     """The enriched table's Parquet files (empty: nothing loaded yet)."""
     if not fs.exists(root):
@@ -73,16 +97,21 @@ def against_lake(
     new_rows: DataFrame,
     customers: DataFrame,
     new_customers: DataFrame | None,
+    id_range: tuple[str | None, str | None] | None = None,
 ) -> LakeChanges:
     """Sort ``new_rows`` (enriched, with ``_known_customer`` and ``_file_hash``) into the
     cases above.
 
     ``customers``: every customer record now known (for late customers);
-    ``new_customers``: ``customer_id`` of the records no run had before this one.
+    ``new_customers``: ``customer_id`` of the records no run had before this one;
+    ``id_range``: a range (lowest, highest; None, None: empty) that holds every new
+    row's transaction id, when known (else it is computed from ``new_rows``).
     """
     if not loaded_files(fs, enriched_root):
         return LakeChanges(append=new_rows)
-    loaded = spark.read.parquet(enriched_root)
+    # The columns the scans below read, given: Spark would otherwise run a job to read
+    # a file's footer for the schema.
+    loaded = spark.read.schema(_LOADED_KEYS).parquet(enriched_root)
 
     def scan(rows: DataFrame) -> DataFrame:
         # input_file_name() makes a projection no filter is pushed through: filter first.
@@ -98,19 +127,26 @@ def against_lake(
     # reader, which skips the others unread. Order ids that grow over time, as exports
     # usually have, leave the scan of a daily run at the newest files, however long the
     # history; ids in no order make it a scan of every id, as without it.
-    low, high = new_rows.agg(F.min("transaction_id"), F.max("transaction_id")).first() or (
-        None,
-        None,
-    )
-    hits = scan(loaded).limit(0)
+    if id_range is None:
+        id_range = new_rows.agg(F.min("transaction_id"), F.max("transaction_id")).first() or (
+            None,
+            None,
+        )
+    low, high = id_range
+    parts = []
     if low is not None:
-        ids = new_rows.select("transaction_id").distinct()
         in_range = scan(loaded.where(F.col("transaction_id").between(low, high)))
-        hits = in_range.join(ids.hint("broadcast"), "transaction_id", "left_semi")
+        # Where no loaded row is in the range (a day of new ids, the usual case), no id
+        # can match: the new ids are not gathered and broadcast for nothing.
+        if in_range.limit(1).collect():
+            ids = new_rows.select("transaction_id").distinct()
+            parts.append(in_range.join(ids.hint("broadcast"), "transaction_id", "left_semi"))
     if new_customers is not None:
-        by_customer = scan(loaded).join(F.broadcast(new_customers), "customer_id", "left_semi")
-        hits = hits.unionByName(by_customer)
-    files = sorted({r["_file"] for r in hits.select("_file").distinct().collect()})
+        parts.append(scan(loaded).join(F.broadcast(new_customers), "customer_id", "left_semi"))
+    files = []
+    if parts:
+        hits = reduce(DataFrame.unionByName, parts)
+        files = sorted({r["_file"] for r in hits.select("_file").distinct().collect()})
     if not files:
         return LakeChanges(append=new_rows)
 
@@ -228,7 +264,8 @@ def month_summaries(
     ]
     if parts:
         signed.append(
-            spark.read.option("basePath", summary_root)
+            spark.read.schema(_SUMMARY_SUMS)
+            .option("basePath", summary_root)
             .parquet(*parts)
             .select(
                 *keys,

@@ -218,7 +218,15 @@ def read_and_classify(run: RunContext, load: Load) -> Checked:
         lake = (
             LakeChanges(append=new_rows)
             if load.full
-            else against_lake(run.spark, run.out_fs, run.out.enriched, new_rows, known, new_ids)
+            else against_lake(
+                run.spark,
+                run.out_fs,
+                run.out.enriched,
+                new_rows,
+                known,
+                new_ids,
+                read.id_range,
+            )
         )
         if not load.full:
             log.info(
@@ -274,7 +282,9 @@ def customer_records(
     stored = state_path(run.out.root, CUSTOMERS_DIR)
     if load.full or not run.out_fs.exists(stored):
         return new, new, None
-    before = run.spark.read.parquet(stored).select(*fields)
+    # The state was written from records of this very shape: with the schema given, no
+    # job reads a footer for it.
+    before = run.spark.read.schema(new.schema).parquet(stored).select(*fields)
     if not load.customers:
         return before, None, None
     known = before.join(new.select("customer_id"), "customer_id", "left_anti").unionByName(new)
@@ -295,7 +305,10 @@ def check_customers(run: RunContext) -> tuple[DataFrame, SourceCounts]:
             [f.path for f in run.plan.ndjson_files],
             [f.path for f in run.plan.array_files],
         )
-    ).persist()
+    )
+    if not run.plan.customer_files:  # a day with no new customer file: nothing to count
+        return customers, counts_by_reason([])
+    customers = customers.persist()
     rows = (
         customers.groupBy(
             "reason",

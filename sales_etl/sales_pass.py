@@ -72,7 +72,8 @@ def read_and_check_sales(
         repeated_count = repeated.count()
     tasks = first_stage_tasks(spark, group)
     by_key = {file_key(f): f for f in files}
-    found = _lines_by_observation(observation.get, len(files))
+    observed_metrics = observation.get
+    found = _lines_by_observation(observed_metrics, len(files))
     if found is None or not ran_once(spark, group):
         # A file with a quoted line break or a second header line, or metrics that a rerun
         # stage may have counted twice: count per file, by a scan of the persisted rows.
@@ -127,12 +128,16 @@ def read_and_check_sales(
         files,
         file_names,
         {f.path: f.mtime_ms for f in plan.sales_files},
+        # Min and max are the same however often a stage ran; a file read again by the
+        # multiLine reader has rows outside the line-by-line pass.
+        None if slow else _id_range(observed_metrics),
     )
 
 
 _VALID = "valid"
 
 _LINE_TOTALS = ("_records", "_headers", "_odd_quotes", "_header_files")
+_ID_RANGE = ("_low_id", "_high_id")
 
 
 def _line_metrics() -> list[Any]:
@@ -145,11 +150,23 @@ def _line_metrics() -> list[Any]:
         F.count(F.when(record, 1)).alias("_records"),
         F.count(F.when(header, 1)).alias("_headers"),
         F.count(F.when(F.col("_odd_quotes"), 1)).alias("_odd_quotes"),
+        # The valid rows' transaction-id range: the loaded rows a daily run holds its
+        # new rows against are looked up in it (lake.against_lake).
+        F.min(F.when(record & reason.isNull(), F.col("transaction_id"))).alias("_low_id"),
+        F.max(F.when(record & reason.isNull(), F.col("transaction_id"))).alias("_high_id"),
         # As JSON text: the metrics come back through py4j, which converts no arrays.
         F.to_json(F.collect_set(F.when(header, F.struct("_file_hash", "_source_file")))).alias(
             "_header_files"
         ),
     ]
+
+
+def _id_range(metrics: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    """The valid rows' lowest and highest transaction id (None, None: no valid row), or
+    None when the pass was not observed."""
+    if not set(_ID_RANGE) <= set(metrics):
+        return None
+    return metrics["_low_id"], metrics["_high_id"]
 
 
 # (per file name: header lines and odd-quote lines; records by (file or None, outcome);
@@ -166,7 +183,7 @@ def _lines_by_observation(metrics: dict[str, Any], files: int) -> FileLines | No
     an odd number of quotes: then every file is read line by line and the totals are
     all that is needed (outcomes are given with file None). Otherwise None.
     """
-    if set(metrics) != {_VALID, *SALES_REASONS, *_LINE_TOTALS}:
+    if not {_VALID, *SALES_REASONS, *_LINE_TOTALS} <= set(metrics):
         return None  # not observed (see read_and_check_sales)
     header_files = json.loads(metrics["_header_files"])
     names = {h["_file_hash"]: h["_source_file"] for h in header_files}
@@ -249,6 +266,9 @@ class SalesRead:
     file_names: dict[int, str]
     # Each planned path's modification time in ms (which file is newer).
     mtimes: dict[str, int]
+    # The valid rows' (lowest, highest) transaction id, as the pass observed them (None,
+    # None: no valid row); None when not known without a scan.
+    id_range: tuple[str | None, str | None] | None = None
 
     @property
     def file_orders(self) -> dict[int, int]:

@@ -251,6 +251,30 @@ def test_duplicates_exact_are_dropped_once_and_conflicting_are_all_quarantined(s
     )
 
 
+def test_the_sales_pass_observes_the_valid_rows_id_range(spark, tmp_path):
+    """The range a daily run looks up loaded ids in (lake.against_lake): every valid row's
+    id is in it; rejected rows' ids are not counted; no valid row gives (None, None)."""
+
+    def id_range(rows: list[tuple[str, ...]]) -> tuple[str | None, str | None] | None:
+        path = tmp_path / "sales.csv"
+        path.write_text("\n".join([HEADER, *(",".join(r) for r in rows)]) + "\n")
+        plan = job_inputs.InputPlan(
+            [job_files.InputFile(str(path), path.stat().st_size)], [], [], sales_headers=(HEADER,)
+        )
+        read = sales_pass.read_and_check_sales(spark, plan, TODAY)
+        for df in read.persisted:
+            df.unpersist()
+        return read.id_range
+
+    rejected = [
+        with_field(transaction_id="0", quantity="0", total_amount="0.00"),
+        with_field(transaction_id="Z", date="not a date"),
+    ]
+    valid = [with_field(transaction_id=t) for t in ("T5", "T2", "T9", "T2")]
+    assert id_range([*rejected, *valid]) == ("T2", "T9")
+    assert id_range(rejected) == (None, None)
+
+
 # --- customer rules ---------------------------------------------------------------------
 
 
