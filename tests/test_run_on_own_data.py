@@ -3,9 +3,9 @@
 The input is written here in the shape of real retail exports (product names with
 commas, inch marks and trailing spaces; unit prices that are the line total divided by
 the quantity, rounded to the cent), and the expected figures are computed here from
-the rows themselves, with Python's decimal module. One lake takes four runs in turn (a
-file, then an export folder three times: a second export, a daily file, nothing new);
-the tests read what each run printed and left.
+the rows themselves, with Python's decimal module. One lake takes three runs in turn (a
+file, then the daily command on an export folder twice: a second export, then nothing
+new); the tests read what each run printed and left.
 """
 
 from __future__ import annotations
@@ -111,14 +111,14 @@ def raw_sales(lake: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def own_runs(tmp_path_factory) -> dict:
-    """One lake, four runs of run_pipeline.py on your own files, as a person would:
+    """One lake, three runs of run_pipeline.py on your own files, as a person would:
 
     1. ``own-1``: a file of January and February (``--sales-path`` a file);
-    2. ``own-2``: an export folder holding a second export, of March and April: it lands
-       beside the first file and only it is read;
-    3. ``day-3``: the same command the next day, a daily file of May dropped into the
-       same folder: only it is read (the folder's older file is not new);
-    4. ``day-3-again``: the same command once more, nothing new.
+    2. ``own-2``: the daily command from here on (both paths folders): an export folder
+       holding a second export, of March and April, which lands beside the first file
+       and is the only file read (the customers file, given again by its folder, is
+       not new);
+    3. ``own-2-again``: the same command once more, nothing new.
     """
     base = tmp_path_factory.mktemp("own-data")
     lake, charts, exports = base / "lake", base / "charts", base / "exports"
@@ -136,13 +136,10 @@ def own_runs(tmp_path_factory) -> dict:
 
     found["first"] = write_sales(first_file, [(2024, 1), (2024, 2)], 1, 1)
     run("own-1", "--sales-path", str(first_file), "--customers-path", str(customers))
-    # From here on, the daily command: the same line each day, on folders.
     daily = ["--sales-path", str(exports), "--customers-path", str(customers.parent)]
     found["second"] = write_sales(exports / "orders_2024_q2.csv", [(2024, 3), (2024, 4)], 1000, 2)
     run("own-2", *daily)
-    found["day"] = write_sales(exports / "orders_2024-05-02.csv", [(2024, 5)], 5000, 12)
-    run("day-3", *daily)
-    run("day-3-again", *daily)
+    run("own-2-again", *daily)
     return found
 
 
@@ -182,27 +179,19 @@ def test_a_second_export_in_a_folder_lands_beside_the_first_and_only_it_is_read(
     assert line_with(out, "read this run").split()[3:] == ["1", "orders_2024_q2.csv"]
     # The customers file given again (now by its folder), the same bytes: not new.
     assert "new files only (2 already read, skipped)" in out  # the first file + customers
+    metrics = run_metrics(own_runs, "own-2")
+    assert metrics["rows_read"]["sales"] == len(own_runs["second"])
+    second_file = own_runs["exports"] / "orders_2024_q2.csv"
+    assert metrics["bytes_read"]["sales"] == second_file.stat().st_size
     # The earlier months stay as they were.
     assert months == {**by_month(own_runs["first"]), **by_month(own_runs["second"])}
 
 
-def test_daily_exports_dropped_in_one_folder_are_read_once_each(own_runs):
-    out, raw_files, months = own_runs["day-3"]
-    assert "new files only (3 already read, skipped)" in out  # two exports + customers
-    assert line_with(out, "read this run").split()[3:] == ["1", "orders_2024-05-02.csv"]
-    assert raw_files == ["orders_2024-05-02.csv", "orders_2024_h1.csv", "orders_2024_q2.csv"]
-    metrics = run_metrics(own_runs, "day-3")
-    assert metrics["rows_read"]["sales"] == len(own_runs["day"])
-    day_file = own_runs["exports"] / "orders_2024-05-02.csv"
-    assert metrics["bytes_read"]["sales"] == day_file.stat().st_size
-    every = {**by_month(own_runs["first"]), **by_month(own_runs["second"])}
-    every.update(by_month(own_runs["day"]))
-    assert len(every) == 5 and months == every
-
-    again, raw_again, months_again = own_runs["day-3-again"]
-    assert "no new input: all 4 raw files were read by earlier runs" in again
-    assert summary_rows_read(again) == 0
-    assert (raw_again, months_again) == (raw_files, every)
+def test_the_daily_command_again_reads_nothing_and_changes_nothing(own_runs):
+    out, raw_files, months = own_runs["own-2-again"]
+    assert "no new input: all 3 raw files were read by earlier runs" in out
+    assert summary_rows_read(out) == 0
+    assert (raw_files, months) == own_runs["own-2"][1:]
 
 
 def summary_rows_read(stdout: str) -> int:
