@@ -52,18 +52,18 @@ def lake(tmp_path_factory: pytest.TempPathFactory):
 # workers take modules in this order: the heaviest first, so that neither is left with a
 # long one at the end. Modules not listed run after these, in file order.
 MODULE_SECONDS = {
-    "test_daily_loads_equivalence.py": 95,
+    "test_daily_loads_equivalence.py": 76,
     "test_glue_etl_parallel.py": 91,
     "test_deploy_policy.py": 82,
     "test_daily_loads_crash.py": 77,
-    "test_own_exports.py": 63,
+    "test_own_exports.py": 65,
     "test_daily_loads.py": 54,
-    "test_run_on_own_data.py": 53,
+    "test_run_on_own_data.py": 21,
     "test_deploy_server.py": 51,
     "test_class_data_sharing.py": 47,
     "test_spark_cluster.py": 46,
     "test_glue_etl_job.py": 39,
-    "test_run_pipeline.py": 35,
+    "test_run_pipeline.py": 39,
     "test_infra_buckets.py": 24,
     "test_infra_role.py": 24,
     "test_deploy_up.py": 21,

@@ -1,13 +1,12 @@
 """Daily loads as a property: a dirty data set from the generators, split into days at
 random (three seeds), loaded one day at a time, equals one full run over every file.
-Expected values come from DuckDB over a fresh full run's outputs.
+Expected values come from DuckDB over a fresh full run's outputs. Every run is in this
+process, on the shared Spark session.
 """
 
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 from daily_runs import (
     HEADER,
     QUARANTINE,
-    REPO,
     assert_same_lake,
     clean_line,
     enriched_by_id,
@@ -29,28 +27,21 @@ from daily_runs import (
     sales_text,
 )
 
+import generate_customer_data
+import generate_sample_data
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def generated_input(tmp_path_factory):
-    """One dirty data set from the generators (600 rows, 10% dirty, 60 customer ids of
-    which 50 have a record)."""
+    """One dirty data set from the generators' own entry points, run in this process (600
+    rows, 10% dirty, 60 customer ids of which 50 have a record)."""
     work = tmp_path_factory.mktemp("generated")
-    for script, args in (
-        (
-            "generate_sample_data.py",
-            ["--rows", "600", "--dirty-rate", "0.1", "--seed", "5", "--customers", "60"],
-        ),
-        ("generate_customer_data.py", ["--customers", "50"]),
-    ):
-        output = work / ("sales.csv" if script.startswith("generate_sample") else "c.ndjson")
-        subprocess.run(
-            [sys.executable, script, *args, "--output", str(output)],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-        )
+    sales_args = ["--rows", "600", "--dirty-rate", "0.1", "--seed", "5", "--customers", "60"]
+    assert generate_sample_data.main([*sales_args, "--output", str(work / "sales.csv")]) == 0
+    customers_args = ["--customers", "50", "--output", str(work / "c.ndjson")]
+    assert generate_customer_data.main(customers_args) == 0
     lines = (work / "sales.csv").read_text().splitlines()
     assert lines[0] == HEADER and '"' not in "".join(lines)
     return lines[1:], (work / "c.ndjson").read_text()
@@ -90,8 +81,9 @@ def split_into_days(lines: list[str], seed: int) -> tuple[list[list[str]], dict]
     return days, extras
 
 
-# Seeds whose splits have 2, 4 and 3 days.
-@pytest.fixture(scope="module", params=[100, 101, 109], ids=lambda s: f"seed{s}")
+# Seeds whose splits have 2, 2 and 3 days: each split's first run is a full one, then one
+# or two incremental runs (the third day's on a lake an incremental run left).
+@pytest.fixture(scope="module", params=[100, 102, 109], ids=lambda s: f"seed{s}")
 def generated(request, generated_input, tmp_path_factory, spark):
     """Day k's file lands, then a run (k = 0, 1, ...); then one full run over all files
     into a fresh output folder."""

@@ -3,7 +3,9 @@
 The input is written here in the shape of real retail exports (product names with
 commas, inch marks and trailing spaces; unit prices that are the line total divided by
 the quantity, rounded to the cent), and the expected figures are computed here from
-the rows themselves, with Python's decimal module.
+the rows themselves, with Python's decimal module. One lake takes three runs in turn (a
+file, then the daily command on an export folder twice: a second export, then nothing
+new); the tests read what each run printed and left.
 """
 
 from __future__ import annotations
@@ -103,81 +105,93 @@ def run_pipeline(lake: Path, charts: Path, run_id: str, *args: str) -> subproces
     )  # fmt: skip
 
 
-def test_own_files_run_every_stage_but_generate_and_new_files_land_beside_old(tmp_path):
-    lake, charts = tmp_path / "lake", tmp_path / "charts"
-    customers = tmp_path / "export" / "customers.ndjson"
-    first = write_sales(tmp_path / "export" / "orders_2024_h1.csv", [(2024, 1), (2024, 2)], 1, 1)
-    write_customers(customers)
+def raw_sales(lake: Path) -> list[str]:
+    return sorted(p.name for p in (lake / f"{PREFIX}-raw" / "input" / "sales_data_csv").iterdir())
 
-    result = run_pipeline(
-        lake, charts, "own-1",
-        "--sales-path", str(tmp_path / "export" / "orders_2024_h1.csv"),
-        "--customers-path", str(customers),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+
+@pytest.fixture(scope="module")
+def own_runs(tmp_path_factory) -> dict:
+    """One lake, three runs of run_pipeline.py on your own files, as a person would:
+
+    1. ``own-1``: a file of January and February (``--sales-path`` a file);
+    2. ``own-2``: the daily command from here on (both paths folders): an export folder
+       holding a second export, of March and April, which lands beside the first file
+       and is the only file read (the customers file, given again by its folder, is
+       not new);
+    3. ``own-2-again``: the same command once more, nothing new.
+    """
+    base = tmp_path_factory.mktemp("own-data")
+    lake, charts, exports = base / "lake", base / "charts", base / "exports"
+    customers = base / "customers" / "customers.ndjson"
+    customers.parent.mkdir()
+    write_customers(customers)
+    first_file = base / "export" / "orders_2024_h1.csv"
+    found: dict = {"base": base, "lake": lake, "charts": charts, "exports": exports}
+
+    def run(run_id: str, *args: str) -> None:
+        result = run_pipeline(lake, charts, run_id, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        # What the lake holds after each run: raw sales files, and rows by month.
+        found[run_id] = (result.stdout, raw_sales(lake), lake_by_month(lake))
+
+    found["first"] = write_sales(first_file, [(2024, 1), (2024, 2)], 1, 1)
+    run("own-1", "--sales-path", str(first_file), "--customers-path", str(customers))
+    daily = ["--sales-path", str(exports), "--customers-path", str(customers.parent)]
+    found["second"] = write_sales(exports / "orders_2024_q2.csv", [(2024, 3), (2024, 4)], 1000, 2)
+    run("own-2", *daily)
+    run("own-2-again", *daily)
+    return found
+
+
+def run_metrics(own_runs: dict, run_id: str) -> dict:
+    runs = own_runs["lake"] / f"{PREFIX}-processed" / "_runs"
+    return json.loads((runs / f"{run_id}.json").read_text())
+
+
+def line_with(stdout: str, text: str) -> str:
+    return next(line for line in stdout.splitlines() if text in line)
+
+
+def test_own_files_run_every_stage_but_generate(own_runs):
+    out, raw_files, months = own_runs["own-1"]
     stages = out.split("Stage durations")[1].split("\n\n")[0]
     assert "generate" not in stages and "upload" in stages and "charts" in stages
-    assert str(tmp_path / "export" / "orders_2024_h1.csv") in out
-    raw = lake / f"{PREFIX}-raw" / "input"
-    assert sorted(p.name for p in (raw / "sales_data_csv").iterdir()) == ["orders_2024_h1.csv"]
+    assert str(own_runs["base"] / "export" / "orders_2024_h1.csv") in out
+    assert "full rebuild: no earlier run's state (first run)" in out
+    assert raw_files == ["orders_2024_h1.csv"]
+    raw = own_runs["lake"] / f"{PREFIX}-raw" / "input"
     assert sorted(p.name for p in (raw / "customer_demographics_json").iterdir()) == [
         "customers.ndjson"
     ]
-    metrics = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "own-1.json").read_text())
+    metrics = run_metrics(own_runs, "own-1")
     # Rounded unit prices are not errors: every row is kept.
     assert metrics["quarantined_total"] == 0
-    assert metrics["rows_written"]["enriched"] == len(first)
-    assert lake_by_month(lake) == by_month(first)
-    assert len(list(charts.glob("*.png"))) == 6
+    assert metrics["rows_written"]["enriched"] == len(own_runs["first"])
+    assert months == by_month(own_runs["first"])
+    assert len(list(own_runs["charts"].glob("*.png"))) == 6
 
-    # A second export with later months, given as a folder: it lands beside the first
-    # file and the next run reads only it; the earlier months stay as they were.
-    second = write_sales(tmp_path / "later" / "orders_2024_q2.csv", [(2024, 3), (2024, 4)], 1000, 2)
-    result = run_pipeline(
-        lake, charts, "own-2",
-        "--sales-path", str(tmp_path / "later"), "--customers-path", str(customers),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in (raw / "sales_data_csv").iterdir()) == [
-        "orders_2024_h1.csv",
-        "orders_2024_q2.csv",
-    ]
-    raw_line = next(line for line in result.stdout.splitlines() if "raw files" in line)
+
+def test_a_second_export_in_a_folder_lands_beside_the_first_and_only_it_is_read(own_runs):
+    out, raw_files, months = own_runs["own-2"]
+    assert raw_files == ["orders_2024_h1.csv", "orders_2024_q2.csv"]
+    raw_line = line_with(out, "raw files")
     assert raw_line.split()[2] == "2" and "orders_2024_h1.csv" in raw_line
-    read_line = next(line for line in result.stdout.splitlines() if "read this run" in line)
-    assert read_line.split()[3:] == ["1", "orders_2024_q2.csv"]
-    assert lake_by_month(lake) == {**by_month(first), **by_month(second)}
+    assert line_with(out, "read this run").split()[3:] == ["1", "orders_2024_q2.csv"]
+    # The customers file given again (now by its folder), the same bytes: not new.
+    assert "new files only (2 already read, skipped)" in out  # the first file + customers
+    metrics = run_metrics(own_runs, "own-2")
+    assert metrics["rows_read"]["sales"] == len(own_runs["second"])
+    second_file = own_runs["exports"] / "orders_2024_q2.csv"
+    assert metrics["bytes_read"]["sales"] == second_file.stat().st_size
+    # The earlier months stay as they were.
+    assert months == {**by_month(own_runs["first"]), **by_month(own_runs["second"])}
 
 
-def test_daily_exports_dropped_in_one_folder_are_read_once_each(tmp_path):
-    """The daily command: the same run_pipeline.py line each day on one export folder."""
-    lake, charts, exports = tmp_path / "lake", tmp_path / "charts", tmp_path / "exports"
-    customers = tmp_path / "customers" / "customers.ndjson"
-    customers.parent.mkdir()
-    write_customers(customers)
-    argv = ["--sales-path", str(exports), "--customers-path", str(customers.parent)]
-    day1 = write_sales(exports / "orders_2024-05-01.csv", [(2024, 4)], 1, 11)
-    first = run_pipeline(lake, charts, "day-1", *argv)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "full rebuild: no earlier run's state (first run)" in first.stdout
-
-    day2 = write_sales(exports / "orders_2024-05-02.csv", [(2024, 5)], 5000, 12)
-    second = run_pipeline(lake, charts, "day-2", *argv)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "new files only (2 already read, skipped)" in second.stdout  # day 1 + customers
-    read_line = next(line for line in second.stdout.splitlines() if "read this run" in line)
-    assert read_line.split()[3:] == ["1", "orders_2024-05-02.csv"]
-    metrics = json.loads((lake / f"{PREFIX}-processed" / "_runs" / "day-2.json").read_text())
-    assert metrics["rows_read"]["sales"] == len(day2)
-    assert metrics["bytes_read"]["sales"] == (exports / "orders_2024-05-02.csv").stat().st_size
-    assert lake_by_month(lake) == {**by_month(day1), **by_month(day2)}
-
-    third = run_pipeline(lake, charts, "day-2-again", *argv)
-    assert third.returncode == 0, third.stderr[-3000:]
-    assert "no new input: all 3 raw files were read by earlier runs" in third.stdout
-    assert summary_rows_read(third.stdout) == 0
-    assert lake_by_month(lake) == {**by_month(day1), **by_month(day2)}
+def test_the_daily_command_again_reads_nothing_and_changes_nothing(own_runs):
+    out, raw_files, months = own_runs["own-2-again"]
+    assert "no new input: all 3 raw files were read by earlier runs" in out
+    assert summary_rows_read(out) == 0
+    assert (raw_files, months) == own_runs["own-2"][1:]
 
 
 def summary_rows_read(stdout: str) -> int:
