@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: one local Spark session and one job-built lake per test
-process, and moto's.
+"""Shared pytest fixtures: one local Spark session and one job-built lake (the job run on
+that session) per test process, and moto's.
 
 The moto fixtures (``aws``, ``deployed``, ``moto_server``, ...) live in
 ``moto_fixtures.py`` and load once, as a plugin; test modules ask for them by name and
@@ -38,12 +38,13 @@ def spark():
 
 
 @pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory):
-    """The hand-written input uploaded, crawled and run through the real job, once per test
-    process (``lake_fixtures.build_lake``). Tests read it and must not modify it."""
+def lake(tmp_path_factory: pytest.TempPathFactory, spark):
+    """The hand-written input uploaded, crawled and run through the real job (its ``main``
+    on the shared session), once per test process (``lake_fixtures.build_lake``). Tests
+    read it and must not modify it."""
     from lake_fixtures import build_lake
 
-    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake")
+    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake", spark=spark)
 
 
 # Seconds each module took in one full run (`--durations=0`, summed per module; 2 xdist
