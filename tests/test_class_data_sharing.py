@@ -4,8 +4,9 @@
 Real JVMs throughout: the archive the install made (`make` runs the maker, a real job
 run) is checked here by a real ``java`` (a truncated archive crashes it, and must fail
 the check) and found mapped by the driver JVM of the job's local session. A missing one
-fails: the install did not make it. Every other run of the job in the suite starts with
-it, and checks its output against figures of its own.
+fails: the install did not make it. The suite's other local runs of the job start with
+it too (but for those that turn sharing off), each checking its output against figures
+of its own.
 """
 
 from __future__ import annotations
