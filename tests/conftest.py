@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: one local Spark session and one job-built lake per test
-process, and moto's.
+"""Shared pytest fixtures: one local Spark session and one job-built lake (the job run on
+that session) per test process, and moto's.
 
 The moto fixtures (``aws``, ``deployed``, ``moto_server``, ...) live in
 ``moto_fixtures.py`` and load once, as a plugin; test modules ask for them by name and
@@ -38,39 +38,39 @@ def spark():
 
 
 @pytest.fixture(scope="session")
-def lake(tmp_path_factory: pytest.TempPathFactory):
-    """The hand-written input uploaded, crawled and run through the real job, once per test
-    process (``lake_fixtures.build_lake``). Tests read it and must not modify it."""
+def lake(tmp_path_factory: pytest.TempPathFactory, spark):
+    """The hand-written input uploaded, crawled and run through the real job (its ``main``
+    on the shared session), once per test process (``lake_fixtures.build_lake``). Tests
+    read it and must not modify it."""
     from lake_fixtures import build_lake
 
-    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake")
+    return build_lake(tmp_path_factory.mktemp("job-lake") / "lake", spark=spark)
 
 
 # Seconds each module took in one full run (`--durations=0`, summed per module; 2 xdist
-# workers on a shared 2-core machine, so only the order matters). With pytest-xdist
+# workers on a shared 2-core machine, so only the order matters; a module changed since,
+# in one process of its own). With pytest-xdist
 # (`--dist loadfile`, see pyproject.toml) a module runs whole on one worker, and the
 # workers take modules in this order: the heaviest first, so that neither is left with a
 # long one at the end. Modules not listed run after these, in file order.
 MODULE_SECONDS = {
     "test_daily_loads_equivalence.py": 76,
-    "test_glue_etl_parallel.py": 91,
     "test_deploy_policy.py": 82,
     "test_daily_loads_crash.py": 77,
     "test_own_exports.py": 65,
     "test_daily_loads.py": 54,
     "test_run_on_own_data.py": 21,
     "test_deploy_server.py": 51,
-    "test_class_data_sharing.py": 47,
-    "test_spark_cluster.py": 46,
-    "test_glue_etl_job.py": 39,
+    "test_glue_etl_parallel.py": 43,
     "test_run_pipeline.py": 39,
     "test_infra_buckets.py": 24,
     "test_infra_role.py": 24,
+    "test_glue_etl_job.py": 23,
     "test_deploy_up.py": 21,
     "test_deploy_dry_run.py": 21,
     "test_deploy_run.py": 18,
     "test_run_report.py": 18,
-    "test_job_cloudwatch.py": 18,
+    "test_spark_cluster.py": 16,
     "test_deploy_cli.py": 16,
     "test_glue_etl_e2e.py": 15,
     "test_infra_rule.py": 14,
@@ -78,17 +78,18 @@ MODULE_SECONDS = {
     "test_infra_job.py": 11,
     "test_terminal_states.py": 10,
     "test_infra_workflow.py": 10,
-    "test_engines.py": 9,
-    "test_java.py": 9,
     "test_template.py": 9,
     "test_infra_workgroup.py": 9,
     "test_infra_crawler.py": 8,
     "test_deploy_status.py": 8,
     "test_infra_queue.py": 7,
     "test_deploy_down.py": 7,
+    "test_java.py": 6,
     "test_infra_partial_failures.py": 6,
     "test_infra_arrivals.py": 6,
     "test_charts_readability.py": 6,
+    "test_job_cloudwatch.py": 5,
+    "test_engines.py": 5,
     "test_infra_key_propagation.py": 5,
     "test_event_patterns.py": 5,
     "test_infra_database.py": 4,

@@ -1,6 +1,6 @@
 """Expected ETL figures computed from the raw input alone, independently of the job's code.
 
-Shared by tests/test_glue_etl_job.py and tests/test_glue_etl_parallel.py.
+Used by tests/test_glue_etl_parallel.py (the generators' dirty rows, read by the job).
 """
 
 from __future__ import annotations

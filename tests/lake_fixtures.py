@@ -2,8 +2,9 @@
 
 The input is small enough to check by hand: ten sales over three months, four known
 customers and one unknown id (CUST0009). ``build_lake`` uploads it to a lake folder,
-crawls it and runs the real ``glue_etl_job.py`` over it, so the queries run on what
-the job actually writes.
+crawls it and runs the real ``glue_etl_job.py`` over it (as a subprocess, or given a
+Spark session its ``main`` in this process on it), so the queries run on what the job
+actually writes.
 """
 
 from __future__ import annotations
@@ -96,9 +97,13 @@ def run_glue_job(
     )
 
 
-def run_job(config: PipelineConfig, run_id: str = "test-run") -> subprocess.CompletedProcess:
-    """Run the real ETL job over the lake's raw prefixes into the processed bucket."""
-    result = run_glue_job(
+def run_job(
+    config: PipelineConfig, run_id: str = "test-run", spark=None
+) -> subprocess.CompletedProcess | None:
+    """Run the real ETL job over the lake's raw prefixes into the processed bucket: as a
+    subprocess (returned), or with ``spark`` (the shared session) ``glue_etl_job.main``
+    in this process on it (None returned). Raises RuntimeError when it fails."""
+    args = [
         "--sales_path",
         str(config.local_path(config.raw_sales_uri)),
         "--customers_path",
@@ -107,7 +112,18 @@ def run_job(config: PipelineConfig, run_id: str = "test-run") -> subprocess.Comp
         str(config.local_path(config.processed_uri)),
         "--run_id",
         run_id,
-    )
+    ]
+    if spark is not None:
+        import glue_etl_job
+
+        try:
+            code = glue_etl_job.main([str(JOB), *args])
+        finally:
+            spark.conf.set("spark.sql.shuffle.partitions", "2")  # main() applied the job's
+        if code != 0:
+            raise RuntimeError(f"glue_etl_job.main exited {code} (its log has why)")
+        return None
+    result = run_glue_job(*args)
     if result.returncode != 0:
         raise RuntimeError(
             f"glue_etl_job.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -115,11 +131,12 @@ def run_job(config: PipelineConfig, run_id: str = "test-run") -> subprocess.Comp
     return result
 
 
-def build_lake(lake: Path, prefix: str = "test") -> PipelineConfig:
-    """Upload the hand-written input, crawl it and run the real job; return the config."""
+def build_lake(lake: Path, prefix: str = "test", spark=None) -> PipelineConfig:
+    """Upload the hand-written input, crawl it and run the real job (in this process when
+    given ``spark``, see ``run_job``); return the config."""
     config = PipelineConfig(prefix=prefix, target="local", lake=lake)
     sales, customers = write_raw(lake.parent / f"{lake.name}-input")
     upload_raw(LocalStorage(lake), config, sales, customers)
     crawl_local(config)
-    run_job(config)
+    run_job(config, spark=spark)
     return config

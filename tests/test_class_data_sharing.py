@@ -1,17 +1,20 @@
 """The local driver JVM's class archive (Java class-data sharing): made once at install by
 ``pipeline.class_archive``, checked, used by every run after; stale ones removed.
 
-Real JVMs throughout: the archive is made by a real job run, checked by a real ``java``
-(a truncated archive crashes it, and must fail the check), and used by a later run with
-the same output as a run without sharing.
+Real JVMs throughout: the archive the install made (`make` runs the maker, a real job
+run) is checked here by a real ``java`` (a truncated archive crashes it, and must fail
+the check) and found mapped by the driver JVM of the job's local session. A missing one
+fails: the install did not make it. The suite's other local runs of the job start with
+it too (but for those that turn sharing off), each checking its output against figures
+of its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +25,6 @@ from pipeline import class_archive
 from pipeline.java import ensure_java
 from sales_etl import local_session
 
-REPO = Path(__file__).resolve().parent.parent
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
 
 
@@ -131,52 +133,63 @@ def test_a_replaced_jar_gives_another_archive(cache, tmp_path, monkeypatch):
     assert local_session.cds_archive_path() != first
 
 
-HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
+MAPPED = re.compile(r"CDS archive\(s\) mapped at: \[(0x[0-9a-f]+)-(0x[0-9a-f]+)-(0x[0-9a-f]+)\)")
 
 
-def _run(tmp_path: Path, run_id: str, **env: str) -> dict:
-    done = subprocess.run(
-        [
-            sys.executable, str(REPO / "glue_etl_job.py"),
-            "--sales_path", str(tmp_path / "sales.csv"),
-            "--customers_path", str(tmp_path / "customers.json"),
-            "--output_path", str(tmp_path / f"out-{run_id}"),
-            "--run_id", run_id,
-        ],
-        cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads((tmp_path / f"out-{run_id}" / "_runs" / f"{run_id}.json").read_text())
-
-
-def test_the_maker_makes_a_checked_archive_once_and_a_run_uses_it(cache, tmp_path):
-    assert class_archive.main([]) == 0
+def test_the_archive_made_at_install_is_checked_recorded_and_used_by_a_session(spark, tmp_path):
+    """The install (`make`: ``python -m pipeline.class_archive``) made this Java and
+    Spark's archive with a real job run; a missing one fails here. It is recorded, left
+    alone by ``--if-missing`` and by every run since, mapped by the job's local session
+    (the shared ``spark`` fixture, built by ``build_local_spark``), and a truncated copy
+    fails the check that keeps a partial archive out."""
+    ensure_java()
     archive = local_session.cds_archive_path()
-    assert archive.is_file() and archive.stat().st_size > 10_000_000
-    assert sorted(p.name for p in cache.iterdir()) == [archive.name, f"{archive.name}.json"]
+    assert archive is not None, "the Java runtime is older than 17"
+    assert archive.is_file(), (
+        f"no class archive at {archive}: the install (`make`, which runs "
+        "`python -m pipeline.class_archive`) made none; see its warning"
+    )
+    assert archive.stat().st_size > 10_000_000
+    record = Path(f"{archive}.json")
+    # Nothing left of its making beside it (the archive being written, its class path).
+    assert sorted(p.name for p in archive.parent.glob(f"{archive.name}*")) == sorted(
+        [archive.name, record.name]
+    )
+    key = json.loads(record.read_text())
+    jars = Path(pyspark.__file__).parent / "jars"
+    assert key["spark_version"] == pyspark.__version__
+    assert Path(key["jars"]).resolve() == jars.resolve()
+    assert os.path.realpath(key["java_home"]) == os.path.realpath(os.environ["JAVA_HOME"])
     made = archive.stat().st_mtime_ns
+    # Recorded after it was put in place: no run has written it since.
+    assert made <= record.stat().st_mtime_ns
     assert class_archive.main(["--if-missing"]) == 0
     assert archive.stat().st_mtime_ns == made  # there: not made again
 
-    (tmp_path / "sales.csv").write_text(
-        f"{HEADER}\nT1,2025-07-01,C1,Mouse,2,25.50,North,51.00\n"
-        "T2,2025-07-02,C2,Lamp,1,45.25,South,45.25\n"
+    # The session's driver JVM was started with it and mapped it: the JVM's own report
+    # (jcmd VM.info) has a top (dynamic) archive above the JDK's base archive.
+    jvm = spark.sparkContext._jvm
+    arguments = list(
+        jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
     )
-    (tmp_path / "customers.json").write_text('{"customer_id": "C1", "age_group": "26-35"}\n')
-    shared = _run(tmp_path, "shared")
-    plain = _run(tmp_path, "plain", SALES_PIPELINE_CDS="0")
-    for key in ("rows_read", "rows_written", "quarantined_total", "unknown_customers"):
-        assert shared[key] == plain[key]
-    assert shared["rows_written"]["enriched"] == 2
-    assert archive.stat().st_mtime_ns == made  # a run never writes it
+    assert f"-XX:SharedArchiveFile={archive}" in arguments
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    jcmd = Path(os.environ["JAVA_HOME"]) / "bin" / "jcmd"
+    info = subprocess.run(
+        [str(jcmd), str(pid), "VM.info"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+    found = MAPPED.search(info)
+    assert found, info[-3000:]
+    base, static_top, top = (int(x, 16) for x in found.groups())
+    assert base < static_top < top, found[0]
 
     # The check is what keeps a partial archive out: the first megabyte of a good one
     # crashes a JVM (checked by hand: "A fatal error has been detected"); it fails here.
     class_path = tmp_path / "class-path"
-    class_path.write_text(str(Path(pyspark.__file__).parent / "jars" / "*"))
+    class_path.write_text(str(jars / "*"))
     truncated = tmp_path / "truncated.jsa"
-    truncated.write_bytes(archive.read_bytes()[:1_000_000])
+    with archive.open("rb") as whole:
+        truncated.write_bytes(whole.read(1_000_000))
     assert local_session.cds_archive_works(archive, class_path)
     assert not local_session.cds_archive_works(truncated, class_path)
     assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the crash log stays out of here

@@ -5,15 +5,16 @@ runs the job three times (first run, same input again: nothing new, another sale
 holding part of one month: a full rebuild from it alone) and keeps a snapshot after each
 run; the tests then compare. The expected figures come from DuckDB
 reading the clean rows and from the labels written here, never from the job's code.
+The first run is the CLI as a process of its own: its exit code, its summary line and
+the per-phase progress lines on its stderr are checked too.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
-import subprocess
-import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_fixtures import run_glue_job
 
 REPO = Path(__file__).resolve().parent.parent
 JOB = REPO / "glue_etl_job.py"
@@ -102,17 +104,6 @@ def write_customers(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_job(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(JOB), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def table_rows(path: Path) -> list[tuple]:
     """Every row of a hive-partitioned Parquet folder, sorted (DuckDB)."""
     return duckdb.sql(
@@ -155,7 +146,7 @@ def runs(tmp_path_factory, spark):
     for run_id, sales in (("r1", "sales.csv"), ("r2", "sales.csv"), ("r3", "september")):
         argv = ["--sales_path", sales, *common, "--run_id", run_id]
         if run_id == "r1":
-            proc = run_job(*argv, cwd=work)
+            proc = run_glue_job(*argv, cwd=work)
             assert proc.returncode == 0, proc.stderr[-3000:]
         else:
             absolute = [str(work / a) if a in (sales, *common[1::2]) else a for a in argv]
@@ -284,6 +275,9 @@ def test_metrics_account_for_every_row(runs):
         "no earlier run's state (first run)",
     )
     assert m["rows_superseded"] == {"sales": 0, "customers": 0}
+    # An input this small is run with its expressions interpreted (big ones: generated
+    # code, tests/test_glue_etl_parallel.py::test_generated_rows_match_pandas).
+    assert m["read_plan"]["evaluation"] == "interpreted"
     assert m["partitions_written"] == [
         "year=2025/month=7",
         "year=2025/month=8",
@@ -404,7 +398,7 @@ def test_fatal_input_ends_with_one_clear_line_and_touches_no_output(tmp_path, se
     earlier = tmp_path / "processed" / "enriched" / "year=2025" / "month=1" / "part-0.parquet"
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"earlier output")
-    proc = run_job(
+    proc = run_glue_job(
         "--sales_path", "sales.csv", "--customers_path", "customers.ndjson",
         "--output_path", "processed",
         cwd=tmp_path,
@@ -420,6 +414,41 @@ def test_fatal_input_ends_with_one_clear_line_and_touches_no_output(tmp_path, se
 
 
 def test_missing_required_argument_is_a_one_line_error(tmp_path):
-    proc = run_job("--sales_path", "x.csv", cwd=tmp_path)
+    proc = run_glue_job("--sales_path", "x.csv", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("ERROR: bad arguments")
+
+
+# --- one progress line when each phase starts and one when it ends (run 1's stderr) ---------
+
+# The phases of a run that reads new input, in order: ``commit`` publishes what was staged.
+PHASES = (
+    "read_and_check",
+    "write_enriched",
+    "write_summary",
+    "write_quarantine",
+    "verify",
+    "commit",
+)
+PHASE_RE = re.compile(r"phase (\w+): (started|done in (\d+(?:\.\d+)?) s(?:, ([\d,]+) rows)?)\s*$")
+
+
+def test_progress_lines_one_start_and_one_end_per_phase_in_order(runs):
+    stderr = runs["r1"]["proc"].stderr
+    events = []
+    for line in stderr.splitlines():
+        found = PHASE_RE.search(line)
+        if found:
+            assert "sales_etl" in line and "INFO" in line, line
+            events.append((found[1], "started" if found[2] == "started" else "done"))
+    assert events == [(p, e) for p in PHASES for e in ("started", "done")], stderr
+
+
+def test_progress_lines_are_few(runs):
+    stderr = runs["r1"]["proc"].stderr
+    job_lines = [ln for ln in stderr.splitlines() if "sales_etl" in ln]
+    # Besides the phases: the JVM's compiler, why a full rebuild, how expressions are
+    # evaluated, the summary line, and within read_and_check what was read and checked
+    # of each source and what the new rows met in the lake. No line per task or per file.
+    assert len(job_lines) <= 2 * len(PHASES) + 7, stderr
+    assert not [ln for ln in job_lines if re.search(r"\btask\b", ln, re.IGNORECASE)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import types
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
-from etl_expectations import expected_from_raw
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -39,7 +37,6 @@ from sales_etl import files as job_files
 from sales_etl import inputs as job_inputs
 from sales_etl import run as job_run
 
-REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2025, 6, 30)
 HEADER = ",".join(contracts.SALES_COLUMNS)
 
@@ -939,45 +936,3 @@ def test_glue_branch_failure_does_not_commit(spark, fake_awsglue, inputs, capsys
     assert (
         capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: sales input not found")
     )
-
-
-# --- with the project's own generators ------------------------------------------------------
-
-GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
-
-
-@pytest.mark.parametrize("interpreted_max", [1 << 30, 0], ids=["interpreted", "generated-code"])
-def test_generated_dirty_input_in_a_folder_of_files_reconciles(
-    spark, tmp_path, monkeypatch, interpreted_max
-):
-    """The generators' dirty rows land where pandas says they should, and every row
-    reconciles: with the expressions interpreted (as the job runs an input this small)
-    and with generated code (as it runs a big one)."""
-    monkeypatch.setattr(session, "SMALL_INPUT_BYTES", interpreted_max)
-    gen = [sys.executable, str(GENERATORS[0]), "--rows", "1000", "--customers", "100"]
-    subprocess.run([*gen, "--seed", "3", "--dirty-rate", "0.1", "--output", str(tmp_path / "s.csv")], check=True, capture_output=True)  # fmt: skip
-    subprocess.run([sys.executable, str(GENERATORS[1]), "--customers", "90", "--seed", "3", "--output", str(tmp_path / "c.ndjson")], check=True, capture_output=True)  # fmt: skip
-    lines = (tmp_path / "s.csv").read_bytes().splitlines(keepends=True)
-    header, body = lines[0], lines[1:]
-    (tmp_path / "sales").mkdir()
-    (tmp_path / "sales" / "part-1.csv").write_bytes(header + b"".join(body[:500]))
-    (tmp_path / "sales" / "part-2.csv").write_bytes(header + b"".join(body[500:]))
-    args = args_for(tmp_path / "sales", tmp_path / "c.ndjson", tmp_path / "out")
-    plan = job_inputs.plan_inputs(args, None)
-    m = job_run.run_job(spark, args, plan, run_id="gen", started=context.utc_now())
-    expected = expected_from_raw(tmp_path / "s.csv", {f"CUST{i:04d}" for i in range(1, 91)})
-    assert m["rows_read"]["sales"] == len(body) == 1000  # each file's header skipped
-    assert m["reconciliation"]["sales"]["ok"] and m["reconciliation"]["customers"]["ok"]
-    reasons = {
-        "missing_field",
-        "invalid_date",
-        "non_positive_quantity",
-        "amount_mismatch",
-        "conflicting_duplicate",
-    }
-    assert m["rows_quarantined"] == {r: expected[r] for r in reasons if expected[r]}
-    assert all(expected[r] > 0 for r in reasons)
-    assert m["duplicates_dropped"] == expected["duplicates_dropped"] > 0
-    assert m["rows_written"]["enriched"] == expected["enriched"]
-    assert m["unknown_customers"] == expected["unknown_customers"] > 0
-    assert m["read_plan"]["evaluation"] == ("interpreted" if interpreted_max else "generated code")

@@ -1,12 +1,14 @@
-"""glue_etl_job.py reading large sales files in parallel: the line-by-line fast path, the
-multiLine slow path for files with quoted line breaks, the read plan in the metrics,
-removal of crash leftovers and the per-phase progress lines.
+"""glue_etl_job.py reading sales files in parallel: the line-by-line fast path, the
+multiLine slow path for files with quoted line breaks, the read plan in the metrics and
+removal of crash leftovers. Every run is in this process, on the shared Spark session.
 
 Every expectation is computed here from the rows this file writes (or, for generated data,
 by pandas over the raw CSV), never from the job's code. Split sizes are forced small with
-``spark.sql.files.maxPartitionBytes`` so that a file of a few MB is read by many tasks, and
-the awkward lines are placed at exact byte offsets: straddling a split boundary, ending
-exactly on one, a CRLF pair cut in two by one, a boundary inside a UTF-8 character.
+``spark.sql.files.maxPartitionBytes`` (16 KiB for most files) so that a file of a few
+hundred KB is read by many tasks, and the awkward lines are placed at exact byte offsets:
+straddling a split boundary, ending exactly on one, a CRLF pair cut in two by one, a
+boundary inside a UTF-8 character. (The per-phase progress lines of a run: in
+tests/test_glue_etl_e2e.py, on the stderr of its run of the CLI.)
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ import itertools
 import json
 import os
 import random
-import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -30,10 +29,18 @@ import pyarrow.parquet as pq
 import pytest
 from etl_expectations import expected_from_raw
 
-from sales_etl import arguments, context, contracts, duplicates, inputs, run, sales_pass, session
+from sales_etl import (
+    arguments,
+    context,
+    contracts,
+    duplicates,
+    inputs,
+    raw_files,
+    run,
+    sales_pass,
+    session,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-JOB = REPO / "glue_etl_job.py"
 HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
 BOM = b"\xef\xbb\xbf"
 KIB = 1024
@@ -51,15 +58,6 @@ PRICES = {
 }
 REGIONS = ("North", "South", "East", "West", "Central")
 KNOWN_CUSTOMERS = [f"C{i:04d}" for i in range(1, 51)]  # sales also use C0051..C0060
-# The phases of a run that reads new input, in order: ``commit`` publishes what was staged.
-PHASES = (
-    "read_and_check",
-    "write_enriched",
-    "write_summary",
-    "write_quarantine",
-    "verify",
-    "commit",
-)
 
 
 # --- writing the input ----------------------------------------------------------------------
@@ -312,15 +310,16 @@ def assert_reconciled(m: dict) -> None:
     assert m["reconciliation"]["sales"]["ok"] and m["reconciliation"]["customers"]["ok"]
 
 
-# --- 1. a quoted line break deep in a large file ----------------------------------------------
+# --- 1. a quoted line break deep in a file ----------------------------------------------------
 
-SPLIT_1 = 128 * KIB
+SPLIT_1 = 32 * KIB
 
 
 @pytest.fixture(scope="module")
 def quoted_break(spark, tmp_path_factory):
-    """~3 MB of CRLF rows; two records with a quoted line break far past the first split,
-    each straddling a split boundary (CRLF file: a line break inside quotes becomes \\n)."""
+    """~180 KB of CRLF rows in 32 KiB splits; two records with a quoted line break past
+    the first two splits and past the head the header check reads, each straddling a
+    split boundary (CRLF file: a line break inside quotes becomes \\n)."""
     work = tmp_path_factory.mktemp("quoted_break")
     f = SalesFile(b"\r\n", clean_rows(seed=11, prefix="T"))
     f.add_clean(100)
@@ -328,13 +327,13 @@ def quoted_break(spark, tmp_path_factory):
     crlf = ["M2", "2025-05-11", "C0055", "Gadget\r\nXL", "1", "1199.99", "East", "1199.99"]
     commas = ["Q1", "2025-03-12", "C0002", 'Sofa, "Big", grey', "1", "999.00", "West", "999.00"]
     # the boundary falls on the first byte after the quoted line break
-    f.straddle(14 * SPLIT_1, lf, cut=csv_text(lf).encode().index(b"\n") + 1)
-    f.straddle(17 * SPLIT_1, crlf)
-    f.straddle(19 * SPLIT_1, commas)
-    f.add_clean(20_000)
+    f.straddle(3 * SPLIT_1, lf, cut=csv_text(lf).encode().index(b"\n") + 1)
+    f.straddle(4 * SPLIT_1, crlf)
+    f.straddle(5 * SPLIT_1, commas)
+    f.add_clean(200)
     sales = f.write(work / "sales.csv")
-    assert 2 * 1024 * KIB < sales.stat().st_size < 5 * 1024 * KIB
-    assert f.offsets["M1"] > 10 * SPLIT_1  # far past the first split
+    assert sales.stat().st_size > 5 * SPLIT_1
+    assert f.offsets["M1"] > max(2 * SPLIT_1, raw_files.SALES_HEAD_BYTES)  # far in
     m = run_in_process(
         spark, sales, write_customers(work / "customers.ndjson"), work / "out", "qb", SPLIT_1
     )
@@ -371,9 +370,9 @@ def test_read_plan_sends_a_file_with_a_quoted_line_break_to_multiline(quoted_bre
     assert tasks >= 1
 
 
-# --- 2. a large BOM + CRLF file without quoted line breaks --------------------------------------
+# --- 2. a BOM + CRLF file without quoted line breaks --------------------------------------------
 
-SPLIT_2 = 128 * KIB
+SPLIT_2 = 4 * KIB  # an awkward line on each of six boundaries in a row
 FIRST = ["F0000001", "2025-03-01", "C0001", 'Chair "Ergo", black', "2", "219.00", "North", "438.00"]
 NON_UTF8 = (
     b"E1,2025-04-02,C0002,Caf\xe9 cr\xe8me mug \xff\xfe latin-1 bytes in a long product name,"
@@ -398,18 +397,18 @@ def bom_file(spark, tmp_path_factory):
     f = SalesFile(b"\r\n", clean_rows(seed=22, prefix="P"), bom=True)
     f.add(FIRST)
     f.add_clean(50)
-    f.straddle(3 * SPLIT_2, next(f.clean))  # an ordinary line across a boundary
-    f.end_at(5 * SPLIT_2)  # a line ending exactly on a boundary
+    f.straddle(2 * SPLIT_2, next(f.clean))  # an ordinary line across a boundary
+    f.end_at(3 * SPLIT_2)  # a line ending exactly on a boundary
     f.add_blank()  # and a blank line right after it
     f.add_blank()
-    f.split_eol(7 * SPLIT_2)  # \r | \n across a boundary
-    f.straddle(9 * SPLIT_2, NON_UTF8)
+    f.split_eol(4 * SPLIT_2)  # \r | \n across a boundary
+    f.straddle(5 * SPLIT_2, NON_UTF8)
     line = csv_text(CUT_CHAR).encode()
-    f.straddle(11 * SPLIT_2, CUT_CHAR, cut=line.index("\u00e8".encode()) + 1)  # inside the è
-    f.straddle(13 * SPLIT_2, SHORT)
-    f.add_clean(25_000)
+    f.straddle(6 * SPLIT_2, CUT_CHAR, cut=line.index("\u00e8".encode()) + 1)  # inside the è
+    f.straddle(7 * SPLIT_2, SHORT)
+    f.add_clean(100)
     sales = f.write(work / "sales.csv")
-    assert sales.stat().st_size > 3 * 1024 * KIB
+    assert sales.stat().st_size > 8 * SPLIT_2
     assert [t for t, ln in f.lines.items() if ln.count(b'"') % 2] == []  # no line break in quotes
     m = run_in_process(
         spark, sales, write_customers(work / "customers.ndjson"), work / "out", "bom", SPLIT_2
@@ -471,7 +470,7 @@ def test_read_plan_is_in_the_metrics_file(bom_file):
 
 # --- 3. a folder mixing files with and without quoted line breaks -------------------------------
 
-SPLIT_3 = 64 * KIB
+SPLIT_3 = 16 * KIB
 
 
 @pytest.fixture(scope="module")
@@ -490,22 +489,22 @@ def mixed_folder(spark, tmp_path_factory):
     folder = work / "sales"
     folder.mkdir()
     a = SalesFile(b"\n", clean_rows(seed=31, prefix="A"))
-    a.add_clean(4_000)
+    a.add_clean(700)
     b = SalesFile(b"\n", clean_rows(seed=32, prefix="B"))
     c = SalesFile(b"\r\n", clean_rows(seed=33, prefix="C"), bom=True)
-    c.add_clean(4_000)
+    c.add_clean(700)
     rows_a = {r[0]: r for r in a.rows}
     rows_c = {r[0]: r for r in c.rows}
-    b.add_clean(500)
+    b.add_clean(100)
     rows_b = {r[0]: r for r in b.rows}
     b.add(rows_a["A0000100"])
     c_0300_in_b = conflicting(rows_c["C0000300"])
     b.add(c_0300_in_b)
     b.add_conflict(rows_b["B0000050"])
-    b.add_clean(400)
+    b.add_clean(100)
     b.add(["ML1", "2025-04-20", "C0005", "Desk\nlamp", "1", "45.25", "South", "45.25"])
     b.add(["BQ1", "2025-04-21", "C0005", "Lamp", "0", "45.25", "South", "0.00"])
-    b.add_clean(100)
+    b.add_clean(50)
     a.add_conflict(rows_a["A0000500"])
     a.add(["AQ1", "2025-04-22", "C0005", "Lamp", "1", "45.25", "South", "99.00"])
     c.add_conflict(rows_c["C0000600"])
@@ -517,7 +516,7 @@ def mixed_folder(spark, tmp_path_factory):
     c.write(folder / "c.csv")
     for i, name in enumerate(("a.csv", "b.csv", "c.csv")):  # which file is newer, for sure
         os.utime(folder / name, (1_750_000_000 + 60 * i, 1_750_000_000 + 60 * i))
-    assert (folder / "a.csv").stat().st_size > 3 * SPLIT_3
+    assert (folder / "a.csv").stat().st_size > 2 * SPLIT_3  # three splits
     m = run_in_process(
         spark, folder, write_customers(work / "customers.ndjson"), work / "out", "mix", SPLIT_3
     )
@@ -666,8 +665,8 @@ def test_conflicting_rows_found_by_row_id_or_by_checking_every_line_agree(spark,
     folder.mkdir()
     a = SalesFile(b"\n", clean_rows(seed=71, prefix="A"))
     c = SalesFile(b"\r\n", clean_rows(seed=72, prefix="C"), bom=True)
-    a.add_clean(1_000)
-    c.add_clean(1_000)
+    a.add_clean(150)
+    c.add_clean(150)
     a.add_conflict(a.rows[5])
     c.add_conflict(c.rows[7])
     a.write(folder / "a.csv")
@@ -678,7 +677,7 @@ def test_conflicting_rows_found_by_row_id_or_by_checking_every_line_agree(spark,
         output_path=str(tmp_path / "out"),
     )
     plan = inputs.plan_inputs(args, None)
-    with max_partition_bytes(spark, 16 * KIB):
+    with max_partition_bytes(spark, 4 * KIB):  # several splits per file
         read = sales_pass.read_and_check_sales(spark, plan, date(2026, 1, 1))
         _, outcome, counts = duplicates.resolve_sales_duplicates(read)
         conflicts = counts.by_reason[contracts.CONFLICTING_DUPLICATE]
@@ -728,7 +727,7 @@ def repeated_header(spark, tmp_path_factory):
     f.add_clean(20)
     sales = f.write(work / "sales.csv")
     m = run_in_process(
-        spark, sales, write_customers(work / "customers.ndjson"), work / "out", "rh", 256
+        spark, sales, write_customers(work / "customers.ndjson"), work / "out", "rh", KIB
     )
     return {"m": m, "file": f, "out": work / "out"}
 
@@ -748,9 +747,9 @@ def test_read_plan_sends_a_file_with_a_repeated_header_to_multiline(repeated_hea
     assert (parallel, multiline) == ([], ["sales.csv"])
 
 
-# --- 4. a dirty 100,000-row file from the project's generators ---------------------------------------
+# --- 4. 10,000 dirty rows from the project's generators, in a folder of two files -------------------
 
-GENERATORS = [REPO / "generate_sample_data.py", REPO / "generate_customer_data.py"]
+GENERATED_ROWS = 10_000  # about 600 KB: two files of two 256 KiB splits each
 REASONS_GENERATED = (
     "missing_field",
     "invalid_date",
@@ -762,44 +761,57 @@ REASONS_GENERATED = (
 
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory):
-    work = tmp_path_factory.mktemp("generated_100k")
-    sales, customers = work / "sales.csv", work / "customers.ndjson"
-    subprocess.run(
-        [sys.executable, str(GENERATORS[0]), "--rows", "100000", "--customers", "500",
-         "--seed", "7", "--dirty-rate", "0.01", "--no-progress", "--output", str(sales)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    subprocess.run(
-        [sys.executable, str(GENERATORS[1]), "--customers", "450", "--seed", "7",
-         "--output", str(customers)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    """The generators' CLIs (their ``main``, in this process) write the input, cut in two
+    files of one folder (between rows 4,999 and 5,000: a generated duplicate copies the
+    row before it, at an even position, so no pair is cut); the job reads it with
+    generated code, as it runs an input past ``SMALL_INPUT_BYTES`` (the threshold is
+    lowered here: the size itself is not what is tested). The small inputs of every
+    other run here and of tests/test_glue_etl_e2e.py are interpreted."""
+    import generate_customer_data
+    import generate_sample_data
+
+    work = tmp_path_factory.mktemp("generated")
+    sales, customers = work / "generated.csv", work / "customers.ndjson"
+    assert generate_sample_data.main(
+        ["--rows", str(GENERATED_ROWS), "--customers", "500", "--seed", "7",
+         "--dirty-rate", "0.01", "--no-progress", "--output", str(sales)]
+    ) == 0  # fmt: skip
+    assert generate_customer_data.main(
+        ["--customers", "450", "--seed", "7", "--output", str(customers)]
+    ) == 0  # fmt: skip
     known = {json.loads(line)["customer_id"] for line in customers.read_text().splitlines()}
-    m = run_in_process(spark, sales, customers, work / "out", "gen", 1024 * KIB)
-    with sales.open("rb") as fh:
-        lines = sum(1 for _ in fh)
-    return {"m": m, "expected": expected_from_raw(sales, known), "rows": lines - 1}
+    header, *body = sales.read_bytes().splitlines(keepends=True)
+    folder = work / "sales"
+    folder.mkdir()
+    half = GENERATED_ROWS // 2
+    (folder / "part-1.csv").write_bytes(header + b"".join(body[:half]))
+    (folder / "part-2.csv").write_bytes(header + b"".join(body[half:]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session, "SMALL_INPUT_BYTES", 0)
+        m = run_in_process(spark, folder, customers, work / "out", "gen", 256 * KIB)
+    return {"m": m, "expected": expected_from_raw(sales, known), "rows": len(body)}
 
 
 def test_generated_rows_match_pandas(generated):
     m, expected = generated["m"], generated["expected"]
     assert_reconciled(m)
-    assert m["rows_read"]["sales"] == generated["rows"] == 100_000
+    assert m["rows_read"]["sales"] == generated["rows"] == GENERATED_ROWS  # headers skipped
     assert m["rows_quarantined_by_source"]["sales"] == {
         r: expected[r] for r in REASONS_GENERATED if expected[r]
     }
     assert all(expected[r] > 0 for r in REASONS_GENERATED)
     assert m["duplicates_dropped_by_source"]["sales"] == expected["duplicates_dropped"] > 0
+    assert m["rows_superseded"]["sales"] == 0  # no id in both files
     assert m["rows_written"]["enriched"] == expected["enriched"]
     assert m["unknown_customers"] == expected["unknown_customers"] > 0
 
 
-def test_read_plan_reads_the_generated_file_in_parallel(generated):
+def test_read_plan_reads_the_generated_files_in_parallel(generated):
     tasks, parallel, multiline = read_plan(generated["m"])
-    assert parallel == ["sales.csv"]
+    assert parallel == ["part-1.csv", "part-2.csv"]
     assert multiline == []
-    assert tasks > 1
-    # 100,000 rows (about 6 MB) are past the size the job interprets: it compiles.
+    assert tasks > 2
+    # Past the size the job interprets (lowered for this run): it compiles.
     assert generated["m"]["read_plan"]["evaluation"] == "generated code"
 
 
@@ -907,7 +919,7 @@ def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
     survive that (adaptive execution's rule for empty relations drops the plan that
     holds them; the job runs that action without adaptive execution)."""
     f = SalesFile(b"\n", clean_rows(seed=61, prefix="O"))
-    f.add_clean(2_000)
+    f.add_clean(500)
     f.add_bad(b"OQ1,2025-04-22,C0005,Lamp,0,45.25,South,0.00")
     sales = f.write(tmp_path / "sales.csv")
 
@@ -923,12 +935,15 @@ def test_a_file_with_no_repeated_id_is_counted_from_the_observed_metrics(
     read = sales_pass.read_and_check_sales(spark, inputs.plan_inputs(args, None), date(2026, 1, 1))
     try:
         assert read.repeated_count == 0
-        assert read.outcomes == {None: 2_000, "non_positive_quantity": 1}
+        assert read.outcomes == {None: 500, "non_positive_quantity": 1}
         assert [os.path.basename(p) for p in read.parallel_files] == ["sales.csv"]
         assert read.multiline_files == []
     finally:
         for df in read.persisted:
             df.unpersist()
+
+
+PLAIN_ROWS = 400  # per file: two 16 KiB splits each
 
 
 @pytest.fixture(scope="module")
@@ -944,7 +959,7 @@ def plain_folder(spark, tmp_path_factory):
     b = SalesFile(b"\r\n", clean_rows(seed=52, prefix="B"), bom=True)
     c = SalesFile(b"\n", clean_rows(seed=53, prefix="C"))
     for f in (a, b, c):
-        f.add_clean(3_000)
+        f.add_clean(PLAIN_ROWS)
     a.add_bad(b"AQ1,2025-04-22,C0005,Lamp,0,45.25,South,0.00")
     b.add_bad(b"BQ1,2025-04-22,C0005,Lamp,1,45.25,South,99.00")
     c.add(a.rows[10])
@@ -962,13 +977,13 @@ def plain_folder(spark, tmp_path_factory):
 def test_plain_folder_counts_and_read_plan(plain_folder, how):
     m = plain_folder[how]
     assert_reconciled(m)
-    assert m["rows_read"]["sales"] == 3 * 3_000 + 3
+    assert m["rows_read"]["sales"] == 3 * PLAIN_ROWS + 3
     assert m["rows_quarantined_by_source"]["sales"] == {
         "non_positive_quantity": 1,
         "amount_mismatch": 1,
     }
     assert m["duplicates_dropped"] == 1
-    assert m["rows_written"]["enriched"] == 3 * 3_000
+    assert m["rows_written"]["enriched"] == 3 * PLAIN_ROWS
     tasks, parallel, multiline = read_plan(m)
     assert (parallel, multiline) == (["a.csv", "b.csv", "c.csv"], [])
     assert tasks >= 3
@@ -1020,7 +1035,7 @@ def published_files(out: Path) -> list[str]:
 def crashed(spark, tmp_path_factory):
     work = tmp_path_factory.mktemp("crashed")
     f = SalesFile(b"\n", clean_rows(seed=51, prefix="R"))
-    f.add_clean(3_000)
+    f.add_clean(300)
     sales = f.write(work / "sales.csv")
     customers = write_customers(work / "customers.ndjson")
     out = work / "out"
@@ -1053,7 +1068,7 @@ def test_rerun_after_a_crash_gives_the_first_runs_output(crashed):
     assert second["rows_read"] == {"sales": 0, "customers": 0}
     assert second["rows_written"] == {"enriched": 0, "sales_summary": 0}
     assert crashed["after"] == crashed["before"]
-    assert len(crashed["after"]["enriched"]) == crashed["first"]["rows_written"]["enriched"] == 3000
+    assert len(crashed["after"]["enriched"]) == crashed["first"]["rows_written"]["enriched"] == 300
 
 
 def test_rerun_removes_the_staged_output_of_a_killed_run(crashed):
@@ -1070,44 +1085,3 @@ def test_rerun_keeps_everything_else(crashed):
     out = crashed["out"]
     assert [rel for rel in NOT_LEFTOVERS if not (out / rel).is_file()] == []
     assert (out / "quarantine").is_dir() and (out / "_runs" / "first.json").is_file()
-
-
-# --- 6. one progress line when each phase starts and one when it ends -----------------------------
-
-PHASE_RE = re.compile(r"phase (\w+): (started|done in (\d+(?:\.\d+)?) s(?:, ([\d,]+) rows)?)\s*$")
-
-
-@pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("progress")
-    f = SalesFile(b"\n", clean_rows(seed=61, prefix="G"))
-    f.add_clean(30)
-    f.add_bad(b"G9,2025-04-01,C0001,Mouse,0,25.50,North,0.00")  # so the quarantine is written
-    sales = f.write(work / "sales.csv")
-    customers = write_customers(work / "customers.ndjson")
-    proc = subprocess.run(
-        [sys.executable, str(JOB), "--sales_path", str(sales), "--customers_path", str(customers),
-         "--output_path", str(work / "out"), "--run_id", "cli"],
-        cwd=work, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def test_progress_lines_one_start_and_one_end_per_phase_in_order(cli_run):
-    events = []
-    for line in cli_run.stderr.splitlines():
-        found = PHASE_RE.search(line)
-        if found:
-            assert "sales_etl" in line and "INFO" in line, line
-            events.append((found[1], "started" if found[2] == "started" else "done"))
-    assert events == [(p, e) for p in PHASES for e in ("started", "done")], cli_run.stderr
-
-
-def test_progress_lines_are_few(cli_run):
-    job_lines = [ln for ln in cli_run.stderr.splitlines() if "sales_etl" in ln]
-    # Besides the phases: the JVM's compiler, why a full rebuild, how expressions are
-    # evaluated, the summary line, and within read_and_check what was read and checked
-    # of each source and what the new rows met in the lake. No line per task or per file.
-    assert len(job_lines) <= 2 * len(PHASES) + 7, cli_run.stderr
-    assert not [ln for ln in job_lines if re.search(r"\btask\b", ln, re.IGNORECASE)]

@@ -11,14 +11,16 @@ from pipeline.java import java_major_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The job's own local session (build_local_spark), as every entry point starts it after
+# ensure_java; a small input's JVM (C1 only).
 SPARK_PROBE = """
 import shutil
 from pipeline.java import ensure_java
 assert shutil.which("java") is None, shutil.which("java")
 home = ensure_java()
-from pyspark.sql import SparkSession
-spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
-         .config("spark.sql.shuffle.partitions", "1").getOrCreate())
+from sales_etl.local_session import build_local_spark
+spark = build_local_spark(app_name="java-probe", master="local[1]", input_bytes=0)
+spark.conf.set("spark.sql.shuffle.partitions", "1")
 total = spark.range(1, 101).groupBy().sum("id").collect()[0][0]
 java_home = spark.sparkContext._jvm.System.getProperty("java.home")
 spark.stop()

@@ -1,22 +1,21 @@
 """The job's run figures in CloudWatch (namespace SalesPipeline), for the quarantine alarm.
 
 The pure shape is checked against hand-written data; publishing goes to moto (in-process,
-then a real job run as a subprocess sending to moto's server); a run that cannot publish
-ends failed with one line, after writing its outputs and its metrics file.
+then a real job run, ``glue_etl_job.main`` on the shared Spark session, sending to moto's
+server over HTTP); a run that cannot publish ends failed (exit code 1) with one line,
+after writing its outputs and its metrics file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
+from daily_runs import run_here
 from moto import mock_aws
 
 from pipeline.config import PipelineConfig
@@ -25,7 +24,6 @@ from pipeline.infra.job import default_arguments
 from sales_etl import arguments, contracts
 from sales_etl import metrics as job_metrics
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "SalesPipeline"
 PREFIX = "test-sales"
 WHEN = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -182,7 +180,7 @@ def test_published_figures_read_back_from_cloudwatch(aws_env):
         }
 
 
-# --- the real job, as a subprocess -------------------------------------------------------
+# --- the real job, in this process ----------------------------------------------------------
 
 HEADER = "transaction_id,date,customer_id,product,quantity,unit_price,region,total_amount"
 SALES = [
@@ -204,39 +202,18 @@ def inputs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(inputs: Path, endpoint: str, *region: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "1"}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "glue_etl_job.py"),
-            "--sales_path",
-            str(inputs / "sales.csv"),
-            "--customers_path",
-            str(inputs / "customers.json"),
-            "--output_path",
-            str(inputs / "out"),
-            "--run_id",
-            "r1",
-            "--metrics_namespace",
-            NAMESPACE,
-            "--pipeline_prefix",
-            PREFIX,
-            *region,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def _run(spark, inputs: Path, monkeypatch, endpoint: str, *region: str) -> int:
+    """``glue_etl_job.main`` with AWS_ENDPOINT_URL naming ``endpoint``; its exit code."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    publish = ["--metrics_namespace", NAMESPACE, "--pipeline_prefix", PREFIX, *region]
+    sales, customers = inputs / "sales.csv", inputs / "customers.json"
+    return run_here(spark, sales, customers, inputs / "out", "r1", *publish)
 
 
-def test_a_job_run_publishes_its_figures(inputs, moto_server, no_region):
+def test_a_job_run_publishes_its_figures(spark, inputs, moto_server, no_region, monkeypatch):
     # The region only as the job definition passes it: none in the environment.
-    done = _run(inputs, moto_server, "--aws_region", "us-east-1")
-    assert done.returncode == 0, done.stderr
+    assert _run(spark, inputs, monkeypatch, moto_server, "--aws_region", "us-east-1") == 0
     cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
     pipeline = [{"Name": "Pipeline", "Value": PREFIX}]
     assert _stat(cw, "SalesRowsRead", pipeline) == 4
@@ -247,13 +224,14 @@ def test_a_job_run_publishes_its_figures(inputs, moto_server, no_region):
     assert metrics["cloudwatch"] == {"namespace": NAMESPACE, "pipeline": PREFIX, "data": 8}
 
 
-def test_a_run_that_cannot_publish_fails_after_writing_everything(inputs, aws_env):
+def test_a_run_that_cannot_publish_fails_after_writing_everything(
+    spark, inputs, aws_env, monkeypatch, capsys
+):
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    done = _run(inputs, closed)
-    assert done.returncode == 1
-    last = done.stderr.strip().splitlines()[-1]
+    assert _run(spark, inputs, monkeypatch, closed) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("ERROR: job failed: could not publish the run's metrics to CloudWatch")
     metrics = json.loads((inputs / "out" / "_runs" / "r1.json").read_text())
     assert metrics["status"] == "failed"
