@@ -8,17 +8,40 @@ region is the config's (``--region``, the environment, else the profile's); with
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.exceptions import ProfileNotFound
+from botocore.loaders import Loader, create_loader
 
 from pipeline.config import PipelineConfig
 
 
 def session(config: PipelineConfig) -> boto3.Session:
-    """Return a boto3 session for the config's profile and region."""
-    return boto3.Session(profile_name=config.profile, region_name=config.region)
+    """Return a boto3 session for the config's profile and region.
+
+    A new session each time (it resolves the credentials afresh), but every session reads
+    botocore's JSON models (endpoints, service definitions) through one loader per process
+    (:func:`_data_loader`): a command makes a dozen clients, and a new session's own loader
+    would parse those files again for each.
+    """
+    core = botocore.session.Session()
+    core.register_component("data_loader", _data_loader(core.get_config_variable("data_path")))
+    made = boto3.Session(
+        botocore_session=core, profile_name=config.profile, region_name=config.region
+    )
+    paths = core.get_component("data_loader").search_paths
+    paths[:] = dict.fromkeys(paths)  # boto3 appends its own data path on every session
+    return made
+
+
+@functools.cache
+def _data_loader(data_path: str | None) -> Loader:
+    """botocore's loader for ``data_path`` (AWS_DATA_PATH), shared by every session: it keeps
+    each file it has parsed, as a session's own loader does for that session."""
+    return create_loader(data_path)
 
 
 def client(config: PipelineConfig, service: str, /, **kwargs: Any) -> Any:
