@@ -20,18 +20,21 @@ from pipeline.config import PipelineConfig
 
 
 def session(config: PipelineConfig) -> boto3.Session:
-    """Return a boto3 session for the config's profile and region.
+    """Return a boto3 session for the config's profile and region (:func:`new_session`)."""
+    return new_session(config.profile, config.region)
 
-    A new session each time (it resolves the credentials afresh), but every session reads
-    botocore's JSON models (endpoints, service definitions) through one loader per process
+
+def new_session(profile: str | None = None, region: str | None = None) -> boto3.Session:
+    """A new boto3 session for ``profile`` and ``region`` (None: the standard chain's).
+
+    New each time (it resolves the credentials afresh), but every session reads botocore's
+    JSON models (endpoints, service definitions) through one loader per process
     (:func:`_data_loader`): a command makes a dozen clients, and a new session's own loader
     would parse those files again for each.
     """
     core = botocore.session.Session()
     core.register_component("data_loader", _data_loader(core.get_config_variable("data_path")))
-    made = boto3.Session(
-        botocore_session=core, profile_name=config.profile, region_name=config.region
-    )
+    made = boto3.Session(botocore_session=core, profile_name=profile, region_name=region)
     paths = core.get_component("data_loader").search_paths
     paths[:] = dict.fromkeys(paths)  # boto3 appends its own data path on every session
     return made

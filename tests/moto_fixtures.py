@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,10 +32,12 @@ from moto.glue.models import FakeWorkflowRun, GlueBackend
 from moto.glue.responses import GlueResponse
 from moto.glue.utils import Action, Predicate
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.kms import models as kms_models
 from moto.moto_api import state_manager
 from moto.s3.responses import S3Response
 
 from pipeline import infra
+from pipeline.aws import new_session
 from pipeline.config import PipelineConfig
 from pipeline.infra.operations import Operations
 from pipeline.runner import RunOptions, run
@@ -47,6 +50,10 @@ PREFIX = "test-sales"
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a pinned region; no profile or endpoint leaks in."""
+    _pin_aws_env(monkeypatch)
+
+
+def _pin_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -80,6 +87,10 @@ def tls_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     Every other statement is evaluated by moto unchanged. The deployed policy is not
     modified; tests read it back as AWS stores it.
     """
+    _treat_requests_as_tls(monkeypatch)
+
+
+def _treat_requests_as_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     _check_patched_moto()
     monkeypatch.setattr(
         IAMPolicyStatement,
@@ -118,9 +129,49 @@ def _tls_aware(original: Any) -> Any:
     return is_action_permitted
 
 
+_SYMMETRIC_KEY_PAIR: list[Any] = []
+
+
+@pytest.fixture
+def one_rsa_pair_for_symmetric_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let moto give every symmetric KMS key the same RSA key pair.
+
+    moto makes a 2048-bit RSA pair for every key it creates, a SYMMETRIC_DEFAULT one too
+    (it signs with it only if asked to, which nothing here does; encryption uses the key's
+    own random key material), and that takes a quarter of a second of CPU per ``up``.
+    Keys of any other spec get their own pair, as before.
+    """
+    _share_one_rsa_pair(monkeypatch)
+
+
+def _share_one_rsa_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = kms_models.generate_private_key
+    if list(inspect.signature(original).parameters) != ["key_spec"]:
+        pytest.fail(
+            f"moto {moto.__version__} changed kms generate_private_key: update "
+            "one_rsa_pair_for_symmetric_keys in tests/moto_fixtures.py",
+            pytrace=False,
+        )
+
+    def generate_private_key(key_spec: str) -> Any:
+        if key_spec != "SYMMETRIC_DEFAULT":
+            return original(key_spec)
+        if not _SYMMETRIC_KEY_PAIR:
+            _SYMMETRIC_KEY_PAIR.append(original(key_spec))
+        return _SYMMETRIC_KEY_PAIR[0]
+
+    monkeypatch.setattr(kms_models, "generate_private_key", generate_private_key)
+
+
 @pytest.fixture
 def immediate_glue() -> Iterator[None]:
     """Let moto's crawler finish on the next poll (its state only moves via the state manager)."""
+    with _immediate_glue():
+        yield
+
+
+@contextmanager
+def _immediate_glue() -> Iterator[None]:
     state_manager.set_transition(model_name="glue::crawl", transition={"progression": "immediate"})
     state_manager.set_transition(
         model_name="glue::job_run", transition={"progression": "immediate"}
@@ -357,6 +408,10 @@ def _install_workflow_stand_ins(runs: WorkflowRuns, setattr_: Any) -> None:
 @pytest.fixture
 def glue_workflows(monkeypatch: pytest.MonkeyPatch) -> WorkflowRuns:
     """moto with Glue workflow runs, UpdateTrigger and TestEventPattern filled in (above)."""
+    return _workflow_stand_ins(monkeypatch)
+
+
+def _workflow_stand_ins(monkeypatch: pytest.MonkeyPatch) -> WorkflowRuns:
     _check_workflow_moto()
     runs = WorkflowRuns()
     _install_workflow_stand_ins(
@@ -368,6 +423,10 @@ def glue_workflows(monkeypatch: pytest.MonkeyPatch) -> WorkflowRuns:
 @pytest.fixture
 def config() -> PipelineConfig:
     """The deployment under test; every name comes from the prefix."""
+    return _config()
+
+
+def _config() -> PipelineConfig:
     return PipelineConfig(
         prefix=PREFIX,
         target="aws",
@@ -387,12 +446,31 @@ def _clients() -> SimpleNamespace:
 
 @pytest.fixture
 def aws(
-    aws_env: None, tls_requests: None, immediate_glue: None, glue_workflows: WorkflowRuns
+    aws_env: None,
+    tls_requests: None,
+    immediate_glue: None,
+    glue_workflows: WorkflowRuns,
+    one_rsa_pair_for_symmetric_keys: None,
 ) -> Iterator[SimpleNamespace]:
     """Open ``mock_aws`` and yield boto3 clients (s3, iam, sts, glue, athena, logs, events,
     sns, cloudwatch, kms, sqs)."""
+    if _SHARED:
+        pytest.fail(
+            "a test asked for a fresh moto account while a class's shared deployment is open "
+            "(deployed_once): move it out of that class",
+            pytrace=False,
+        )
     with mock_aws():
+        _share_botocore_models()
         yield _clients()
+
+
+def _share_botocore_models() -> None:
+    """boto3's default session, which ``mock_aws`` empties on start, made anew through
+    ``pipeline.aws.new_session``: one that reads botocore's JSON models through the
+    process's one loader, instead of parsing them again in every test (``mock_aws`` puts
+    the session it found back when it stops)."""
+    boto3.DEFAULT_SESSION = new_session()
 
 
 @pytest.fixture
@@ -400,6 +478,34 @@ def deployed(aws: SimpleNamespace, config: PipelineConfig) -> SimpleNamespace:
     """Run ``up`` once (without Athena DDL) and yield the same clients."""
     infra.up(config, aws, tables=False)
     return aws
+
+
+_SHARED: list[SimpleNamespace] = []  # the shared deployment while one is open
+
+
+@pytest.fixture(scope="class")
+def deployed_once() -> Iterator[SimpleNamespace]:
+    """``deployed``, made once for all the tests of a class (moto set up as ``aws`` sets it
+    up), and its clients.
+
+    For tests that only read what ``up`` made, or that change only what the next ``up``
+    puts back and check that it did (``assert_repaired``). A test that needs an account
+    of its own asks for ``aws`` or ``deployed``, outside such a class.
+    """
+    with pytest.MonkeyPatch.context() as patch, _immediate_glue():
+        _pin_aws_env(patch)
+        _treat_requests_as_tls(patch)
+        _share_one_rsa_pair(patch)
+        _workflow_stand_ins(patch)
+        with mock_aws():
+            _share_botocore_models()
+            clients = _clients()
+            infra.up(_config(), clients, tables=False)
+            _SHARED.append(clients)
+            try:
+                yield clients
+            finally:
+                _SHARED.clear()
 
 
 @pytest.fixture
@@ -432,6 +538,7 @@ def moto_server(
     tls_requests: None,
     immediate_glue: None,
     glue_workflows: WorkflowRuns,
+    one_rsa_pair_for_symmetric_keys: None,
 ) -> str:
     """moto's server on 127.0.0.1, emptied for this test (every account, region and
     service reset, as a new server would be); yields its endpoint URL.
