@@ -30,57 +30,67 @@ FOREIGN_BUCKET_POLICY = {
 }
 
 
-@pytest.mark.parametrize("bucket", BUCKETS)
-def test_every_bucket_blocks_public_access_encrypts_and_denies_plain_http(deployed, bucket):
-    s3 = deployed.s3
-    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True,
-    }
-    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+class TestOneDeployment:
+    """One `up` for these tests, which read what it made (and put one object)."""
 
-    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    [statement] = policy["Statement"]
-    assert statement["Effect"] == "Deny"
-    assert statement["Principal"] == "*"
-    assert statement["Action"] == "s3:*"
-    assert sorted(statement["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    @pytest.mark.parametrize("bucket", BUCKETS)
+    def test_every_bucket_blocks_public_access_encrypts_and_denies_plain_http(
+        self, deployed_once, bucket
+    ):
+        s3 = deployed_once.s3
+        assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }
+        encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        rule = encryption["Rules"][0]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
-    rules = lifecycle_rules(s3, bucket)
-    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
-        "DaysAfterInitiation": 1
-    }
-    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
-    assert tags == {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        [statement] = policy["Statement"]
+        assert statement["Effect"] == "Deny"
+        assert statement["Principal"] == "*"
+        assert statement["Action"] == "s3:*"
+        assert sorted(statement["Resource"]) == [
+            f"arn:aws:s3:::{bucket}",
+            f"arn:aws:s3:::{bucket}/*",
+        ]
+        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
+        rules = lifecycle_rules(s3, bucket)
+        assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": 1
+        }
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        assert tags == {"managed-by": "deploy.py", "pipeline-prefix": "test-sales"}
 
-def test_raw_bucket_is_versioned_and_the_others_are_not(deployed):
-    status = {b: deployed.s3.get_bucket_versioning(Bucket=b).get("Status") for b in BUCKETS}
-    assert status == {
-        "test-sales-raw": "Enabled",
-        "test-sales-processed": None,
-        "test-sales-scripts": None,
-        "test-sales-athena-results": None,
-    }
-    rule = lifecycle_rules(deployed.s3, "test-sales-raw")["expire-noncurrent-raw-versions"]
-    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    def test_raw_bucket_is_versioned_and_the_others_are_not(self, deployed_once):
+        status = {
+            b: deployed_once.s3.get_bucket_versioning(Bucket=b).get("Status") for b in BUCKETS
+        }
+        assert status == {
+            "test-sales-raw": "Enabled",
+            "test-sales-processed": None,
+            "test-sales-scripts": None,
+            "test-sales-athena-results": None,
+        }
+        rule = lifecycle_rules(deployed_once.s3, "test-sales-raw")["expire-noncurrent-raw-versions"]
+        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
 
+    def test_athena_results_expire_after_a_week(self, deployed_once):
+        rule = lifecycle_rules(deployed_once.s3, "test-sales-athena-results")[
+            "expire-athena-results"
+        ]
+        assert rule["Status"] == "Enabled"
+        assert rule["Filter"] == {"Prefix": "results/"}
+        assert rule["Expiration"] == {"Days": 7}
 
-def test_athena_results_expire_after_a_week(deployed):
-    rule = lifecycle_rules(deployed.s3, "test-sales-athena-results")["expire-athena-results"]
-    assert rule["Status"] == "Enabled"
-    assert rule["Filter"] == {"Prefix": "results/"}
-    assert rule["Expiration"] == {"Days": 7}
-
-
-def test_objects_are_stored_encrypted_over_tls(deployed):
-    deployed.s3.put_object(Bucket="test-sales-raw", Key="input/x.csv", Body=b"a,b\n")
-    head = deployed.s3.head_object(Bucket="test-sales-raw", Key="input/x.csv")
-    assert head["ServerSideEncryption"] == "AES256"
+    def test_objects_are_stored_encrypted_over_tls(self, deployed_once):
+        deployed_once.s3.put_object(Bucket="test-sales-raw", Key="input/x.csv", Body=b"a,b\n")
+        head = deployed_once.s3.head_object(Bucket="test-sales-raw", Key="input/x.csv")
+        assert head["ServerSideEncryption"] == "AES256"
 
 
 def test_tls_fixture_still_enforces_every_other_deny(deployed):

@@ -21,6 +21,7 @@ from parliament import analyze_policy_string
 
 import deploy
 from pipeline import infra
+from pipeline.config import JOB_SCRIPT
 from pipeline.infra.shared import role_name
 from pipeline.package import job_package_zip
 from pipeline.targets.aws import AwsTarget
@@ -69,126 +70,15 @@ NOT_AUTHORIZED = {
 }
 
 
-def test_glue_role_trusts_only_the_glue_service(deployed):
-    role = deployed.iam.get_role(RoleName="test-sales-glue-role")["Role"]
-    assert role["AssumeRolePolicyDocument"] == {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "glue.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    assert (
-        deployed.iam.list_attached_role_policies(RoleName="test-sales-glue-role")[
-            "AttachedPolicies"
-        ]
-        == []
-    )
-    assert deployed.iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"] == [
-        "glue-etl-least-privilege"
-    ]
-
-
 def _role_policy(iam):
     return iam.get_role_policy(
         RoleName="test-sales-glue-role", PolicyName="glue-etl-least-privilege"
     )["PolicyDocument"]
 
 
-def test_glue_role_policy_names_every_resource_and_no_wildcard_action(deployed):
-    statements = {s["Sid"]: s for s in _role_policy(deployed.iam)["Statement"]}
-    for statement in statements.values():
-        actions = statement["Action"]
-        assert "*" not in actions and "s3:*" not in actions
-        assert all(not a.endswith(":*") for a in actions)
-        if statement["Sid"] not in ("GlueJobMetrics", "PipelineRunMetrics"):
-            assert "*" not in statement["Resource"]
-    # PutMetricData has no resource ARN: '*' only with a namespace condition: Glue's own
-    # job metrics, and the job's run metrics in the pipeline's namespace.
-    assert statements["GlueJobMetrics"]["Action"] == ["cloudwatch:PutMetricData"]
-    assert statements["GlueJobMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "Glue"}
-    }
-    assert statements["PipelineRunMetrics"] == {
-        "Sid": "PipelineRunMetrics",
-        "Effect": "Allow",
-        "Action": ["cloudwatch:PutMetricData"],
-        "Resource": ["*"],
-        "Condition": {"StringEquals": {"cloudwatch:namespace": "SalesPipeline"}},
-    }
-
-    assert statements["ReadRawInput"]["Resource"] == [
-        "arn:aws:s3:::test-sales-raw/input/sales_data_csv*",
-        "arn:aws:s3:::test-sales-raw/input/customer_demographics_json*",
-    ]
-    assert statements["ReadJobScript"]["Resource"] == [
-        "arn:aws:s3:::test-sales-scripts/scripts/glue_etl_job.py",
-        "arn:aws:s3:::test-sales-scripts/scripts/sales_etl.zip",
-    ]
-    write = statements["WriteProcessedOutput"]
-    assert write["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    assert write["Resource"] == [
-        "arn:aws:s3:::test-sales-processed/enriched*",
-        "arn:aws:s3:::test-sales-processed/sales_summary*",
-        "arn:aws:s3:::test-sales-processed/quarantine*",
-        "arn:aws:s3:::test-sales-processed/superseded*",
-        "arn:aws:s3:::test-sales-processed/_runs*",
-        "arn:aws:s3:::test-sales-processed/_state*",
-    ]
-    # Listing is not narrowed by s3:prefix: Glue lists and HeadBuckets the bucket roots.
-    assert statements["ListPipelineBuckets"] == {
-        "Sid": "ListPipelineBuckets",
-        "Effect": "Allow",
-        "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-        "Resource": [
-            "arn:aws:s3:::test-sales-raw",
-            "arn:aws:s3:::test-sales-processed",
-            "arn:aws:s3:::test-sales-scripts",
-        ],
-    }
-    # The crawler's two raw tables only: not every table of the database.
-    assert statements["CrawlerRawTables"]["Resource"] == [
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:catalog",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db_test_sales",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/sales_data_csv",
-        f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/customer_demographics_json",
-    ]
-    assert statements["CrawlerRawTables"]["Action"] == [
-        "glue:GetDatabase",
-        "glue:GetTable",
-        "glue:GetTables",
-        "glue:CreateTable",
-        "glue:UpdateTable",
-        "glue:GetPartition",
-        "glue:GetPartitions",
-        "glue:BatchGetPartition",
-        "glue:CreatePartition",
-        "glue:BatchCreatePartition",
-        "glue:UpdatePartition",
-        "glue:BatchUpdatePartition",
-    ]
-    assert not any("glue:Delete" in a for s in statements.values() for a in s["Action"])
-    assert statements["GlueLogs"]["Resource"] == [
-        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*",
-        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*:log-stream:*",
-    ]
-
-
 def _findings_above_low(policy: dict) -> list[tuple[str, str]]:
     result = analyze_policy_string(json.dumps(policy), include_community_auditors=True)
     return [(f.issue, f.severity) for f in result.findings if f.severity not in ("LOW", "INFO")]
-
-
-def test_parliament_finds_nothing_above_low_in_the_deployed_policies(deployed):
-    assert _findings_above_low(_role_policy(deployed.iam)) == []
-    for bucket in BUCKETS:
-        assert (
-            _findings_above_low(json.loads(deployed.s3.get_bucket_policy(Bucket=bucket)["Policy"]))
-            == []
-        )
 
 
 def test_parliament_audit_flags_a_wide_open_policy():
@@ -201,6 +91,269 @@ def test_parliament_audit_flags_a_wide_open_policy():
         ],
     }
     assert _findings_above_low(wide) != []
+
+
+def _denied(call) -> bool:
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] in ("AccessDenied", "403")
+    return False
+
+
+class TestOneDeployment:
+    """One `up` for these tests: they read the role, act as it (and delete what they
+    write), or change its trust policy by hand and check that the next `up` puts it back."""
+
+    def test_glue_role_trusts_only_the_glue_service(self, deployed_once):
+        role = deployed_once.iam.get_role(RoleName="test-sales-glue-role")["Role"]
+        assert role["AssumeRolePolicyDocument"] == {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "glue.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        assert (
+            deployed_once.iam.list_attached_role_policies(RoleName="test-sales-glue-role")[
+                "AttachedPolicies"
+            ]
+            == []
+        )
+        assert deployed_once.iam.list_role_policies(RoleName="test-sales-glue-role")[
+            "PolicyNames"
+        ] == ["glue-etl-least-privilege"]
+
+    def test_glue_role_policy_names_every_resource_and_no_wildcard_action(self, deployed_once):
+        statements = {s["Sid"]: s for s in _role_policy(deployed_once.iam)["Statement"]}
+        for statement in statements.values():
+            actions = statement["Action"]
+            assert "*" not in actions and "s3:*" not in actions
+            assert all(not a.endswith(":*") for a in actions)
+            if statement["Sid"] not in ("GlueJobMetrics", "PipelineRunMetrics"):
+                assert "*" not in statement["Resource"]
+        # PutMetricData has no resource ARN: '*' only with a namespace condition: Glue's own
+        # job metrics, and the job's run metrics in the pipeline's namespace.
+        assert statements["GlueJobMetrics"]["Action"] == ["cloudwatch:PutMetricData"]
+        assert statements["GlueJobMetrics"]["Condition"] == {
+            "StringEquals": {"cloudwatch:namespace": "Glue"}
+        }
+        assert statements["PipelineRunMetrics"] == {
+            "Sid": "PipelineRunMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "SalesPipeline"}},
+        }
+
+        assert statements["ReadRawInput"]["Resource"] == [
+            "arn:aws:s3:::test-sales-raw/input/sales_data_csv*",
+            "arn:aws:s3:::test-sales-raw/input/customer_demographics_json*",
+        ]
+        assert statements["ReadJobScript"]["Resource"] == [
+            "arn:aws:s3:::test-sales-scripts/scripts/glue_etl_job.py",
+            "arn:aws:s3:::test-sales-scripts/scripts/sales_etl.zip",
+        ]
+        write = statements["WriteProcessedOutput"]
+        assert write["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        assert write["Resource"] == [
+            "arn:aws:s3:::test-sales-processed/enriched*",
+            "arn:aws:s3:::test-sales-processed/sales_summary*",
+            "arn:aws:s3:::test-sales-processed/quarantine*",
+            "arn:aws:s3:::test-sales-processed/superseded*",
+            "arn:aws:s3:::test-sales-processed/_runs*",
+            "arn:aws:s3:::test-sales-processed/_state*",
+        ]
+        # Listing is not narrowed by s3:prefix: Glue lists and HeadBuckets the bucket roots.
+        assert statements["ListPipelineBuckets"] == {
+            "Sid": "ListPipelineBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [
+                "arn:aws:s3:::test-sales-raw",
+                "arn:aws:s3:::test-sales-processed",
+                "arn:aws:s3:::test-sales-scripts",
+            ],
+        }
+        # The crawler's two raw tables only: not every table of the database.
+        assert statements["CrawlerRawTables"]["Resource"] == [
+            f"arn:aws:glue:us-east-1:{ACCOUNT}:catalog",
+            f"arn:aws:glue:us-east-1:{ACCOUNT}:database/sales_analytics_db_test_sales",
+            f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/sales_data_csv",
+            f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sales_analytics_db_test_sales/customer_demographics_json",
+        ]
+        assert statements["CrawlerRawTables"]["Action"] == [
+            "glue:GetDatabase",
+            "glue:GetTable",
+            "glue:GetTables",
+            "glue:CreateTable",
+            "glue:UpdateTable",
+            "glue:GetPartition",
+            "glue:GetPartitions",
+            "glue:BatchGetPartition",
+            "glue:CreatePartition",
+            "glue:BatchCreatePartition",
+            "glue:UpdatePartition",
+            "glue:BatchUpdatePartition",
+        ]
+        assert not any("glue:Delete" in a for s in statements.values() for a in s["Action"])
+        assert statements["GlueLogs"]["Resource"] == [
+            f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*",
+            f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/*:log-stream:*",
+        ]
+
+    def test_parliament_finds_nothing_above_low_in_the_deployed_policies(self, deployed_once):
+        assert _findings_above_low(_role_policy(deployed_once.iam)) == []
+        for bucket in BUCKETS:
+            assert (
+                _findings_above_low(
+                    json.loads(deployed_once.s3.get_bucket_policy(Bucket=bucket)["Policy"])
+                )
+                == []
+            )
+
+    @pytest.fixture(scope="class")
+    def glue_role_s3(self, deployed_once):
+        """Seed input and another bucket as the admin, then assume the Glue role (each test turns IAM
+        enforcement on: ``iam_enforced``). An S3 client holding the role's credentials."""
+        s3 = deployed_once.s3
+        s3.put_object(Bucket="test-sales-raw", Key=SALES_KEY, Body=b"transaction_id\nT1\n")
+        s3.create_bucket(Bucket="someone-elses-data")
+        s3.put_object(Bucket="someone-elses-data", Key="secret.csv", Body=b"x")
+        role_arn = deployed_once.iam.get_role(RoleName="test-sales-glue-role")["Role"]["Arn"]
+        creds = deployed_once.sts.assume_role(RoleArn=role_arn, RoleSessionName="glue-job")
+        return boto3.client(
+            "s3",
+            region_name=REGION,
+            aws_access_key_id=creds["Credentials"]["AccessKeyId"],
+            aws_secret_access_key=creds["Credentials"]["SecretAccessKey"],
+            aws_session_token=creds["Credentials"]["SessionToken"],
+        )
+
+    def test_glue_role_reads_raw_input_the_script_and_its_package(self, glue_role_s3, iam_enforced):
+        body = glue_role_s3.get_object(Bucket="test-sales-raw", Key=SALES_KEY)["Body"].read()
+        assert body == b"transaction_id\nT1\n"
+        script = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
+        assert script["Body"].read() == JOB_SCRIPT.read_bytes()  # what up uploaded
+        package = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/sales_etl.zip")
+        assert package["Body"].read() == job_package_zip()
+
+    def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(
+        self, glue_role_s3, iam_enforced
+    ):
+        written = (
+            "enriched/year=2024/month=1/part-0.parquet",
+            "sales_summary/year=2024/month=1/part-0.parquet",
+            "quarantine/run-1/rows.json",
+            "superseded/run_date=2026-12-07/run-1.parquet",
+            "_runs/run-1.json",
+            "_state/manifest.json",
+            "_state/staging/run-1/enriched/year=2024/month=1/part-0.parquet",
+        )
+        for key in written:
+            glue_role_s3.put_object(Bucket="test-sales-processed", Key=key, Body=b"data")
+            body = glue_role_s3.get_object(Bucket="test-sales-processed", Key=key)["Body"]
+            assert body.read() == b"data"
+        # Spark's S3 filesystems may write a folder marker next to the output folder.
+        glue_role_s3.put_object(Bucket="test-sales-processed", Key="enriched_$folder$", Body=b"")
+        # A daily run deletes the files it rewrote: here every one, which leaves the
+        # bucket empty, as up made it, for the class's other tests.
+        for key in (*written, "enriched_$folder$"):
+            glue_role_s3.delete_object(Bucket="test-sales-processed", Key=key)
+        assert glue_role_s3.list_objects_v2(Bucket="test-sales-processed")["KeyCount"] == 0
+
+    def test_glue_role_cannot_write_raw_or_outside_the_processed_prefixes(
+        self, glue_role_s3, iam_enforced
+    ):
+        assert _denied(
+            lambda: glue_role_s3.put_object(
+                Bucket="test-sales-raw", Key=SALES_KEY, Body=b"tampered"
+            )
+        )
+        assert _denied(lambda: glue_role_s3.delete_object(Bucket="test-sales-raw", Key=SALES_KEY))
+        assert _denied(
+            lambda: glue_role_s3.put_object(
+                Bucket="test-sales-processed", Key="elsewhere/x", Body=b"x"
+            )
+        )
+        assert _denied(
+            lambda: glue_role_s3.put_object(
+                Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py", Body=b"evil"
+            )
+        )
+
+    def test_glue_role_cannot_read_another_bucket(self, glue_role_s3, iam_enforced):
+        assert _denied(
+            lambda: glue_role_s3.get_object(Bucket="someone-elses-data", Key="secret.csv")
+        )
+        assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="someone-elses-data"))
+
+    def test_glue_role_cannot_delete_or_create_a_bucket(self, glue_role_s3, iam_enforced):
+        assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="test-sales-processed"))
+        assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="someone-elses-data"))
+        assert _denied(lambda: glue_role_s3.create_bucket(Bucket="new-bucket-by-the-job"))
+
+    def test_glue_role_lists_its_three_buckets_and_no_other(self, glue_role_s3, iam_enforced):
+        listed = glue_role_s3.list_objects_v2(
+            Bucket="test-sales-raw", Prefix="input/sales_data_csv/"
+        )
+        assert [o["Key"] for o in listed["Contents"]] == [SALES_KEY]
+        # Without a prefix too: Glue's S3 clients list the bucket roots.
+        listed = glue_role_s3.list_objects_v2(Bucket="test-sales-scripts")
+        assert [o["Key"] for o in listed["Contents"]] == [
+            "scripts/glue_etl_job.py",
+            "scripts/sales_etl.zip",
+        ]
+        assert glue_role_s3.list_objects_v2(Bucket="test-sales-processed")["KeyCount"] == 0
+        # The Athena results bucket is not the job's: no listing there.
+        assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-athena-results"))
+
+    @pytest.mark.parametrize(
+        "trust",
+        [
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    *GLUE_TRUST["Statement"],
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::210987654321:root"},
+                        "Action": "sts:AssumeRole",
+                    },
+                ],
+            },
+        ],
+        ids=["another-service", "another-account-added"],
+    )
+    def test_up_puts_back_the_role_trust_policy_changed_by_hand(
+        self, deployed_once, moto_updates, config, trust
+    ):
+        iam = deployed_once.iam
+        iam.update_assume_role_policy(
+            RoleName="test-sales-glue-role", PolicyDocument=json.dumps(trust)
+        )
+        assert iam.get_role(RoleName="test-sales-glue-role")["Role"][
+            "AssumeRolePolicyDocument"
+        ] == (trust)
+
+        assert_repaired(config, deployed_once, ["restored trust policy of test-sales-glue-role"])
+
+        role = iam.get_role(RoleName="test-sales-glue-role")["Role"]
+        assert role["AssumeRolePolicyDocument"] == GLUE_TRUST
+        assert {t["Key"]: t["Value"] for t in role["Tags"]} == MARKS
 
 
 def test_up_refuses_a_foreign_role_with_our_name_and_down_keeps_it(aws, capsys):
@@ -256,150 +409,6 @@ def test_up_refuses_a_foreign_role_with_our_name_and_down_keeps_it(aws, capsys):
         ]
         == TEAM_POLICY
     )
-
-
-@pytest.fixture
-def glue_role_s3(deployed, request):
-    """Seed objects as the admin, assume the Glue role, then turn IAM enforcement on.
-
-    Yields an S3 client holding the role's temporary credentials.
-    """
-    s3 = deployed.s3
-    s3.put_object(Bucket="test-sales-raw", Key=SALES_KEY, Body=b"transaction_id\nT1\n")
-    s3.put_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py", Body=b"print(1)\n")
-    s3.create_bucket(Bucket="someone-elses-data")
-    s3.put_object(Bucket="someone-elses-data", Key="secret.csv", Body=b"x")
-    role_arn = deployed.iam.get_role(RoleName="test-sales-glue-role")["Role"]["Arn"]
-    creds = deployed.sts.assume_role(RoleArn=role_arn, RoleSessionName="glue-job")["Credentials"]
-    request.getfixturevalue("iam_enforced")
-    yield boto3.client(
-        "s3",
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
-def _denied(call) -> bool:
-    try:
-        call()
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] in ("AccessDenied", "403")
-    return False
-
-
-def test_glue_role_reads_raw_input_the_script_and_its_package(glue_role_s3):
-    body = glue_role_s3.get_object(Bucket="test-sales-raw", Key=SALES_KEY)["Body"].read()
-    assert body == b"transaction_id\nT1\n"
-    script = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py")
-    assert script["Body"].read() == b"print(1)\n"
-    package = glue_role_s3.get_object(Bucket="test-sales-scripts", Key="scripts/sales_etl.zip")
-    assert package["Body"].read() == job_package_zip()  # what up uploaded
-
-
-def test_glue_role_writes_reads_back_and_overwrites_the_processed_prefixes(glue_role_s3):
-    for key in (
-        "enriched/year=2024/month=1/part-0.parquet",
-        "sales_summary/year=2024/month=1/part-0.parquet",
-        "quarantine/run-1/rows.json",
-        "superseded/run_date=2026-12-07/run-1.parquet",
-        "_runs/run-1.json",
-        "_state/manifest.json",
-        "_state/staging/run-1/enriched/year=2024/month=1/part-0.parquet",
-    ):
-        glue_role_s3.put_object(Bucket="test-sales-processed", Key=key, Body=b"data")
-        assert (
-            glue_role_s3.get_object(Bucket="test-sales-processed", Key=key)["Body"].read()
-            == b"data"
-        )
-    # Spark's S3 filesystems may write a folder marker next to the output folder.
-    glue_role_s3.put_object(Bucket="test-sales-processed", Key="enriched_$folder$", Body=b"")
-    # A daily run deletes the files it rewrote.
-    glue_role_s3.delete_object(
-        Bucket="test-sales-processed", Key="enriched/year=2024/month=1/part-0.parquet"
-    )
-
-
-def test_glue_role_cannot_write_raw_or_outside_the_processed_prefixes(glue_role_s3):
-    assert _denied(
-        lambda: glue_role_s3.put_object(Bucket="test-sales-raw", Key=SALES_KEY, Body=b"tampered")
-    )
-    assert _denied(lambda: glue_role_s3.delete_object(Bucket="test-sales-raw", Key=SALES_KEY))
-    assert _denied(
-        lambda: glue_role_s3.put_object(Bucket="test-sales-processed", Key="elsewhere/x", Body=b"x")
-    )
-    assert _denied(
-        lambda: glue_role_s3.put_object(
-            Bucket="test-sales-scripts", Key="scripts/glue_etl_job.py", Body=b"evil"
-        )
-    )
-
-
-def test_glue_role_cannot_read_another_bucket(glue_role_s3):
-    assert _denied(lambda: glue_role_s3.get_object(Bucket="someone-elses-data", Key="secret.csv"))
-    assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="someone-elses-data"))
-
-
-def test_glue_role_cannot_delete_or_create_a_bucket(glue_role_s3):
-    assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="test-sales-processed"))
-    assert _denied(lambda: glue_role_s3.delete_bucket(Bucket="someone-elses-data"))
-    assert _denied(lambda: glue_role_s3.create_bucket(Bucket="new-bucket-by-the-job"))
-
-
-def test_glue_role_lists_its_three_buckets_and_no_other(glue_role_s3):
-    listed = glue_role_s3.list_objects_v2(Bucket="test-sales-raw", Prefix="input/sales_data_csv/")
-    assert [o["Key"] for o in listed["Contents"]] == [SALES_KEY]
-    # Without a prefix too: Glue's S3 clients list the bucket roots.
-    listed = glue_role_s3.list_objects_v2(Bucket="test-sales-scripts")
-    assert [o["Key"] for o in listed["Contents"]] == [
-        "scripts/glue_etl_job.py",
-        "scripts/sales_etl.zip",
-    ]
-    assert glue_role_s3.list_objects_v2(Bucket="test-sales-processed")["KeyCount"] == 0
-    # The Athena results bucket is not the job's: no listing there.
-    assert _denied(lambda: glue_role_s3.list_objects_v2(Bucket="test-sales-athena-results"))
-
-
-@pytest.mark.parametrize(
-    "trust",
-    [
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ec2.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        },
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                *GLUE_TRUST["Statement"],
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::210987654321:root"},
-                    "Action": "sts:AssumeRole",
-                },
-            ],
-        },
-    ],
-    ids=["another-service", "another-account-added"],
-)
-def test_up_puts_back_the_role_trust_policy_changed_by_hand(drift, config, trust):
-    iam = drift.iam
-    iam.update_assume_role_policy(RoleName="test-sales-glue-role", PolicyDocument=json.dumps(trust))
-    assert iam.get_role(RoleName="test-sales-glue-role")["Role"]["AssumeRolePolicyDocument"] == (
-        trust
-    )
-
-    assert_repaired(config, drift, ["restored trust policy of test-sales-glue-role"])
-
-    role = iam.get_role(RoleName="test-sales-glue-role")["Role"]
-    assert role["AssumeRolePolicyDocument"] == GLUE_TRUST
-    assert {t["Key"]: t["Value"] for t in role["Tags"]} == MARKS
 
 
 def test_role_name_accepts_an_arn_a_path_or_a_name():
