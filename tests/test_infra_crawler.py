@@ -20,45 +20,51 @@ from moto_fixtures import (
 from pipeline import infra
 
 
-@pytest.mark.parametrize(
-    "drifted",
-    [
-        {"Role": f"arn:aws:iam::{ACCOUNT}:role/someone-elses-role"},
-        {"Targets": {"S3Targets": [{"Path": "s3://test-sales-raw/input/"}]}},
-        {
-            "Targets": {
-                "S3Targets": [
-                    {"Path": SALES_URI},
-                    {"Path": CUSTOMERS_URI},
-                    {"Path": "s3://someone-elses-bucket/"},
-                ]
-            }
-        },
-        {
-            "SchemaChangePolicy": {
-                "UpdateBehavior": "UPDATE_IN_DATABASE",
-                "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+class TestOneDeployment:
+    """One `up` for these cases: each changes the crawler by hand and checks that the next
+    `up` puts it back."""
+
+    @pytest.mark.parametrize(
+        "drifted",
+        [
+            {"Role": f"arn:aws:iam::{ACCOUNT}:role/someone-elses-role"},
+            {"Targets": {"S3Targets": [{"Path": "s3://test-sales-raw/input/"}]}},
+            {
+                "Targets": {
+                    "S3Targets": [
+                        {"Path": SALES_URI},
+                        {"Path": CUSTOMERS_URI},
+                        {"Path": "s3://someone-elses-bucket/"},
+                    ]
+                }
             },
-            "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
-        },
-    ],
-    ids=["role", "one-target-for-both", "extra-target", "recrawl-everything"],
-)
-def test_up_puts_back_a_crawler_changed_by_hand(drift, config, drifted):
-    glue = drift.glue
-    glue.update_crawler(Name=CRAWLER, **drifted)
-    crawler = glue.get_crawler(Name=CRAWLER)["Crawler"]
-    assert {k: crawler[k] for k in drifted} == drifted
+            {
+                "SchemaChangePolicy": {
+                    "UpdateBehavior": "UPDATE_IN_DATABASE",
+                    "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+                },
+                "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVERYTHING"},
+            },
+        ],
+        ids=["role", "one-target-for-both", "extra-target", "recrawl-everything"],
+    )
+    def test_up_puts_back_a_crawler_changed_by_hand(
+        self, deployed_once, moto_updates, config, drifted
+    ):
+        glue = deployed_once.glue
+        glue.update_crawler(Name=CRAWLER, **drifted)
+        crawler = glue.get_crawler(Name=CRAWLER)["Crawler"]
+        assert {k: crawler[k] for k in drifted} == drifted
 
-    assert_repaired(config, drift, ["updated crawler test-sales-raw-crawler"])
+        assert_repaired(config, deployed_once, ["updated crawler test-sales-raw-crawler"])
 
-    crawler = glue.get_crawler(Name=CRAWLER)["Crawler"]
-    assert crawler["Role"] == ROLE_ARN
-    assert crawler["DatabaseName"] == DATABASE
-    assert crawler["Targets"]["S3Targets"] == [{"Path": SALES_URI}, {"Path": CUSTOMERS_URI}]
-    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
-    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
-    assert glue_tags(glue, "crawler", CRAWLER) == MARKS
+        crawler = glue.get_crawler(Name=CRAWLER)["Crawler"]
+        assert crawler["Role"] == ROLE_ARN
+        assert crawler["DatabaseName"] == DATABASE
+        assert crawler["Targets"]["S3Targets"] == [{"Path": SALES_URI}, {"Path": CUSTOMERS_URI}]
+        assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+        assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
+        assert glue_tags(glue, "crawler", CRAWLER) == MARKS
 
 
 def _crawler_as_up_makes_it(glue, role):

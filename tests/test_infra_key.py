@@ -55,82 +55,82 @@ def _topic_key(clients) -> str:
     return clients.sns.get_topic_attributes(TopicArn=TOPIC_ARN)["Attributes"]["KmsMasterKeyId"]
 
 
-def test_up_makes_a_rotated_customer_managed_key_for_the_topic(deployed):
-    kms = deployed.kms
-    key = _key(deployed)
-    assert key["Arn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key['KeyId']}"
-    assert (key["KeyState"], key["KeyManager"], key["KeyUsage"], key["KeySpec"]) == (
-        "Enabled",
-        "CUSTOMER",
-        "ENCRYPT_DECRYPT",
-        "SYMMETRIC_DEFAULT",
-    )
-    assert (
-        key["Description"] == "Encrypts the alerts topic of sales pipeline test-sales (deploy.py)"
-    )
-    assert (
-        json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
-        == KEY_POLICY
-    )
-    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
-    assert _tags(kms, key["KeyId"]) == MARKS
-    [alias] = kms.list_aliases(KeyId=key["KeyId"])["Aliases"]
-    assert (alias["AliasName"], alias["AliasArn"]) == (ALIAS, ALIAS_ARN)
-    # The topic is encrypted with it, named by the alias's ARN.
-    assert _topic_key(deployed) == ALIAS_ARN
+class TestOneDeployment:
+    """One `up` for these tests: they read the key, or change it by hand and check that
+    the next `up` puts it back (the same key)."""
 
+    def test_up_makes_a_rotated_customer_managed_key_for_the_topic(self, deployed_once):
+        kms = deployed_once.kms
+        key = _key(deployed_once)
+        assert key["Arn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key['KeyId']}"
+        assert (key["KeyState"], key["KeyManager"], key["KeyUsage"], key["KeySpec"]) == (
+            "Enabled",
+            "CUSTOMER",
+            "ENCRYPT_DECRYPT",
+            "SYMMETRIC_DEFAULT",
+        )
+        assert (
+            key["Description"]
+            == "Encrypts the alerts topic of sales pipeline test-sales (deploy.py)"
+        )
+        assert (
+            json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+            == KEY_POLICY
+        )
+        assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+        assert _tags(kms, key["KeyId"]) == MARKS
+        [alias] = kms.list_aliases(KeyId=key["KeyId"])["Aliases"]
+        assert (alias["AliasName"], alias["AliasArn"]) == (ALIAS, ALIAS_ARN)
+        # The topic is encrypted with it, named by the alias's ARN.
+        assert _topic_key(deployed_once) == ALIAS_ARN
 
-def test_the_key_is_made_once(deployed, config):
-    assert infra.up(config, deployed, tables=False) == []
-    assert len(deployed.kms.list_keys()["Keys"]) == 1
+    def test_the_key_is_made_once(self, deployed_once, config):
+        assert infra.up(config, deployed_once, tables=False) == []
+        assert len(deployed_once.kms.list_keys()["Keys"]) == 1
 
+    def test_status_shows_the_key_its_state_and_rotation(self, deployed_once, config):
+        key_id = _key(deployed_once)["KeyId"]
+        [row] = [r for r in infra.status(config, deployed_once) if r["kind"] == "kms-key"]
+        assert row == {
+            "kind": "kms-key",
+            "name": ALIAS,
+            "state": "Enabled",
+            "detail": f"id={key_id} rotation=on",
+        }
 
-def test_status_shows_the_key_its_state_and_rotation(deployed, config):
-    key_id = _key(deployed)["KeyId"]
-    [row] = [r for r in infra.status(config, deployed) if r["kind"] == "kms-key"]
-    assert row == {
-        "kind": "kms-key",
-        "name": ALIAS,
-        "state": "Enabled",
-        "detail": f"id={key_id} rotation=on",
-    }
+    def test_up_puts_back_a_changed_key_policy(self, deployed_once, config):
+        kms = deployed_once.kms
+        key_id = _key(deployed_once)["KeyId"]
+        root_only = {"Version": "2012-10-17", "Statement": [KEY_POLICY["Statement"][0]]}
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(root_only))
+        assert_repaired(config, deployed_once, [f"set key policy of KMS key {key_id}"])
+        assert (
+            json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+            == KEY_POLICY
+        )
 
+    def test_up_turns_rotation_back_on(self, deployed_once, config):
+        kms = deployed_once.kms
+        key_id = _key(deployed_once)["KeyId"]
+        kms.disable_key_rotation(KeyId=key_id)
+        assert_repaired(config, deployed_once, [f"enabled rotation of KMS key {key_id}"])
+        assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
 
-def test_up_puts_back_a_changed_key_policy(deployed, config):
-    kms = deployed.kms
-    key_id = _key(deployed)["KeyId"]
-    root_only = {"Version": "2012-10-17", "Statement": [KEY_POLICY["Statement"][0]]}
-    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(root_only))
-    assert_repaired(config, deployed, [f"set key policy of KMS key {key_id}"])
-    assert (
-        json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]) == KEY_POLICY
-    )
+    def test_up_enables_a_disabled_key(self, deployed_once, config):
+        kms = deployed_once.kms
+        key_id = _key(deployed_once)["KeyId"]
+        kms.disable_key(KeyId=key_id)
+        assert_repaired(config, deployed_once, [f"enabled KMS key {key_id}"])
+        assert _key(deployed_once)["KeyState"] == "Enabled"
 
-
-def test_up_turns_rotation_back_on(deployed, config):
-    kms = deployed.kms
-    key_id = _key(deployed)["KeyId"]
-    kms.disable_key_rotation(KeyId=key_id)
-    assert_repaired(config, deployed, [f"enabled rotation of KMS key {key_id}"])
-    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
-
-
-def test_up_enables_a_disabled_key(deployed, config):
-    kms = deployed.kms
-    key_id = _key(deployed)["KeyId"]
-    kms.disable_key(KeyId=key_id)
-    assert_repaired(config, deployed, [f"enabled KMS key {key_id}"])
-    assert _key(deployed)["KeyState"] == "Enabled"
-
-
-def test_up_restores_a_deleted_alias_for_the_same_key(deployed, config):
-    kms = deployed.kms
-    key_id = _key(deployed)["KeyId"]
-    kms.delete_alias(AliasName=ALIAS)
-    assert_repaired(config, deployed, [f"restored alias {ALIAS} for KMS key {key_id}"])
-    # The same key, found by its tags: no second key left behind, billed and unmanaged.
-    assert _key(deployed)["KeyId"] == key_id
-    assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]
+    def test_up_restores_a_deleted_alias_for_the_same_key(self, deployed_once, config):
+        kms = deployed_once.kms
+        key_id = _key(deployed_once)["KeyId"]
+        kms.delete_alias(AliasName=ALIAS)
+        assert_repaired(config, deployed_once, [f"restored alias {ALIAS} for KMS key {key_id}"])
+        # The same key, found by its tags: no second key left behind, billed and unmanaged.
+        assert _key(deployed_once)["KeyId"] == key_id
+        assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]
 
 
 @pytest.mark.parametrize(
