@@ -208,12 +208,15 @@ class WorkflowRuns:
 
     ``crawl_state``/``job_state``: how the crawl and the job run end (SUCCEEDED by default;
     FAILED, say, to test a failure). ``on_job_start``: called with each job run id the
-    workflow starts (a test puts the metrics file the job would write).
+    workflow starts (a test puts the metrics file the job would write). ``steps_per_poll``:
+    how many steps each GetWorkflowRun moves a run on (1; 3 ends a run at its first poll,
+    for a test of a deploy.py process, whose polls sleep for real).
     """
 
     def __init__(self) -> None:
         self.crawl_state = "SUCCEEDED"
         self.job_state = "SUCCEEDED"
+        self.steps_per_poll = 1
         self.on_job_start: list[Any] = []
         self.steps: dict[str, dict[str, Any]] = {}  # run id -> its progress
 
@@ -298,7 +301,7 @@ def _install_workflow_stand_ins(runs: WorkflowRuns, setattr_: Any) -> None:
         if progress is None:  # a run the stand-in did not start
             return []
         if run.status == "RUNNING":
-            progress["step"] += 1
+            progress["step"] += runs.steps_per_poll
         step = progress["step"]
         nodes = []
         crawl_state = "RUNNING" if step < 2 else runs.crawl_state

@@ -152,46 +152,179 @@ def _metrics() -> dict:
     }
 
 
-def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
-    moto_server, tmp_path
-):
+def test_deploy_cli_up_run_status_down_through_moto_server(moto_server, glue_workflows, tmp_path):
+    """deploy.py as a person runs it against LocalStack: up with every flag; a schedule
+    changed by hand put back; a run (crawl, then job) with the report; a run of the
+    workflow; status; down, which leaves a foreign bucket."""
     endpoint = moto_server
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-    glue = boto3.client("glue", region_name=REGION, endpoint_url=endpoint)
-    athena = boto3.client("athena", region_name=REGION, endpoint_url=endpoint)
+    account = "123456789012"
+    clients = {
+        name: boto3.client(name, region_name=REGION, endpoint_url=endpoint)
+        for name in ("s3", "glue", "athena", "events", "sns", "cloudwatch", "kms")
+    }
+    s3, glue, kms = clients["s3"], clients["glue"], clients["kms"]
+    topic = f"arn:aws:sns:{REGION}:{account}:{PREFIX}-alerts"
+    flags = [
+        "--schedule", "cron(0 6 * * ? *)", "--alert-email", "oncall@example.com",
+        "--max-quarantine-rate", "0.1",
+    ]  # fmt: skip
     s3.create_bucket(Bucket="someone-elses-data")
 
-    up = _deploy(endpoint, tmp_path, "up")
+    up = _deploy(endpoint, tmp_path, "up", *flags)
     assert up.returncode == 0, up.stderr
-    assert f"created bucket {BUCKET}-raw" in up.stdout
-    assert f"created job {PREFIX}-etl-job" in up.stdout
+    key = _check_up(up.stdout, clients, topic)
+
+    # A schedule changed by hand is put back by the next up with the same flags, and
+    # nothing else is changed.
+    glue.update_trigger(
+        Name=f"{PREFIX}-workflow-start",
+        TriggerUpdate={"Name": f"{PREFIX}-workflow-start", "Schedule": "cron(0 1 * * ? *)"},
+    )
+    again = _deploy(endpoint, tmp_path, "up", *flags)
+    assert again.returncode == 0, again.stderr
+    assert f"updated trigger {PREFIX}-workflow-start" in again.stdout
+    assert "up: 1 change(s)" in again.stdout
+
+    job_run = _check_run(endpoint, tmp_path, clients)
+
+    workflow_job_runs: list[str] = []
+
+    def write_metrics(job_run_id: str) -> None:
+        workflow_job_runs.append(job_run_id)
+        body = json.dumps({**_metrics(), "run_id": job_run_id})
+        s3.put_object(Bucket=f"{BUCKET}-processed", Key=f"_runs/{job_run_id}.json", Body=body)
+
+    glue_workflows.on_job_start.append(write_metrics)
+    glue_workflows.steps_per_poll = 3  # the run ends at the process's first poll
+    _queue_athena_results(endpoint)
+    run = _deploy(
+        endpoint, tmp_path, "run", "--workflow", "--rows", "200", "--customers", "40",
+        "--charts-dir", str(tmp_path / "workflow-charts"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    [workflow_run] = glue.get_workflow_runs(Name=f"{PREFIX}-workflow")["Runs"]
+    assert workflow_run["Status"] == "COMPLETED"
+    assert f"{PREFIX}-etl-job SUCCEEDED" in run.stdout
+    [workflow_job_run] = workflow_job_runs
+    assert workflow_job_run != job_run["Id"]
+
+    status = _deploy(endpoint, tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    rows = {tuple(line.split()[:2]): line for line in status.stdout.splitlines()}
+    assert "last crawl=COMPLETED" in rows[("glue-crawler", f"{PREFIX}-raw-crawler")]
+    # The run GetJobRuns answers first: the newest on AWS, the oldest on moto.
+    [first] = glue.get_job_runs(JobName=f"{PREFIX}-etl-job", MaxResults=1)["JobRuns"]
+    assert first["Id"] in (job_run["Id"], workflow_job_run)
+    assert f"last run={first['Id']} SUCCEEDED" in rows[("glue-job", f"{PREFIX}-etl-job")]
+    assert (
+        f"last run={workflow_run['WorkflowRunId']} COMPLETED"
+        in rows[("glue-workflow", f"{PREFIX}-workflow")]
+    )
+    assert rows[("glue-workflow", f"{PREFIX}-workflow")].endswith(
+        f"nodes: {PREFIX}-raw-crawler=SUCCEEDED, {PREFIX}-etl-job=SUCCEEDED"
+    )
+    assert "schedule=cron(0 6 * * ? *)" in rows[("glue-trigger", f"{PREFIX}-workflow-start")]
+    assert "oncall@example.com" in rows[("sns-topic", f"{PREFIX}-alerts")]
+    assert f"targets: {topic}" in rows[("events-rule", f"{PREFIX}-failures")]
+    assert "QuarantineRate > 0.1" in rows[("cloudwatch-alarm", f"{PREFIX}-quarantine-rate")]
+    assert rows[("kms-key", f"alias/{PREFIX}-alerts")].split()[2:] == [
+        "Enabled",
+        f"id={key['KeyId']}",
+        "rotation=on",
+    ]
+
+    down = _deploy(endpoint, tmp_path, "down", "--yes")
+    assert down.returncode == 0, down.stderr
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
+    assert glue.list_jobs()["JobNames"] == []
+    assert glue.list_workflows()["Workflows"] == []
+    assert glue.get_triggers()["Triggers"] == []
+    assert clients["events"].list_rules()["Rules"] == []
+    assert clients["sns"].list_topics()["Topics"] == []
+    assert clients["cloudwatch"].describe_alarms()["MetricAlarms"] == []
+    # The key waits out KMS's shortest deletion window; its alias is gone.
+    assert f"deleted KMS key {key['KeyId']} (scheduled for deletion in 7 days)" in down.stdout
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []
+
+
+def _check_up(stdout: str, clients: dict, topic: str) -> dict:
+    """What up with every flag made, as it said and as AWS answers; returns the key."""
+    glue, kms, s3 = clients["glue"], clients["kms"], clients["s3"]
+    account = "123456789012"
+    for line in (
+        f"created bucket {BUCKET}-raw",
+        f"created job {PREFIX}-etl-job",
+        f"created workflow {PREFIX}-workflow",
+        f"created trigger {PREFIX}-workflow-start (SCHEDULED)",
+        f"created trigger {PREFIX}-workflow-after-crawl (CONDITIONAL)",
+        f"created topic {PREFIX}-alerts",
+        f"subscribed oncall@example.com to {PREFIX}-alerts",
+        f"created rule {PREFIX}-failures",
+        f"created alarm {PREFIX}-quarantine-rate",
+    ):
+        assert line in stdout
     script = s3.get_object(Bucket=f"{BUCKET}-scripts", Key="scripts/glue_etl_job.py")
     assert script["Body"].read() == (ROOT / "glue_etl_job.py").read_bytes()
+    start = glue.get_trigger(Name=f"{PREFIX}-workflow-start")["Trigger"]
+    assert (start["Type"], start["Schedule"], start["State"]) == (
+        "SCHEDULED",
+        "cron(0 6 * * ? *)",
+        "ACTIVATED",
+    )
+    assert clients["events"].list_targets_by_rule(Rule=f"{PREFIX}-failures")["Targets"] == [
+        {
+            "Id": "alerts-topic",
+            "Arn": topic,
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+            "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{account}:{PREFIX}-alerts-dlq"},
+        }
+    ]
+    attributes = clients["sns"].get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{account}:alias/{PREFIX}-alerts"
+    # The topic's customer managed key, through its alias: ours, rotated, EventBridge's
+    # and CloudWatch's to use.
+    key = kms.describe_key(KeyId=f"alias/{PREFIX}-alerts")["KeyMetadata"]
+    assert (key["KeyState"], key["KeySpec"], key["KeyManager"]) == (
+        "Enabled",
+        "SYMMETRIC_DEFAULT",
+        "CUSTOMER",
+    )
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert {
+        t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+    } == {"managed-by": "deploy.py", "pipeline-prefix": PREFIX}
+    key_policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert [s["Principal"] for s in key_policy["Statement"]] == [
+        {"AWS": f"arn:aws:iam::{account}:root"},
+        {"Service": "events.amazonaws.com"},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    assert f"created KMS key {key['KeyId']} (alias alias/{PREFIX}-alerts, rotation on)" in stdout
+    [sub] = clients["sns"].list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert sub["Endpoint"] == "oncall@example.com"
+    [alarm] = clients["cloudwatch"].describe_alarms(AlarmNames=[f"{PREFIX}-quarantine-rate"])[
+        "MetricAlarms"
+    ]
+    assert (alarm["Threshold"], alarm["AlarmActions"]) == (0.1, [topic])
+    return key
 
-    again = _deploy(endpoint, tmp_path, "up")
-    assert again.returncode == 0, again.stderr
-    assert "up: everything already in place" in again.stdout
 
+def _check_run(endpoint: str, cwd: Path, clients: dict) -> dict:
+    """`run` (the crawl, then the job): inputs uploaded, the queries, the charts, the
+    stages, the cost and the report; returns the job run."""
+    s3, glue, athena = clients["s3"], clients["glue"], clients["athena"]
     s3.put_object(
         Bucket=f"{BUCKET}-processed", Key=f"_runs/{RUN_ID}.json", Body=json.dumps(_metrics())
     )
     queued = _queue_athena_results(endpoint)
     executions_before = len(athena.list_query_executions()["QueryExecutionIds"])
-    charts = tmp_path / "charts"
+    charts = cwd / "charts"
 
     run = _deploy(
-        endpoint,
-        tmp_path,
-        "run",
-        "--rows",
-        "200",
-        "--customers",
-        "40",
-        "--run-id",
-        RUN_ID,
-        "--charts-dir",
-        str(charts),
-    )
+        endpoint, cwd, "run", "--rows", "200", "--customers", "40", "--run-id", RUN_ID,
+        "--charts-dir", str(charts),
+    )  # fmt: skip
 
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     raw = s3.list_objects_v2(Bucket=f"{BUCKET}-raw", Prefix="input/")["Contents"]
@@ -225,17 +358,8 @@ def test_deploy_cli_provisions_runs_reports_and_tears_down_through_moto_server(
     ]  # fmt: skip
     # moto reports ExecutionTime=123 s: 2 G.1X workers x 1 DPU x 123 s = 0.0683 DPU-hours.
     assert "Glue job: 2 x G.1X for 123s = 0.0683 DPU-hours" in run.stdout
-    _check_report_in_the_results_bucket(run.stdout, tmp_path, s3)
-
-    status = _deploy(endpoint, tmp_path, "status")
-    assert status.returncode == 0, status.stderr
-    assert "last crawl=COMPLETED" in status.stdout
-    assert f"last run={job_run['Id']} SUCCEEDED" in status.stdout
-
-    down = _deploy(endpoint, tmp_path, "down", "--yes")
-    assert down.returncode == 0, down.stderr
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["someone-elses-data"]
-    assert glue.list_jobs()["JobNames"] == []
+    _check_report_in_the_results_bucket(run.stdout, cwd, s3)
+    return job_run
 
 
 def _check_report_in_the_results_bucket(stdout: str, cwd: Path, s3) -> None:
@@ -257,134 +381,3 @@ def _check_report_in_the_results_bucket(stdout: str, cwd: Path, s3) -> None:
     assert served.status_code == 200
     assert served.content == page.read_bytes()
     assert "Estimated cost" in served.text  # the aws run's cost lines are on the page
-
-
-def test_workflow_alerts_and_alarm_through_moto_server_up_run_status_down(
-    moto_server, glue_workflows, tmp_path
-):
-    """The new resources through the CLI and moto's server: up with every flag, the
-    repair of a drifted schedule, run --workflow, status, and down."""
-    endpoint = moto_server
-    account = "123456789012"
-    glue = boto3.client("glue", region_name=REGION, endpoint_url=endpoint)
-    events = boto3.client("events", region_name=REGION, endpoint_url=endpoint)
-    sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
-    kms = boto3.client("kms", region_name=REGION, endpoint_url=endpoint)
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-    topic = f"arn:aws:sns:{REGION}:{account}:{PREFIX}-alerts"
-    flags = [
-        "--schedule", "cron(0 6 * * ? *)", "--alert-email", "oncall@example.com",
-        "--max-quarantine-rate", "0.1",
-    ]  # fmt: skip
-
-    up = _deploy(endpoint, tmp_path, "up", *flags)
-    assert up.returncode == 0, up.stderr
-    for line in (
-        f"created workflow {PREFIX}-workflow",
-        f"created trigger {PREFIX}-workflow-start (SCHEDULED)",
-        f"created trigger {PREFIX}-workflow-after-crawl (CONDITIONAL)",
-        f"created topic {PREFIX}-alerts",
-        f"subscribed oncall@example.com to {PREFIX}-alerts",
-        f"created rule {PREFIX}-failures",
-        f"created alarm {PREFIX}-quarantine-rate",
-    ):
-        assert line in up.stdout
-    start = glue.get_trigger(Name=f"{PREFIX}-workflow-start")["Trigger"]
-    assert (start["Type"], start["Schedule"], start["State"]) == (
-        "SCHEDULED",
-        "cron(0 6 * * ? *)",
-        "ACTIVATED",
-    )
-    assert events.list_targets_by_rule(Rule=f"{PREFIX}-failures")["Targets"] == [
-        {
-            "Id": "alerts-topic",
-            "Arn": topic,
-            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
-            "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{account}:{PREFIX}-alerts-dlq"},
-        }
-    ]
-    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
-    assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{account}:alias/{PREFIX}-alerts"
-    # The topic's customer managed key, through its alias: ours, rotated, EventBridge's
-    # and CloudWatch's to use.
-    key = kms.describe_key(KeyId=f"alias/{PREFIX}-alerts")["KeyMetadata"]
-    assert (key["KeyState"], key["KeySpec"], key["KeyManager"]) == (
-        "Enabled",
-        "SYMMETRIC_DEFAULT",
-        "CUSTOMER",
-    )
-    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
-    assert {
-        t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
-    } == {"managed-by": "deploy.py", "pipeline-prefix": PREFIX}
-    key_policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
-    assert [s["Principal"] for s in key_policy["Statement"]] == [
-        {"AWS": f"arn:aws:iam::{account}:root"},
-        {"Service": "events.amazonaws.com"},
-        {"Service": "cloudwatch.amazonaws.com"},
-    ]
-    assert f"created KMS key {key['KeyId']} (alias alias/{PREFIX}-alerts, rotation on)" in (
-        up.stdout
-    )
-    [sub] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
-    assert sub["Endpoint"] == "oncall@example.com"
-    [alarm] = cloudwatch.describe_alarms(AlarmNames=[f"{PREFIX}-quarantine-rate"])["MetricAlarms"]
-    assert (alarm["Threshold"], alarm["AlarmActions"]) == (0.1, [topic])
-
-    # A schedule changed by hand is put back by the next up with the same flags.
-    glue.update_trigger(
-        Name=f"{PREFIX}-workflow-start",
-        TriggerUpdate={"Name": f"{PREFIX}-workflow-start", "Schedule": "cron(0 1 * * ? *)"},
-    )
-    again = _deploy(endpoint, tmp_path, "up", *flags)
-    assert again.returncode == 0, again.stderr
-    assert f"updated trigger {PREFIX}-workflow-start" in again.stdout
-    assert "up: 1 change(s)" in again.stdout
-
-    def write_metrics(job_run_id: str) -> None:
-        body = json.dumps({**_metrics(), "run_id": job_run_id})
-        s3.put_object(Bucket=f"{BUCKET}-processed", Key=f"_runs/{job_run_id}.json", Body=body)
-
-    glue_workflows.on_job_start.append(write_metrics)
-    _queue_athena_results(endpoint)
-    run = _deploy(
-        endpoint, tmp_path, "run", "--workflow", "--rows", "200", "--customers", "40",
-        "--charts-dir", str(tmp_path / "charts"),
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    [workflow_run] = glue.get_workflow_runs(Name=f"{PREFIX}-workflow")["Runs"]
-    assert workflow_run["Status"] == "COMPLETED"
-    assert f"{PREFIX}-etl-job SUCCEEDED" in run.stdout
-
-    status = _deploy(endpoint, tmp_path, "status")
-    assert status.returncode == 0, status.stderr
-    rows = {tuple(line.split()[:2]): line for line in status.stdout.splitlines()}
-    assert (
-        f"last run={workflow_run['WorkflowRunId']} COMPLETED"
-        in rows[("glue-workflow", f"{PREFIX}-workflow")]
-    )
-    assert rows[("glue-workflow", f"{PREFIX}-workflow")].endswith(
-        f"nodes: {PREFIX}-raw-crawler=SUCCEEDED, {PREFIX}-etl-job=SUCCEEDED"
-    )
-    assert "schedule=cron(0 6 * * ? *)" in rows[("glue-trigger", f"{PREFIX}-workflow-start")]
-    assert "oncall@example.com" in rows[("sns-topic", f"{PREFIX}-alerts")]
-    assert f"targets: {topic}" in rows[("events-rule", f"{PREFIX}-failures")]
-    assert "QuarantineRate > 0.1" in rows[("cloudwatch-alarm", f"{PREFIX}-quarantine-rate")]
-    assert rows[("kms-key", f"alias/{PREFIX}-alerts")].split()[2:] == [
-        "Enabled",
-        f"id={key['KeyId']}",
-        "rotation=on",
-    ]
-
-    down = _deploy(endpoint, tmp_path, "down", "--yes")
-    assert down.returncode == 0, down.stderr
-    assert glue.list_workflows()["Workflows"] == []
-    assert glue.get_triggers()["Triggers"] == []
-    assert events.list_rules()["Rules"] == []
-    assert sns.list_topics()["Topics"] == []
-    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
-    # The key waits out KMS's shortest deletion window; its alias is gone.
-    assert f"deleted KMS key {key['KeyId']} (scheduled for deletion in 7 days)" in down.stdout
-    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []
