@@ -459,8 +459,8 @@ def aws(
     sns, cloudwatch, kms, sqs)."""
     if _SHARED:
         pytest.fail(
-            "a test asked for a fresh moto account while a class's shared deployment is open "
-            "(deployed_once): move it out of that class",
+            "a test asked for a fresh moto account while a class's shared one is open "
+            "(moto_account, deployed_once): move it out of that class",
             pytrace=False,
         )
     with mock_aws():
@@ -495,6 +495,15 @@ def deployed_once() -> Iterator[SimpleNamespace]:
     puts back and check that it did (``assert_repaired``). A test that needs an account
     of its own asks for ``aws`` or ``deployed``, outside such a class.
     """
+    with moto_account() as clients:
+        infra.up(_config(), clients, tables=False)
+        yield clients
+
+
+@contextmanager
+def moto_account() -> Iterator[SimpleNamespace]:
+    """moto as ``aws`` sets it up, for a fixture of a wider scope (``deployed_once``):
+    yields the clients; ``aws`` refuses to open another account until it closes."""
     with pytest.MonkeyPatch.context() as patch, _immediate_glue():
         _pin_aws_env(patch)
         _treat_requests_as_tls(patch)
@@ -503,7 +512,6 @@ def deployed_once() -> Iterator[SimpleNamespace]:
         with mock_aws():
             _share_botocore_models()
             clients = _clients()
-            infra.up(_config(), clients, tables=False)
             _SHARED.append(clients)
             try:
                 yield clients

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
-from moto_fixtures import REGION
+from moto_fixtures import REGION, moto_account
 
 TEMPLATE_FILE = Path(__file__).resolve().parent.parent / "infrastructure" / "template.yaml"
 ACCOUNT = "123456789012"  # moto's default account
@@ -145,156 +145,162 @@ def _create_stack(parameters: dict[str, str]) -> Any:
     return cfn
 
 
-@pytest.fixture
-def stack(aws_env: None) -> Any:
-    with mock_aws():
-        yield _create_stack(
-            {"Prefix": PREFIX, "Schedule": "cron(0 6 * * ? *)", "MaxQuarantineRate": "0.1"}
-        )
+SCHEDULED = {"Prefix": PREFIX, "Schedule": "cron(0 6 * * ? *)", "MaxQuarantineRate": "0.1"}
 
 
-def test_stack_creates_the_buckets_role_topic_and_rule(stack: Any) -> None:
-    (described,) = stack.describe_stacks(StackName="sales-pipeline")["Stacks"]
-    assert described["StackStatus"] == "CREATE_COMPLETE"
-    made = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in stack.list_stack_resources(StackName="sales-pipeline")["StackResourceSummaries"]
-        # moto 5.2.5 lists a resource whose Condition is false (the OnArrival ones) with
-        # empty ids: not made.
-        if r["LogicalResourceId"]
-    }
-    assert made == {
-        "RawBucket": f"{STEM}-raw",
-        "ProcessedBucket": f"{STEM}-processed",
-        "ScriptsBucket": f"{STEM}-scripts",
-        "AthenaResultsBucket": f"{STEM}-athena-results",
-        "GlueRole": "acme-glue-role",
-        "AlertsKey": made["AlertsKey"],  # the key id KMS gives it
-        "AlertsKeyAlias": "alias/acme-alerts",
-        "AlertsTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
-        "AlertsDlqQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/acme-alerts-dlq",
-        "FailuresRule": "acme-failures",
-    }
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
-    assert outputs["ScriptLocation"] == f"s3://{STEM}-scripts/scripts/glue_etl_job.py"
+class TestOneStack:
+    """One stack (scheduled, with an alarm) for the tests that read it."""
 
+    @pytest.fixture(scope="class")
+    def stack(self) -> Any:
+        with moto_account():
+            yield _create_stack(SCHEDULED)
 
-def test_buckets_are_encrypted_and_tagged(stack: Any) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    for suffix in ("raw", "processed", "scripts", "athena-results"):
-        bucket = f"{STEM}-{suffix}"
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
-        assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
-        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
-        assert tags == {"managed-by": "deploy.py", "pipeline-prefix": PREFIX}
-
-
-def test_role_trusts_glue_and_has_the_least_privilege_policy(stack: Any) -> None:
-    iam = boto3.client("iam", region_name=REGION)
-    role = iam.get_role(RoleName="acme-glue-role")["Role"]
-    assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "glue.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ]
-    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {
-        "managed-by": "deploy.py",
-        "pipeline-prefix": PREFIX,
-    }
-    assert iam.list_role_policies(RoleName="acme-glue-role")["PolicyNames"] == [
-        "glue-etl-least-privilege"
-    ]
-    document = iam.get_role_policy(
-        RoleName="acme-glue-role", PolicyName="glue-etl-least-privilege"
-    )["PolicyDocument"]
-    if isinstance(document, str):
-        # moto keeps the document CloudFormation gave it as a dict and answers its
-        # Python text (single quotes), where AWS answers JSON.
-        document = ast.literal_eval(document)
-    statements = {s["Sid"]: s for s in document["Statement"]}
-    assert statements["ReadRawInput"]["Resource"] == [
-        f"arn:aws:s3:::{STEM}-raw/input/sales_data_csv*",
-        f"arn:aws:s3:::{STEM}-raw/input/customer_demographics_json*",
-    ]
-    assert statements["ReadJobScript"]["Resource"] == [
-        f"arn:aws:s3:::{STEM}-scripts/scripts/glue_etl_job.py",
-        f"arn:aws:s3:::{STEM}-scripts/scripts/sales_etl.zip",
-    ]
-    assert (
-        f"arn:aws:glue:{REGION}:{ACCOUNT}:database/sales_analytics_db_acme"
-        in statements["CrawlerRawTables"]["Resource"]
-    )
-    assert iam.list_attached_role_policies(RoleName="acme-glue-role")["AttachedPolicies"] == []
-
-
-def test_topic_is_encrypted_with_its_own_rotated_key(stack: Any) -> None:
-    sns = boto3.client("sns", region_name=REGION)
-    arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts"
-    assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == (
-        f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
-    )
-    kms = boto3.client("kms", region_name=REGION)
-    # Not DescribeKey: moto 5.2.5 validates the key policy there as JSON text, and a key
-    # CloudFormation made keeps it as the template's dict (TypeError). The alias names it.
-    [alias] = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/acme-alerts"]
-    key = {"KeyId": alias["TargetKeyId"]}
-    assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key["KeyId"]]
-    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
-    tags = kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
-    assert {t["TagKey"]: t["TagValue"] for t in tags} == {
-        "managed-by": "deploy.py",
-        "pipeline-prefix": PREFIX,
-    }
-    policy = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
-    if isinstance(policy, str):
-        policy = json.loads(policy)
-    # else moto keeps the document CloudFormation gave it as a dict and answers it as a
-    # JSON object, where AWS answers JSON text.
-    statements = policy["Statement"]
-    assert [(s["Sid"], s["Principal"]) for s in statements] == [
-        ("AccountAdministersKeyThroughIAM", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
-        ("FailuresRuleEncryptsAlerts", {"Service": "events.amazonaws.com"}),
-        ("QuarantineAlarmEncryptsAlerts", {"Service": "cloudwatch.amazonaws.com"}),
-    ]
-    assert statements[2]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
-
-
-def test_rule_sends_our_failed_job_runs_and_crawls_to_the_topic(stack: Any) -> None:
-    events = boto3.client("events", region_name=REGION)
-    rule = events.describe_rule(Name="acme-failures")
-    assert rule["State"] == "ENABLED"
-    assert json.loads(rule["EventPattern"]) == {
-        "source": ["aws.glue"],
-        "detail-type": ["Glue Job State Change", "Glue Crawler State Change"],
-        "detail": {
-            "$or": [
-                {"jobName": ["acme-etl-job"], "state": ["FAILED", "TIMEOUT", "STOPPED"]},
-                {"crawlerName": ["acme-raw-crawler"], "state": ["Failed"]},
+    def test_stack_creates_the_buckets_role_topic_and_rule(self, stack: Any) -> None:
+        (described,) = stack.describe_stacks(StackName="sales-pipeline")["Stacks"]
+        assert described["StackStatus"] == "CREATE_COMPLETE"
+        made = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in stack.list_stack_resources(StackName="sales-pipeline")[
+                "StackResourceSummaries"
             ]
-        },
-    }
-    assert events.list_targets_by_rule(Rule="acme-failures")["Targets"] == [
-        {
-            "Id": "alerts-topic",
-            "Arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
-            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
-            "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:acme-alerts-dlq"},
+            # moto 5.2.5 lists a resource whose Condition is false (the OnArrival ones) with
+            # empty ids: not made.
+            if r["LogicalResourceId"]
         }
-    ]
+        assert made == {
+            "RawBucket": f"{STEM}-raw",
+            "ProcessedBucket": f"{STEM}-processed",
+            "ScriptsBucket": f"{STEM}-scripts",
+            "AthenaResultsBucket": f"{STEM}-athena-results",
+            "GlueRole": "acme-glue-role",
+            "AlertsKey": made["AlertsKey"],  # the key id KMS gives it
+            "AlertsKeyAlias": "alias/acme-alerts",
+            "AlertsTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
+            "AlertsDlqQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/acme-alerts-dlq",
+            "FailuresRule": "acme-failures",
+        }
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+        assert outputs["ScriptLocation"] == f"s3://{STEM}-scripts/scripts/glue_etl_job.py"
 
+    def test_buckets_are_encrypted_and_tagged(self, stack: Any) -> None:
+        s3 = boto3.client("s3", region_name=REGION)
+        for suffix in ("raw", "processed", "scripts", "athena-results"):
+            bucket = f"{STEM}-{suffix}"
+            rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+            assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {
+                "SSEAlgorithm": "AES256"
+            }
+            tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+            assert tags == {"managed-by": "deploy.py", "pipeline-prefix": PREFIX}
 
-def test_dead_letter_queue_is_encrypted_with_the_alerts_key_and_tagged(stack: Any) -> None:
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.get_queue_url(QueueName="acme-alerts-dlq")["QueueUrl"]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
-    assert attributes["MessageRetentionPeriod"] == "1209600"
-    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {
-        "managed-by": "deploy.py",
-        "pipeline-prefix": PREFIX,
-    }
+    def test_role_trusts_glue_and_has_the_least_privilege_policy(self, stack: Any) -> None:
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.get_role(RoleName="acme-glue-role")["Role"]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+        assert {t["Key"]: t["Value"] for t in role["Tags"]} == {
+            "managed-by": "deploy.py",
+            "pipeline-prefix": PREFIX,
+        }
+        assert iam.list_role_policies(RoleName="acme-glue-role")["PolicyNames"] == [
+            "glue-etl-least-privilege"
+        ]
+        document = iam.get_role_policy(
+            RoleName="acme-glue-role", PolicyName="glue-etl-least-privilege"
+        )["PolicyDocument"]
+        if isinstance(document, str):
+            # moto keeps the document CloudFormation gave it as a dict and answers its
+            # Python text (single quotes), where AWS answers JSON.
+            document = ast.literal_eval(document)
+        statements = {s["Sid"]: s for s in document["Statement"]}
+        assert statements["ReadRawInput"]["Resource"] == [
+            f"arn:aws:s3:::{STEM}-raw/input/sales_data_csv*",
+            f"arn:aws:s3:::{STEM}-raw/input/customer_demographics_json*",
+        ]
+        assert statements["ReadJobScript"]["Resource"] == [
+            f"arn:aws:s3:::{STEM}-scripts/scripts/glue_etl_job.py",
+            f"arn:aws:s3:::{STEM}-scripts/scripts/sales_etl.zip",
+        ]
+        assert (
+            f"arn:aws:glue:{REGION}:{ACCOUNT}:database/sales_analytics_db_acme"
+            in statements["CrawlerRawTables"]["Resource"]
+        )
+        assert iam.list_attached_role_policies(RoleName="acme-glue-role")["AttachedPolicies"] == []
+
+    def test_topic_is_encrypted_with_its_own_rotated_key(self, stack: Any) -> None:
+        sns = boto3.client("sns", region_name=REGION)
+        arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts"
+        assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"] == (
+            f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
+        )
+        kms = boto3.client("kms", region_name=REGION)
+        # Not DescribeKey: moto 5.2.5 validates the key policy there as JSON text, and a key
+        # CloudFormation made keeps it as the template's dict (TypeError). The alias names it.
+        [alias] = [
+            a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/acme-alerts"
+        ]
+        key = {"KeyId": alias["TargetKeyId"]}
+        assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key["KeyId"]]
+        assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+        tags = kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+        assert {t["TagKey"]: t["TagValue"] for t in tags} == {
+            "managed-by": "deploy.py",
+            "pipeline-prefix": PREFIX,
+        }
+        policy = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
+        if isinstance(policy, str):
+            policy = json.loads(policy)
+        # else moto keeps the document CloudFormation gave it as a dict and answers it as a
+        # JSON object, where AWS answers JSON text.
+        statements = policy["Statement"]
+        assert [(s["Sid"], s["Principal"]) for s in statements] == [
+            ("AccountAdministersKeyThroughIAM", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+            ("FailuresRuleEncryptsAlerts", {"Service": "events.amazonaws.com"}),
+            ("QuarantineAlarmEncryptsAlerts", {"Service": "cloudwatch.amazonaws.com"}),
+        ]
+        assert statements[2]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+    def test_rule_sends_our_failed_job_runs_and_crawls_to_the_topic(self, stack: Any) -> None:
+        events = boto3.client("events", region_name=REGION)
+        rule = events.describe_rule(Name="acme-failures")
+        assert rule["State"] == "ENABLED"
+        assert json.loads(rule["EventPattern"]) == {
+            "source": ["aws.glue"],
+            "detail-type": ["Glue Job State Change", "Glue Crawler State Change"],
+            "detail": {
+                "$or": [
+                    {"jobName": ["acme-etl-job"], "state": ["FAILED", "TIMEOUT", "STOPPED"]},
+                    {"crawlerName": ["acme-raw-crawler"], "state": ["Failed"]},
+                ]
+            },
+        }
+        assert events.list_targets_by_rule(Rule="acme-failures")["Targets"] == [
+            {
+                "Id": "alerts-topic",
+                "Arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:acme-alerts",
+                "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+                "DeadLetterConfig": {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:acme-alerts-dlq"},
+            }
+        ]
+
+    def test_dead_letter_queue_is_encrypted_with_the_alerts_key_and_tagged(
+        self, stack: Any
+    ) -> None:
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.get_queue_url(QueueName="acme-alerts-dlq")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes["KmsMasterKeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/acme-alerts"
+        assert attributes["MessageRetentionPeriod"] == "1209600"
+        assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {
+            "managed-by": "deploy.py",
+            "pipeline-prefix": PREFIX,
+        }
 
 
 def test_an_on_arrival_stack_adds_the_events_role_and_the_arrivals_rule(aws_env: None) -> None:
@@ -317,9 +323,10 @@ def test_an_on_arrival_stack_adds_the_events_role_and_the_arrivals_rule(aws_env:
         ]
 
 
-def test_deleting_the_stack_removes_what_it_made(stack: Any) -> None:
-    stack.delete_stack(StackName="sales-pipeline")
-    s3 = boto3.client("s3", region_name=REGION)
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == []
-    iam = boto3.client("iam", region_name=REGION)
-    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
+def test_deleting_the_stack_removes_what_it_made(aws_env: None) -> None:
+    with mock_aws():
+        _create_stack(SCHEDULED).delete_stack(StackName="sales-pipeline")
+        s3 = boto3.client("s3", region_name=REGION)
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == []
+        iam = boto3.client("iam", region_name=REGION)
+        assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
