@@ -66,44 +66,6 @@ GOVERNED = [
 GOVERNED_IDS = ["admins-and-no-defaults", "admins-and-no-table-default", "other-principal"]
 
 
-def test_glue_database_crawler_and_job_are_configured(deployed):
-    glue = deployed.glue
-    db = glue.get_database(Name="sales_analytics_db_test_sales")["Database"]
-    assert db["Parameters"] == {"pipeline-prefix": "test-sales", "managed-by": "deploy.py"}
-
-    crawler = glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
-    assert crawler["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
-    assert crawler["DatabaseName"] == "sales_analytics_db_test_sales"
-    assert crawler["Targets"]["S3Targets"] == [
-        {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
-        {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
-    ]
-    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
-    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
-
-    job = glue.get_job(JobName="test-sales-etl-job")["Job"]
-    assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
-    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.1X", 2)
-    assert (job["Timeout"], job["MaxRetries"]) == (30, 0)
-    assert job["Command"] == {
-        "Name": "glueetl",
-        "ScriptLocation": "s3://test-sales-scripts/scripts/glue_etl_job.py",
-        "PythonVersion": "3",
-    }
-    assert job["DefaultArguments"] == {
-        "--sales_path": "s3://test-sales-raw/input/sales_data_csv/",
-        "--customers_path": "s3://test-sales-raw/input/customer_demographics_json/",
-        "--output_path": "s3://test-sales-processed/",
-        "--extra-py-files": "s3://test-sales-scripts/scripts/sales_etl.zip",
-        "--job-language": "python",
-        "--enable-metrics": "true",
-        "--enable-continuous-cloudwatch-log": "true",
-        "--metrics_namespace": "SalesPipeline",
-        "--pipeline_prefix": "test-sales",
-        "--aws_region": "us-east-1",
-    }
-
-
 def _inventory(aws):
     return {
         "buckets": sorted(b["Name"] for b in aws.s3.list_buckets()["Buckets"]),
@@ -116,58 +78,115 @@ def _inventory(aws):
     }
 
 
-def test_deploy_twice_is_idempotent(deployed, config):
-    before = _inventory(deployed)
-    assert infra.up(config, deployed, tables=False) == []
-    assert _inventory(deployed) == before
-    assert before["buckets"] == sorted(BUCKETS)
-    assert before["jobs"] == ["test-sales-etl-job"]
+class TestOneDeployment:
+    """One `up` for these tests: they read it, or change what it made by hand and check that
+    the next `up` puts it back."""
 
+    def test_glue_database_crawler_and_job_are_configured(self, deployed_once):
+        glue = deployed_once.glue
+        db = glue.get_database(Name="sales_analytics_db_test_sales")["Database"]
+        assert db["Parameters"] == {"pipeline-prefix": "test-sales", "managed-by": "deploy.py"}
 
-def test_up_puts_drifted_settings_back(deployed, config):
-    s3, iam = deployed.s3, deployed.iam
-    s3.put_bucket_versioning(
-        Bucket="test-sales-raw", VersioningConfiguration={"Status": "Suspended"}
-    )
-    s3.delete_public_access_block(Bucket="test-sales-processed")
-    s3.delete_bucket_policy(Bucket="test-sales-scripts")
-    s3.delete_bucket_lifecycle(Bucket="test-sales-athena-results")
-    wide = iam.create_policy(
-        PolicyName="wide-open",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-            }
-        ),
-    )["Policy"]["Arn"]
-    iam.attach_role_policy(RoleName="test-sales-glue-role", PolicyArn=wide)
-    iam.put_role_policy(
-        RoleName="test-sales-glue-role",
-        PolicyName="extra",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
-            }
-        ),
-    )
+        crawler = glue.get_crawler(Name="test-sales-raw-crawler")["Crawler"]
+        assert crawler["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+        assert crawler["DatabaseName"] == "sales_analytics_db_test_sales"
+        assert crawler["Targets"]["S3Targets"] == [
+            {"Path": "s3://test-sales-raw/input/sales_data_csv/"},
+            {"Path": "s3://test-sales-raw/input/customer_demographics_json/"},
+        ]
+        assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+        assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
 
-    changes = infra.up(config, deployed, tables=False)
+        job = glue.get_job(JobName="test-sales-etl-job")["Job"]
+        assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/test-sales-glue-role"
+        assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.1X", 2)
+        assert (job["Timeout"], job["MaxRetries"]) == (30, 0)
+        assert job["Command"] == {
+            "Name": "glueetl",
+            "ScriptLocation": "s3://test-sales-scripts/scripts/glue_etl_job.py",
+            "PythonVersion": "3",
+        }
+        assert job["DefaultArguments"] == {
+            "--sales_path": "s3://test-sales-raw/input/sales_data_csv/",
+            "--customers_path": "s3://test-sales-raw/input/customer_demographics_json/",
+            "--output_path": "s3://test-sales-processed/",
+            "--extra-py-files": "s3://test-sales-scripts/scripts/sales_etl.zip",
+            "--job-language": "python",
+            "--enable-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
+            "--metrics_namespace": "SalesPipeline",
+            "--pipeline_prefix": "test-sales",
+            "--aws_region": "us-east-1",
+        }
 
-    assert len(changes) == 6
-    assert s3.get_bucket_versioning(Bucket="test-sales-raw")["Status"] == "Enabled"
-    pab = s3.get_public_access_block(Bucket="test-sales-processed")
-    assert all(pab["PublicAccessBlockConfiguration"].values())
-    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket="test-sales-scripts")["Policy"]
-    assert "expire-athena-results" in lifecycle_rules(s3, "test-sales-athena-results")
-    assert (
-        iam.list_attached_role_policies(RoleName="test-sales-glue-role")["AttachedPolicies"] == []
-    )
-    assert iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"] == [
-        "glue-etl-least-privilege"
-    ]
-    assert infra.up(config, deployed, tables=False) == []
+    def test_deploy_twice_is_idempotent(self, deployed_once, config):
+        before = _inventory(deployed_once)
+        assert infra.up(config, deployed_once, tables=False) == []
+        assert _inventory(deployed_once) == before
+        assert before["buckets"] == sorted(BUCKETS)
+        assert before["jobs"] == ["test-sales-etl-job"]
+
+    def test_up_puts_drifted_settings_back(self, deployed_once, config):
+        s3, iam = deployed_once.s3, deployed_once.iam
+        s3.put_bucket_versioning(
+            Bucket="test-sales-raw", VersioningConfiguration={"Status": "Suspended"}
+        )
+        s3.delete_public_access_block(Bucket="test-sales-processed")
+        s3.delete_bucket_policy(Bucket="test-sales-scripts")
+        s3.delete_bucket_lifecycle(Bucket="test-sales-athena-results")
+        wide = iam.create_policy(
+            PolicyName="wide-open",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+                }
+            ),
+        )["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName="test-sales-glue-role", PolicyArn=wide)
+        iam.put_role_policy(
+            RoleName="test-sales-glue-role",
+            PolicyName="extra",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+                }
+            ),
+        )
+
+        changes = infra.up(config, deployed_once, tables=False)
+
+        assert len(changes) == 6
+        assert s3.get_bucket_versioning(Bucket="test-sales-raw")["Status"] == "Enabled"
+        pab = s3.get_public_access_block(Bucket="test-sales-processed")
+        assert all(pab["PublicAccessBlockConfiguration"].values())
+        assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket="test-sales-scripts")["Policy"]
+        assert "expire-athena-results" in lifecycle_rules(s3, "test-sales-athena-results")
+        assert (
+            iam.list_attached_role_policies(RoleName="test-sales-glue-role")["AttachedPolicies"]
+            == []
+        )
+        assert iam.list_role_policies(RoleName="test-sales-glue-role")["PolicyNames"] == [
+            "glue-etl-least-privilege"
+        ]
+        assert infra.up(config, deployed_once, tables=False) == []
+
+    def test_up_recreates_operations_resources_deleted_by_hand(self, deployed_once, config):
+        deployed_once.cloudwatch.delete_alarms(AlarmNames=[ALARM])
+        deployed_once.events.remove_targets(Rule=RULE, Ids=["alerts-topic"])
+        deployed_once.events.delete_rule(Name=RULE)
+        deployed_once.glue.delete_trigger(Name=AFTER_CRAWL)
+        assert_repaired(
+            config,
+            deployed_once,
+            [
+                f"created trigger {AFTER_CRAWL} (CONDITIONAL)",
+                f"created rule {RULE}",
+                f"set the target of rule {RULE} to topic test-sales-alerts",
+                f"created alarm {ALARM}",
+            ],
+        )
 
 
 def _foreign_crawler(aws):
@@ -260,23 +279,6 @@ def test_up_resumes_after_a_failure_part_way(aws, config, monkeypatch):
         "created alarm test-sales-quarantine-rate",
     ]
     assert infra.up(config, aws, tables=False) == []
-
-
-def test_up_recreates_operations_resources_deleted_by_hand(deployed, config):
-    deployed.cloudwatch.delete_alarms(AlarmNames=[ALARM])
-    deployed.events.remove_targets(Rule=RULE, Ids=["alerts-topic"])
-    deployed.events.delete_rule(Name=RULE)
-    deployed.glue.delete_trigger(Name=AFTER_CRAWL)
-    assert_repaired(
-        config,
-        deployed,
-        [
-            f"created trigger {AFTER_CRAWL} (CONDITIONAL)",
-            f"created rule {RULE}",
-            f"set the target of rule {RULE} to topic test-sales-alerts",
-            f"created alarm {ALARM}",
-        ],
-    )
 
 
 def test_up_refuses_a_workflow_rule_topic_or_alarm_it_did_not_make(aws, config):

@@ -38,59 +38,64 @@ def _attributes(sqs) -> dict[str, str]:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(WANTED))["Attributes"]
 
 
-def test_up_makes_an_encrypted_tagged_queue_only_the_failures_rule_may_send_to(deployed):
-    attributes = _attributes(deployed.sqs)
-    assert attributes["KmsMasterKeyId"] == KEY_ALIAS_ARN
-    assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
-    assert json.loads(attributes["Policy"]) == POLICY
-    url = deployed.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    assert deployed.sqs.list_queue_tags(QueueUrl=url)["Tags"] == MARKS
+class TestOneDeployment:
+    """One `up` for these tests: they read the queue and its count of alerts, or change it
+    by hand and check that the next `up` puts it back."""
 
+    def test_up_makes_an_encrypted_tagged_queue_only_the_failures_rule_may_send_to(
+        self, deployed_once
+    ):
+        attributes = _attributes(deployed_once.sqs)
+        assert attributes["KmsMasterKeyId"] == KEY_ALIAS_ARN
+        assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert json.loads(attributes["Policy"]) == POLICY
+        url = deployed_once.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        assert deployed_once.sqs.list_queue_tags(QueueUrl=url)["Tags"] == MARKS
 
-def test_up_puts_back_the_queue_settings_changed_by_hand(deployed, config):
-    sqs = deployed.sqs
-    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    anyone = {**POLICY, "Statement": [{**POLICY["Statement"][0], "Principal": "*"}]}
-    anyone["Statement"][0].pop("Condition")
-    sqs.set_queue_attributes(
-        QueueUrl=url,
-        Attributes={
-            "Policy": json.dumps(anyone),
-            "MessageRetentionPeriod": "60",
-            "KmsMasterKeyId": "alias/aws/sqs",
-        },
-    )
-    assert_repaired(
-        config,
-        deployed,
-        [f"set KmsMasterKeyId, MessageRetentionPeriod, Policy of queue {QUEUE}"],
-    )
-    attributes = _attributes(sqs)
-    assert (attributes["KmsMasterKeyId"], attributes["MessageRetentionPeriod"]) == (
-        KEY_ALIAS_ARN,
-        "1209600",
-    )
-    assert json.loads(attributes["Policy"]) == POLICY
+    def test_status_counts_the_undelivered_alerts_waiting(self, deployed_once, config):
+        rows = {(r["kind"], r["name"]): r for r in infra.status(config, deployed_once)}
+        assert rows[("sqs-queue", QUEUE)]["detail"] == "undelivered alerts waiting: 0"
+        url = deployed_once.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        for n in range(3):
+            deployed_once.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"alert": n}))
+        rows = {(r["kind"], r["name"]): r for r in infra.status(config, deployed_once)}
+        assert rows[("sqs-queue", QUEUE)] == {
+            "kind": "sqs-queue",
+            "name": QUEUE,
+            "state": "present",
+            "detail": "undelivered alerts waiting: 3",
+        }
 
+    def test_up_puts_back_the_queue_settings_changed_by_hand(self, deployed_once, config):
+        sqs = deployed_once.sqs
+        url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        anyone = {**POLICY, "Statement": [{**POLICY["Statement"][0], "Principal": "*"}]}
+        anyone["Statement"][0].pop("Condition")
+        sqs.set_queue_attributes(
+            QueueUrl=url,
+            Attributes={
+                "Policy": json.dumps(anyone),
+                "MessageRetentionPeriod": "60",
+                "KmsMasterKeyId": "alias/aws/sqs",
+            },
+        )
+        assert_repaired(
+            config,
+            deployed_once,
+            [f"set KmsMasterKeyId, MessageRetentionPeriod, Policy of queue {QUEUE}"],
+        )
+        attributes = _attributes(sqs)
+        assert (attributes["KmsMasterKeyId"], attributes["MessageRetentionPeriod"]) == (
+            KEY_ALIAS_ARN,
+            "1209600",
+        )
+        assert json.loads(attributes["Policy"]) == POLICY
 
-def test_up_makes_the_queue_again_when_deleted_by_hand(deployed, config):
-    deployed.sqs.delete_queue(QueueUrl=deployed.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"])
-    assert_repaired(config, deployed, [f"created queue {QUEUE}"])
-
-
-def test_status_counts_the_undelivered_alerts_waiting(deployed, config):
-    rows = {(r["kind"], r["name"]): r for r in infra.status(config, deployed)}
-    assert rows[("sqs-queue", QUEUE)]["detail"] == "undelivered alerts waiting: 0"
-    url = deployed.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    for n in range(3):
-        deployed.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"alert": n}))
-    rows = {(r["kind"], r["name"]): r for r in infra.status(config, deployed)}
-    assert rows[("sqs-queue", QUEUE)] == {
-        "kind": "sqs-queue",
-        "name": QUEUE,
-        "state": "present",
-        "detail": "undelivered alerts waiting: 3",
-    }
+    def test_up_makes_the_queue_again_when_deleted_by_hand(self, deployed_once, config):
+        deployed_once.sqs.delete_queue(
+            QueueUrl=deployed_once.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        )
+        assert_repaired(config, deployed_once, [f"created queue {QUEUE}"])
 
 
 def test_down_deletes_the_queue_after_the_rule(deployed, config):
