@@ -30,8 +30,10 @@ def spark():
     from sales_etl.local_session import build_local_spark
 
     ensure_java()
-    # The tests' inputs are small: the JVM a small run gets (C1 only, see local_jvm_options).
-    session = build_local_spark(app_name="pytest", master="local[2]", input_bytes=0)
+    # One session runs a worker's dozens of small jobs: both compilers (input size not
+    # given), as for a long run; C2's code pays off over the session, not over one small
+    # run (see local_jvm_options).
+    session = build_local_spark(app_name="pytest", master="local[2]", input_bytes=None)
     session.conf.set("spark.sql.shuffle.partitions", "2")  # tiny test frames
     yield session
     session.stop()
