@@ -14,10 +14,7 @@ test_daily_loads_equivalence.py, the lock and crash tests in test_daily_loads_cr
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +26,6 @@ from daily_runs import (
     CUSTOMERS_DAY3,
     ENRICHED,
     QUARANTINE,
-    REPO,
     SALES_DAY1,
     SALES_DAY2,
     SALES_DAY2_REPLACED,
@@ -50,6 +46,7 @@ from daily_runs import (
     sales_text,
     summary_of,
 )
+from lake_fixtures import run_glue_job
 
 pytestmark = pytest.mark.slow
 
@@ -268,13 +265,9 @@ def test_no_new_input_starts_no_spark(scenario, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(scenario["out"], out)
     before = listing(out, "enriched")
-    env = {**os.environ, "SPARK_HOME": str(tmp_path / "no-spark"), "JAVA_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, *job_argv(scenario["sales"], scenario["customers"], out, "again")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    done = run_glue_job(
+        *job_argv(scenario["sales"], scenario["customers"], out, "again")[1:],  # no script
+        env={"SPARK_HOME": str(tmp_path / "no-spark"), "JAVA_HOME": str(tmp_path)},
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
