@@ -559,12 +559,14 @@ def test_the_local_driver_jvm_runs_the_parallel_collector(spark):
     assert names == ["PS MarkSweep", "PS Scavenge"]
 
 
-def test_a_small_run_gets_a_jvm_that_compiles_with_c1_only(spark):
-    """The session fixture says its input is small: its JVM was started with C1 only."""
+def test_the_jvm_options_reach_the_driver_jvm(spark):
+    """The session fixture gives no input size: its JVM was started with the local
+    options and both compilers (the test below says which sizes get C1 only)."""
     jvm = spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert "-XX:TieredStopAtLevel=1" in args
-    assert "-XX:+UseParallelGC" in args
+    assert local_session.local_jvm_options(None) == ["-Duser.timezone=UTC", "-XX:+UseParallelGC"]
+    assert "-XX:+UseParallelGC" in args and "-Duser.timezone=UTC" in args
+    assert "-XX:TieredStopAtLevel=1" not in args
 
 
 @pytest.mark.parametrize(
