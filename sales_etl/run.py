@@ -19,7 +19,7 @@ from sales_etl.context import Checked, RunContext, timed_phase, utc_now
 from sales_etl.contracts import FatalInputError
 from sales_etl.counts import SourceCounts, all_reconciled, count_rows, counts_by_reason, reconcile
 from sales_etl.duplicates import resolve_sales_duplicates
-from sales_etl.files import InputFile, filesystem_for, is_local
+from sales_etl.files import InputFile, absolute_path, filesystem_for, is_local
 from sales_etl.inputs import InputPlan, plan_inputs
 from sales_etl.lake import LakeChanges, against_lake
 from sales_etl.local_session import build_local_spark
@@ -326,6 +326,7 @@ def run_local(args: JobArgs) -> dict[str, Any]:
     local Spark session sized for what the run will read."""
     started = utc_now()
     run_id = check_run_id(default_run_id(args, started))
+    RunLock(absolute_path(args.output_path)).check()  # another run writing: no JVM for this one
     local_inputs = is_local(args.sales_path) and is_local(args.customers_path)
     plan, known = None, frozenset[InputFile]()
     if local_inputs:  # fail fast, before the JVM

@@ -242,11 +242,7 @@ class RunLock:
             except FileExistsError:
                 holder = self._holder()
                 if holder is not None and _alive(holder):
-                    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(holder["started"]))
-                    raise RunLockedError(
-                        f"another run (pid {holder['pid']} on {holder['host']}, started "
-                        f"{started} UTC) is writing to this lake; try again when it ends"
-                    ) from None
+                    raise _locked(holder) from None
                 log.warning("taking over the lock of a run that is gone: %s", holder)
                 _remove(self.path)
                 continue
@@ -267,6 +263,17 @@ class RunLock:
                 except OSError:
                     break  # not empty: earlier output or this run's
 
+    def check(self) -> None:
+        """Refuse, as taking the lock would, while a live run holds it; take nothing.
+
+        A local run asks before its JVM starts, so a second run is refused at once;
+        taking the lock (``with RunLock(...)``) still decides.
+        """
+        if self.path is not None and os.path.exists(self.path):
+            holder = self._holder()
+            if holder is not None and _alive(holder):
+                raise _locked(holder)
+
     def _holder(self) -> dict[str, Any] | None:
         try:
             with open(self.path or "") as fh:
@@ -277,6 +284,14 @@ class RunLock:
 
 class RunLockedError(FatalInputError):
     """Another run holds the lake's lock."""
+
+
+def _locked(holder: dict[str, Any]) -> RunLockedError:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(holder["started"]))
+    return RunLockedError(
+        f"another run (pid {holder['pid']} on {holder['host']}, started {started} UTC) is "
+        "writing to this lake; try again when it ends"
+    )
 
 
 def _alive(holder: dict[str, Any]) -> bool:

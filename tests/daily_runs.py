@@ -106,11 +106,15 @@ def run_captured(spark, *args: str) -> tuple[int, str]:
     return rc, buffer.getvalue()
 
 
-def run_process(sales: Path, customers: Path, out: Path, run_id: str) -> subprocess.Popen:
-    """One run as its own process group (so a kill takes its JVM too)."""
+def run_process(
+    sales: Path, customers: Path, out: Path, run_id: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """One run as its own process group (so a kill takes its JVM too); ``env`` adds to
+    this process's environment."""
     return subprocess.Popen(
         [sys.executable, *job_argv(sales, customers, out, run_id)],
         cwd=REPO,
+        env=None if env is None else {**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

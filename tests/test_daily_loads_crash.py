@@ -81,7 +81,9 @@ def test_a_second_run_stops_while_another_holds_the_lock(crash_base, tmp_path):
     held = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
     lock.write_text(json.dumps(held))
     before = lake_listing(out)
-    proc = run_process(crash_base["sales"], crash_base["customers"], out, "second")
+    # Refused before Spark starts: here it could not (no Spark home, no Java).
+    nowhere = {"SPARK_HOME": str(tmp_path / "no-spark"), "JAVA_HOME": str(tmp_path)}
+    proc = run_process(crash_base["sales"], crash_base["customers"], out, "second", nowhere)
     _, stderr = proc.communicate(timeout=480)
     assert proc.returncode == 2
     last = stderr.strip().splitlines()[-1]
