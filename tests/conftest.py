@@ -49,57 +49,43 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark):
     return build_lake(tmp_path_factory.mktemp("job-lake") / "lake", spark=spark)
 
 
-# Seconds each module took in one full run (`--durations=0`, summed per module; 2 xdist
-# workers on a shared 2-core machine, so only the order matters; a module changed since,
-# in one process of its own). With pytest-xdist
-# (`--dist loadfile`, see pyproject.toml) a module runs whole on one worker, and the
-# workers take modules in this order: the heaviest first, so that neither is left with a
-# long one at the end. Modules not listed run after these, in file order.
+# Seconds each module took in one `make test` from a fresh clone (`--durations=0`,
+# summed per module, 2 xdist workers on the 2-core machine; only the order matters).
+# With pytest-xdist (`--dist loadfile`, see pyproject.toml) a module runs whole on one
+# worker, and the workers take modules in this order: the heaviest first, so that
+# neither is left with a long one at the end. Modules not listed (under 2.5 s) run after
+# these, in file order.
 MODULE_SECONDS = {
-    "test_daily_loads_equivalence.py": 76,
-    "test_deploy_policy.py": 18,
-    "test_daily_loads_crash.py": 77,
-    "test_own_exports.py": 65,
-    "test_daily_loads.py": 54,
-    "test_run_on_own_data.py": 21,
-    "test_deploy_server.py": 17,
-    "test_glue_etl_parallel.py": 43,
-    "test_run_pipeline.py": 39,
-    "test_infra_buckets.py": 4,
-    "test_infra_role.py": 5,
-    "test_glue_etl_job.py": 23,
-    "test_deploy_up.py": 6,
-    "test_deploy_dry_run.py": 21,
-    "test_deploy_run.py": 6,
+    "test_daily_loads_crash.py": 85,
+    "test_daily_loads_equivalence.py": 81,
+    "test_own_exports.py": 80,
+    "test_run_on_own_data.py": 39,
+    "test_glue_etl_parallel.py": 36,
+    "test_daily_loads.py": 32,
+    "test_run_pipeline.py": 32,
+    "test_glue_etl_job.py": 22,
+    "test_spark_cluster.py": 21,
+    "test_deploy_server.py": 19,
     "test_run_report.py": 18,
-    "test_spark_cluster.py": 16,
-    "test_deploy_cli.py": 4,
-    "test_glue_etl_e2e.py": 15,
-    "test_infra_rule.py": 1,
-    "test_infra_key.py": 4,
-    "test_infra_job.py": 2,
-    "test_terminal_states.py": 2,
-    "test_infra_workflow.py": 4,
-    "test_template.py": 6,
-    "test_infra_workgroup.py": 2,
-    "test_infra_crawler.py": 2,
-    "test_deploy_status.py": 1,
-    "test_infra_queue.py": 2,
-    "test_deploy_down.py": 2,
-    "test_java.py": 6,
-    "test_infra_partial_failures.py": 2,
-    "test_infra_arrivals.py": 3,
+    "test_glue_etl_e2e.py": 16,
+    "test_deploy_policy.py": 16,
+    "test_deploy_dry_run.py": 11,
+    "test_template.py": 10,
     "test_charts_readability.py": 6,
-    "test_job_cloudwatch.py": 5,
-    "test_engines.py": 5,
-    "test_infra_key_propagation.py": 3,
-    "test_event_patterns.py": 1,
-    "test_infra_database.py": 2,
-    "test_infra_topic.py": 1,
-    "test_generate_data.py": 4,
-    "test_raw_door.py": 4,
-    "test_template_moto.py": 1,
-    "test_infra_tables.py": 2,
+    "test_java.py": 6,
+    "test_deploy_up.py": 5,
+    "test_deploy_run.py": 5,
+    "test_infra_role.py": 4,
+    "test_infra_workflow.py": 4,
+    "test_deploy_cli.py": 3,
+    "test_generate_data.py": 3,
+    "test_job_cloudwatch.py": 3,
+    "test_infra_key.py": 3,
+    "test_engines.py": 3,
+    "test_infra_buckets.py": 3,
+    "test_query.py": 3,
+    "test_charts.py": 3,
+    "test_infra_arrivals.py": 3,
 }
 
 
