@@ -21,11 +21,10 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pipeline.class_archive
 	touch $(STAMP)
 
-# (Re)install whenever requirements-checkov.txt changes.
-$(CHECKOV_STAMP): requirements-checkov.txt
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet "$(UV)"
-	$(CHECKOV_VENV)/bin/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+# (Re)install whenever requirements-checkov.txt changes, with the project venv's uv.
+$(CHECKOV_STAMP): requirements-checkov.txt | $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
+	$(BIN)/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
 # The job's class archive is made at install; --if-missing remakes it after a Java or
