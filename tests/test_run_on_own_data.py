@@ -5,7 +5,8 @@ commas, inch marks and trailing spaces; unit prices that are the line total divi
 the quantity, rounded to the cent), and the expected figures are computed here from
 the rows themselves, with Python's decimal module. One lake takes three runs in turn (a
 file, then the daily command on an export folder twice: a second export, then nothing
-new); the tests read what each run printed and left.
+new), each started in the folder that holds the lake, given as a relative --lake; the
+tests read what each run printed and left.
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ def lake_by_month(lake: Path) -> dict[tuple[int, int], tuple[int, Decimal]]:
     return {(y, m): (n, Decimal(s)) for y, m, n, s in rows}
 
 
-def run_pipeline(lake: Path, charts: Path, run_id: str, *args: str) -> subprocess.CompletedProcess:
+def run_pipeline(folder: Path, run_id: str, *args: str) -> subprocess.CompletedProcess:
+    """run_pipeline.py started in ``folder`` (not the repository's), as a person keeping
+    their data there would: the lake and the charts given relative to it."""
     return subprocess.run(
         [
-            sys.executable, "run_pipeline.py", "--lake", str(lake), "--prefix", PREFIX,
-            "--charts-dir", str(charts), "--run-id", run_id, *args,
+            sys.executable, str(ROOT / "run_pipeline.py"), "--lake", "lake", "--prefix", PREFIX,
+            "--charts-dir", "charts", "--run-id", run_id, *args,
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=folder, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
 
@@ -129,7 +132,7 @@ def own_runs(tmp_path_factory) -> dict:
     found: dict = {"base": base, "lake": lake, "charts": charts, "exports": exports}
 
     def run(run_id: str, *args: str) -> None:
-        result = run_pipeline(lake, charts, run_id, *args)
+        result = run_pipeline(base, run_id, *args)
         assert result.returncode == 0, result.stderr[-3000:]
         # What the lake holds after each run: raw sales files, and rows by month.
         found[run_id] = (result.stdout, raw_sales(lake), lake_by_month(lake))
@@ -200,11 +203,11 @@ def summary_rows_read(stdout: str) -> int:
 
 
 def test_a_missing_input_fails_in_one_line_before_anything_changes(tmp_path):
-    lake, charts = tmp_path / "lake", tmp_path / "charts"
+    lake = tmp_path / "lake"
     customers = tmp_path / "customers.ndjson"
     write_customers(customers)
     result = run_pipeline(
-        lake, charts, "missing",
+        tmp_path, "missing",
         "--sales-path", str(tmp_path / "nope.csv"), "--customers-path", str(customers),
     )  # fmt: skip
     assert result.returncode == 2  # an input that is not there: the caller's to fix
@@ -214,6 +217,6 @@ def test_a_missing_input_fails_in_one_line_before_anything_changes(tmp_path):
 
 
 def test_sales_and_customers_paths_go_together(tmp_path):
-    result = run_pipeline(tmp_path / "lake", tmp_path / "charts", "half", "--sales-path", "x.csv")
+    result = run_pipeline(tmp_path, "half", "--sales-path", "x.csv")
     assert result.returncode == 2
     assert "--sales-path and --customers-path go together" in result.stderr

@@ -64,13 +64,19 @@ class LocalTarget(TargetBase):
     ) -> JobRun:
         """Run glue_etl_job.py on the lake with local Spark, streaming its log."""
         config, echo = self.config, echo or log.info
+        # The job runs in the repository folder: a relative --lake is this process's,
+        # so the job gets absolute paths (the names it reports are these).
+        sales, customers, output = (
+            config.local_path(u).absolute()
+            for u in (config.raw_sales_uri, config.raw_customers_uri, config.processed_uri)
+        )
         args = [
             sys.executable,
             str(JOB_SCRIPT),
             "--JOB_NAME", config.job_name,
-            "--sales_path", str(config.local_path(config.raw_sales_uri)),
-            "--customers_path", str(config.local_path(config.raw_customers_uri)),
-            "--output_path", str(config.local_path(config.processed_uri)),
+            "--sales_path", str(sales),
+            "--customers_path", str(customers),
+            "--output_path", str(output),
             "--run_id", run_id,
             *(["--full_rebuild", "true"] if full_rebuild else []),
         ]  # fmt: skip
@@ -87,11 +93,7 @@ class LocalTarget(TargetBase):
                 echo(f"  job | {line}")
         if proc.wait() != 0:
             reason = last or f"glue_etl_job.py exited with {proc.returncode}"
-            # The job names files by absolute path, resolved in its working folder.
-            raw = [
-                f"{REPO_ROOT / config.local_path(u)}/"
-                for u in (config.raw_sales_uri, config.raw_customers_uri)
-            ]
+            raw = [f"{sales}/", f"{customers}/"]
             reason = remove_hint(reason, raw, f"--lake {config.lake} --prefix {config.prefix}")
             # The job exits 2 for bad arguments or an unusable input (see pipeline.cli).
             raise (UsageError if proc.returncode == EXIT_USAGE else PipelineError)(reason)
