@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from pipeline.config import DEFAULT_PREFIX, TARGETS, PipelineConfig
-from pipeline.errors import EXIT_FAILED, EXIT_USAGE, PipelineError, UsageError, one_line
+from pipeline.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    PipelineError,
+    UsageError,
+    one_line,
+)
 from pipeline.targets import resolve_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -84,7 +92,14 @@ def run_cli(body: Callable[[], int]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
     try:
-        return body()
+        code = body()
+        sys.stdout.flush()  # a reader that has gone shows here, not in Python's exit
+        return code
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly. What is still buffered
+        # goes to /dev/null, so that Python's flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ProfileNotFound as exc:  # a --profile or AWS_PROFILE that is not configured
         _say(f"error: {one_line(exc)}")
         return EXIT_USAGE

@@ -10,7 +10,9 @@ into one stderr line and ``exit_code``. Exit codes, the same in every script:
   a prefix S3 would refuse), or an input that is missing, empty or has the wrong header
   (the ETL job's own code for those, too); argparse uses 2 for its usage errors;
 - ``3``: the run finished and wrote its outputs, but more of the rows were quarantined
-  than ``--max-quarantine-rate`` allows (``run_pipeline.py``): for a scheduler to act on.
+  than ``--max-quarantine-rate`` allows (``run_pipeline.py``): for a scheduler to act on;
+- ``141``: whoever read the output stopped reading (``| head``), the code a shell gives
+  a program that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUALITY = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 class PipelineError(RuntimeError):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -435,3 +440,25 @@ def test_an_unknown_profile_exits_2_with_one_error_line(
     [line] = _error_lines(err)
     assert (code, line.startswith("error: "), "no-such-profile" in line) == (2, True, True), line
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    "command", [["deploy.py", "template"], ["query.py", "--list"]], ids=lambda c: c[0]
+)
+def test_output_into_a_pipe_nobody_reads_ends_quietly_with_the_shells_code(command):
+    """`deploy.py template | head -1`: the reader has gone before the script writes (the
+    pipe's read end is closed first); no traceback, the code a shell gives for SIGPIPE."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, *command],
+            cwd=Path(deploy.__file__).parent,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
