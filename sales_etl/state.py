@@ -166,8 +166,8 @@ class Journal:
     def write(self, fs: Files, root: str) -> None:
         doc = {
             "run_id": self.run_id,
-            "deletes": self.deletes,
-            "moves": [list(m) for m in self.moves],
+            "deletes": [_inside(root, p) for p in self.deletes],
+            "moves": [[_inside(root, src), _inside(root, dst)] for src, dst in self.moves],
             "manifest": self.manifest,
         }
         fs.write_bytes(state_path(root, JOURNAL_FILE), (json.dumps(doc, indent=1) + "\n").encode())
@@ -191,6 +191,18 @@ class Journal:
         fs.delete(state_path(root, STAGING_DIR, self.run_id))
 
 
+# The journal names the lake's files relative to the lake, so that a lake moved or copied
+# with a commit pending is finished where it now is, not where it was.
+def _inside(root: str, path: str) -> str:
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _at(root: str, path: str) -> str:
+    """A journal's path as a path or URI again (one outside the lake is kept whole)."""
+    return path if path.startswith("/") or "://" in path else join_path(root, path)
+
+
 def commit(fs: Files, root: str, journal: Journal) -> None:
     """Write the journal, then apply it: from here on the run counts as done."""
     journal.write(fs, root)
@@ -206,8 +218,8 @@ def recover(fs: Files, root: str) -> str | None:
         doc = json.loads(data)
         journal = Journal(
             doc["run_id"],
-            doc["deletes"],
-            [tuple(m) for m in doc["moves"]],
+            [_at(root, p) for p in doc["deletes"]],
+            [(_at(root, src), _at(root, dst)) for src, dst in doc["moves"]],
             doc["manifest"],
         )
         log.warning("run %s stopped while publishing its output: finishing it", journal.run_id)
