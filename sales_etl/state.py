@@ -199,8 +199,10 @@ def _inside(root: str, path: str) -> str:
 
 
 def _at(root: str, path: str) -> str:
-    """A journal's path as a path or URI again (one outside the lake is kept whole)."""
-    return path if path.startswith("/") or "://" in path else join_path(root, path)
+    """A journal's path as a path or URI again (one outside the lake, an absolute path
+    or a URI such as ``file:/...``, is kept whole)."""
+    whole = path.startswith("/") or ":" in path.split("/", 1)[0]
+    return path if whole else join_path(root, path)
 
 
 def commit(fs: Files, root: str, journal: Journal) -> None:
