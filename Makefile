@@ -23,6 +23,7 @@ $(STAMP): requirements.txt
 
 # (Re)install whenever requirements-checkov.txt changes, with the project venv's uv.
 $(CHECKOV_STAMP): requirements-checkov.txt | $(STAMP)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet "$(UV)"
 	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
 	$(BIN)/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
